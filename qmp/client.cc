@@ -391,7 +391,10 @@ void Client::Impl::negotiate(Deadline deadline) {
   }
   execute("qmp_capabilities", nullptr, deadline, /*during_negotiation=*/true);
   std::lock_guard lock(mu);
-  if (state != State::kNegotiating) throw_closed_locked("QMP negotiation failed");
+  // Negotiation succeeded. If the peer hung up right after its reply, the
+  // session stays closed: its events can still be taken, and the next
+  // command fails with the reason.
+  if (state != State::kNegotiating) return;
   state = State::kReady;
   log::debug("qmp", "{}: ready, QEMU {}", options.name, greeting->version.to_string());
 }

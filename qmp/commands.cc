@@ -211,7 +211,7 @@ Json image_node(const ImageNodeSpec& spec) {
   put(node, "driver", spec.format);
   put(node, "node-name", spec.node_name);
   node.set("file", file);
-  put(node, "read-only", spec.read_only);
+  if (spec.read_only) put(node, "read-only", true);
   if (spec.backing) node.set("backing", *spec.backing);
   put(node, "discard", spec.discard);
   if (spec.cache_direct) node.set("cache", Json::object().set("direct", Json::boolean(*spec.cache_direct)));
