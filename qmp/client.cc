@@ -1,11 +1,10 @@
 #include "qmp/client.h"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <condition_variable>
 #include <deque>
@@ -51,14 +50,6 @@ CommandError::CommandError(std::string command, std::string error_class, std::st
       class_(std::move(error_class)),
       desc_(std::move(desc)) {}
 
-std::string QemuVersion::to_string() const {
-  std::string v = fmt::format("{}.{}.{}", major, minor, micro);
-  std::string pkg = package;
-  while (!pkg.empty() && pkg.front() == ' ') pkg.erase(0, 1);
-  if (!pkg.empty()) v += fmt::format(" ({})", pkg);
-  return v;
-}
-
 struct Client::Impl {
   struct Pending {
     std::string command;
@@ -97,9 +88,9 @@ struct Client::Impl {
   bool write_some();
   bool read_some();
   void dispatch(const std::string& line);
-  void on_greeting(const Json& msg);
-  void on_event(const Json& msg);
-  void on_reply(const Json& msg, std::string_view line);
+  void on_greeting(Greeting g);
+  void on_event(Event ev);
+  void on_reply(const std::optional<std::string>& id, Json body, std::string_view line);
   void fail(ErrorCode code, const std::string& message);
   void fail_locked(ErrorCode code, const std::string& message);
   void shutdown();
@@ -112,9 +103,9 @@ struct Client::Impl {
 void Client::Impl::start(UniqueFd socket) {
   std::lock_guard lock(mu);
   if (state != State::kDisconnected)
-    throw Error(ErrorCode::kFailedPrecondition,
-                fmt::format("QMP session {} cannot connect: it is {}", options.name,
-                            to_string(state)));
+    throw Error(
+        ErrorCode::kFailedPrecondition,
+        fmt::format("QMP session {} cannot connect: it is {}", options.name, to_string(state)));
   fd = prepare_fd(std::move(socket));
   wake_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd) throw_errno(ErrorCode::kIo, errno, "eventfd");
@@ -204,7 +195,8 @@ bool Client::Impl::read_some() {
   ssize_t n = ::read(fd.get(), buf, sizeof buf);
   if (n < 0) {
     if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) return true;
-    fail(ErrorCode::kConnection, fmt::format("cannot read from QMP peer: {}", std::strerror(errno)));
+    fail(ErrorCode::kConnection,
+         fmt::format("cannot read from QMP peer: {}", std::strerror(errno)));
     return false;
   }
   if (n == 0) {
@@ -224,9 +216,7 @@ bool Client::Impl::read_some() {
       if (state == State::kClosed) return false;
     }
   } catch (const Error& e) {
-    fail(ErrorCode::kProtocol, e.code() == ErrorCode::kProtocol
-                                   ? std::string(e.what())
-                                   : fmt::format("QMP peer sent invalid data: {}", e.what()));
+    fail(ErrorCode::kProtocol, e.what());
     return false;
   }
   return true;
@@ -234,36 +224,24 @@ bool Client::Impl::read_some() {
 
 void Client::Impl::dispatch(const std::string& line) {
   log::debug("qmp", "{} <- {}", options.name, preview(line));
-  Json msg = Json::parse(line);
-  if (!msg.is_object())
-    throw Error(ErrorCode::kProtocol,
-                fmt::format("QMP peer sent a JSON {} where an object was expected: {}",
-                            to_string(msg.type()), preview(line)));
-  if (msg.has("QMP")) {
-    on_greeting(msg);
-  } else if (msg.has("event")) {
-    on_event(msg);
-  } else if (msg.has("return") || msg.has("error")) {
-    on_reply(msg, line);
-  } else {
-    log::debug("qmp", "{}: ignoring a message of unknown kind", options.name);
+  Message m = parse_message(line);
+  switch (m.kind) {
+    case Message::Kind::kGreeting:
+      on_greeting(std::move(m.greeting));
+      break;
+    case Message::Kind::kEvent:
+      on_event(std::move(m.event));
+      break;
+    case Message::Kind::kReply:
+      on_reply(m.id, std::move(m.body), line);
+      break;
+    case Message::Kind::kUnknown:
+      log::debug("qmp", "{}: ignoring a message of unknown kind", options.name);
+      break;
   }
 }
 
-void Client::Impl::on_greeting(const Json& msg) {
-  Greeting g;
-  try {
-    Json qmp = msg.get("QMP");
-    Json version = qmp.get("version");
-    Json qemu = version.get("qemu");
-    g.version.major = static_cast<int>(qemu.get_int("major"));
-    g.version.minor = static_cast<int>(qemu.get_int("minor"));
-    g.version.micro = static_cast<int>(qemu.get_int("micro"));
-    g.version.package = version.find_string("package").value_or("");
-    for (const Json& c : qmp.get("capabilities").items()) g.capabilities.push_back(c.as_string());
-  } catch (const Error& e) {
-    throw Error(ErrorCode::kProtocol, fmt::format("QMP greeting is malformed: {}", e.what()));
-  }
+void Client::Impl::on_greeting(Greeting g) {
   std::lock_guard lock(mu);
   if (state != State::kNegotiating || greeting)
     throw Error(ErrorCode::kProtocol, "QMP peer sent a second greeting");
@@ -271,23 +249,12 @@ void Client::Impl::on_greeting(const Json& msg) {
   cv.notify_all();
 }
 
-void Client::Impl::on_event(const Json& msg) {
-  Event ev;
-  try {
-    ev.name = msg.get_string("event");
-    ev.data = msg.find("data").value_or(Json::object());
-    if (auto ts = msg.find("timestamp")) {
-      ev.seconds = ts->get_int("seconds");
-      ev.microseconds = ts->get_int("microseconds");
-    }
-  } catch (const Error& e) {
-    throw Error(ErrorCode::kProtocol, fmt::format("QMP event is malformed: {}", e.what()));
-  }
+void Client::Impl::on_event(Event ev) {
   std::lock_guard lock(mu);
   ev.sequence = ++events_received;
   if (events.size() >= options.max_queued_events) {
-    log::warn("qmp", "{}: event queue full ({} events): dropping the oldest, {}",
-              options.name, events.size(), events.front().name);
+    log::warn("qmp", "{}: event queue full ({} events): dropping the oldest, {}", options.name,
+              events.size(), events.front().name);
     events.pop_front();
     ++events_dropped;
   }
@@ -295,16 +262,16 @@ void Client::Impl::on_event(const Json& msg) {
   cv.notify_all();
 }
 
-void Client::Impl::on_reply(const Json& msg, std::string_view line) {
-  auto id = msg.find("id");
+void Client::Impl::on_reply(const std::optional<std::string>& id, Json body,
+                            std::string_view line) {
   std::lock_guard lock(mu);
-  auto it = id && id->is_string() ? pending.find(id->as_string()) : pending.end();
+  auto it = id ? pending.find(*id) : pending.end();
   if (it == pending.end()) {
     // QMP spec: a reply nobody waits for is dropped.
     log::debug("qmp", "{}: dropping a reply with unknown id: {}", options.name, preview(line));
     return;
   }
-  it->second->response = msg;
+  it->second->response = std::move(body);
   pending.erase(it);
   cv.notify_all();
 }
@@ -313,8 +280,8 @@ Json Client::Impl::execute(std::string_view command, const Json* arguments, Dead
                            bool during_negotiation) {
   if (arguments != nullptr && !arguments->is_null() && !arguments->is_object())
     throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("arguments of QMP command '{}' must be a JSON object, not {}",
-                            command, to_string(arguments->type())));
+                fmt::format("arguments of QMP command '{}' must be a JSON object, not {}", command,
+                            to_string(arguments->type())));
   const auto budget = deadline.remaining();
   auto slot = std::make_shared<Pending>();
   slot->command = std::string(command);
@@ -385,9 +352,8 @@ void Client::Impl::negotiate(Deadline deadline) {
                   [&] { return greeting.has_value() || state == State::kClosed; });
     if (state == State::kClosed) throw_closed_locked("QMP negotiation failed");
     if (!greeting)
-      throw Error(ErrorCode::kTimeout,
-                  fmt::format("QMP peer {} sent no greeting within {} ms", options.name,
-                              ms(budget)));
+      throw Error(ErrorCode::kTimeout, fmt::format("QMP peer {} sent no greeting within {} ms",
+                                                   options.name, ms(budget)));
   }
   execute("qmp_capabilities", nullptr, deadline, /*during_negotiation=*/true);
   std::lock_guard lock(mu);
@@ -466,8 +432,7 @@ Event Client::wait_for_event(std::string_view name, Deadline deadline) {
   return wait_for_event(name, EventMatcher(), deadline);
 }
 
-Event Client::wait_for_event(std::string_view name, const EventMatcher& match,
-                             Deadline deadline) {
+Event Client::wait_for_event(std::string_view name, const EventMatcher& match, Deadline deadline) {
   const auto budget = deadline.remaining();
   std::unique_lock lock(impl_->mu);
   auto& q = impl_->events;

@@ -27,6 +27,7 @@
 #include "base/unique_fd.h"
 #include "qmp/json.h"
 #include "qmp/line_reader.h"
+#include "qmp/message.h"
 
 namespace vmshift::qmp {
 
@@ -45,27 +46,6 @@ class CommandError : public Error {
   std::string command_;
   std::string class_;
   std::string desc_;
-};
-
-struct QemuVersion {
-  int major = 0;
-  int minor = 0;
-  int micro = 0;
-  std::string package;
-  std::string to_string() const;  // "7.2.22 (Debian 1:7.2+dfsg-7)"
-};
-
-struct Greeting {
-  QemuVersion version;
-  std::vector<std::string> capabilities;  // offered by QEMU, e.g. "oob"
-};
-
-struct Event {
-  std::string name;
-  Json data;                   // the event's "data" (an empty object when QEMU sent none)
-  std::int64_t seconds = 0;    // QEMU's timestamp
-  std::int64_t microseconds = 0;
-  std::uint64_t sequence = 0;  // order of arrival in this session, from 1
 };
 
 using EventMatcher = std::function<bool(const Event&)>;

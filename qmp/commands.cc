@@ -13,10 +13,8 @@ void put(Json& o, std::string_view key, std::string_view v) { o.set(key, Json::s
 void put(Json& o, std::string_view key, std::int64_t v) { o.set(key, Json::integer(v)); }
 void put(Json& o, std::string_view key, bool v) { o.set(key, Json::boolean(v)); }
 template <typename E>
-  requires std::is_enum_v<E>
-void put(Json& o, std::string_view key, E v) {
-  o.set(key, Json::string(to_string(v)));
-}
+requires std::is_enum_v<E>
+void put(Json& o, std::string_view key, E v) { o.set(key, Json::string(to_string(v))); }
 template <typename T>
 void put(Json& o, std::string_view key, const std::optional<T>& v) {
   if (v) put(o, key, *v);
@@ -214,7 +212,8 @@ Json image_node(const ImageNodeSpec& spec) {
   if (spec.read_only) put(node, "read-only", true);
   if (spec.backing) node.set("backing", *spec.backing);
   put(node, "discard", spec.discard);
-  if (spec.cache_direct) node.set("cache", Json::object().set("direct", Json::boolean(*spec.cache_direct)));
+  if (spec.cache_direct)
+    node.set("cache", Json::object().set("direct", Json::boolean(*spec.cache_direct)));
   return node;
 }
 
@@ -402,8 +401,7 @@ void migrate_set_capabilities(Client& qmp,
     put(c, "state", state);
     list.push(c);
   }
-  execute_void(qmp, "migrate-set-capabilities", Json::object().set("capabilities", list),
-               deadline);
+  execute_void(qmp, "migrate-set-capabilities", Json::object().set("capabilities", list), deadline);
 }
 
 Json to_arguments(const MigrationParameters& p) {

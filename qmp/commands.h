@@ -71,7 +71,7 @@ struct BlockNode {
   bool read_only = false;
   std::optional<std::string> backing_file;
   std::int64_t backing_file_depth = 0;
-  std::int64_t virtual_size = 0;  // image.virtual-size
+  std::int64_t virtual_size = 0;            // image.virtual-size
   std::optional<std::int64_t> actual_size;  // image.actual-size (allocated on the host)
 };
 BlockNode parse_block_node(const Json& info);

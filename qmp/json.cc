@@ -126,8 +126,8 @@ Json Json::parse(std::string_view text) {
     }
     end = text.size();
   } else if (err != json_tokener_success) {
-    throw Error(ErrorCode::kBadData, fmt::format("malformed JSON at byte {}: {}", end,
-                                                 json_tokener_error_desc(err)));
+    throw Error(ErrorCode::kBadData,
+                fmt::format("malformed JSON at byte {}: {}", end, json_tokener_error_desc(err)));
   }
   Json result = Json::adopt(obj);
   for (std::size_t i = end; i < text.size(); ++i) {
@@ -263,7 +263,8 @@ std::vector<Json> Json::items() const {
   std::size_t n = json_object_array_length(obj_);
   std::vector<Json> out;
   out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) out.push_back(Json::retain(json_object_array_get_idx(obj_, i)));
+  for (std::size_t i = 0; i < n; ++i)
+    out.push_back(Json::retain(json_object_array_get_idx(obj_, i)));
   return out;
 }
 
@@ -301,9 +302,7 @@ Json Json::clone() const {
   return Json::adopt(copy);
 }
 
-bool Json::operator==(const Json& other) const {
-  return json_object_equal(obj_, other.obj_) != 0;
-}
+bool Json::operator==(const Json& other) const { return json_object_equal(obj_, other.obj_) != 0; }
 
 json_object* Json::release() noexcept { return std::exchange(obj_, nullptr); }
 

@@ -41,9 +41,9 @@ std::optional<std::string> LineReader::next() {
     start_ = nl + 1;
     scan_ = start_;
     if (len > max_)
-      throw Error(ErrorCode::kProtocol,
-                  fmt::format("QMP message of {} bytes is larger than the limit of {} bytes", len,
-                              max_));
+      throw Error(
+          ErrorCode::kProtocol,
+          fmt::format("QMP message of {} bytes is larger than the limit of {} bytes", len, max_));
     if (len == 0) continue;
     return buf_.substr(begin, len);
   }

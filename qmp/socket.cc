@@ -1,10 +1,9 @@
 #include "qmp/socket.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>

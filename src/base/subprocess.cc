@@ -1,15 +1,14 @@
 #include "base/subprocess.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -309,8 +308,7 @@ RunResult run(std::span<const std::string> argv, Deadline deadline, SpawnOptions
   return result;
 }
 
-RunResult run_checked(std::span<const std::string> argv, Deadline deadline,
-                      SpawnOptions options) {
+RunResult run_checked(std::span<const std::string> argv, Deadline deadline, SpawnOptions options) {
   RunResult r = run(argv, deadline, std::move(options));
   if (!r.status.success()) {
     std::string detail = tail(r.err.empty() ? r.out : r.err, 2000);

@@ -1,9 +1,8 @@
 // vmshift: move running QEMU/KVM virtual machines and their disks.
+#include <fmt/format.h>
 #include <libvirt/libvirt.h>
 
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
-
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -28,7 +27,8 @@ std::string version_of(unsigned long v) {
 void print_version() {
   fmt::print("vmshift {}\n", VMSHIFT_VERSION);
   unsigned long lib = 0;
-  if (virGetVersion(&lib, nullptr, nullptr) == 0) fmt::print("libvirt library {}\n", version_of(lib));
+  if (virGetVersion(&lib, nullptr, nullptr) == 0)
+    fmt::print("libvirt library {}\n", version_of(lib));
   try {
     Argv argv = {"qemu-system-x86_64", "--version"};
     RunResult r = run_checked(argv, Deadline::after(std::chrono::seconds(10)));
@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
 
   auto* version = app.add_subcommand("version", "Show versions of vmshift, libvirt and QEMU");
 
-  auto* qmp_cmd =
-      app.add_subcommand("qmp", "Run one QMP command on a bare QEMU's QMP socket and print the reply");
+  auto* qmp_cmd = app.add_subcommand(
+      "qmp", "Run one QMP command on a bare QEMU's QMP socket and print the reply");
   std::string socket, command, args_text;
   double timeout_s = 30;
   qmp_cmd->add_option("--socket", socket, "QEMU's QMP UNIX socket")->required();

@@ -1,9 +1,8 @@
 // libqmp against a real qemu-system-x86_64 (KVM where /dev/kvm is usable,
 // TCG otherwise). Every QEMU a test starts is killed when the test ends.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <fmt/format.h>
 
 #include "qmp/commands.h"
 #include "support/qapi_schema.h"
@@ -43,15 +42,15 @@ bool holds_pattern(const std::string& image, int pattern, const std::string& off
 QemuProcess::Options with_disk(const std::string& image, const std::string& node,
                                const std::string& id) {
   QemuProcess::Options o;
-  o.extra_args = {"-blockdev", image_node({.node_name = node, .filename = image}).dump(),
-                  "-device", fmt::format("virtio-blk-pci,drive={},id={}", node, id)};
+  o.extra_args = {"-blockdev", image_node({.node_name = node, .filename = image}).dump(), "-device",
+                  fmt::format("virtio-blk-pci,drive={},id={}", node, id)};
   return o;
 }
 
 // A write through the guest device's BlockBackend, as the guest's own I/O
 // would go: through any mirror filter above the disk's node.
-void guest_write(Client& qmp, const std::string& device_id, int pattern,
-                 const std::string& offset, const std::string& length) {
+void guest_write(Client& qmp, const std::string& device_id, int pattern, const std::string& offset,
+                 const std::string& length) {
   human_monitor_command(qmp,
                         fmt::format("qemu-io -d /machine/peripheral/{}/virtio-backend \"write -P "
                                     "{} {} {}\"",
@@ -70,7 +69,8 @@ TEST(QemuQmp, NegotiatesAndControlsRunState) {
   TempDir dir;
   QemuProcess qemu(dir, {});
   Greeting g = qemu.qmp().greeting();
-  RunResult version = run_tool({require_program("qemu-system-x86_64", "qemu-system-x86"), "--version"});
+  RunResult version =
+      run_tool({require_program("qemu-system-x86_64", "qemu-system-x86"), "--version"});
   EXPECT_THAT(version.out, HasSubstr(fmt::format("version {}.{}.{}", g.version.major,
                                                  g.version.minor, g.version.micro)));
   EXPECT_EQ(query_status(qemu.qmp(), soon()).status, "prelaunch");
@@ -102,8 +102,11 @@ TEST(QemuQmp, MirrorsDiskAndPivots) {
   blockdev_add(qmp, image_node({.node_name = "dst0", .filename = dst}), soon());
   // Throttled so the job is still copying when the guest writes below.
   blockdev_mirror(qmp,
-                  {.job_id = "mirror0", .device = "src0", .target = "dst0",
-                   .sync = MirrorSync::kFull, .speed = 16 << 20},
+                  {.job_id = "mirror0",
+                   .device = "src0",
+                   .target = "dst0",
+                   .sync = MirrorSync::kFull,
+                   .speed = 16 << 20},
                   soon());
   std::vector<BlockJob> copying = query_block_jobs(qmp, soon());
   ASSERT_EQ(copying.size(), 1u);
@@ -154,8 +157,12 @@ TEST(QemuQmp, DriveMirrorCancelKeepsSource) {
   QemuProcess qemu(dir, with_disk(src, "src0", "vd0"));
   Client& qmp = qemu.qmp();
   drive_mirror(qmp,
-               {.job_id = "dm0", .device = "src0", .target = dst, .format = "qcow2",
-                .sync = MirrorSync::kFull, .mode = NewImageMode::kAbsolutePaths},
+               {.job_id = "dm0",
+                .device = "src0",
+                .target = dst,
+                .format = "qcow2",
+                .sync = MirrorSync::kFull,
+                .mode = NewImageMode::kAbsolutePaths},
                soon());
   auto mine = [](const Event& e) { return e.data.get_string("device") == "dm0"; };
   qmp.wait_for_event("BLOCK_JOB_READY", mine, long_wait());
@@ -181,8 +188,10 @@ TEST(QemuQmp, SnapshotThenCommitBack) {
   Client& qmp = qemu.qmp();
   cont(qmp, soon());
   blockdev_snapshot_sync(qmp,
-                         {.node_name = "base0", .snapshot_file = overlay,
-                          .snapshot_node_name = "overlay0", .format = "qcow2"},
+                         {.node_name = "base0",
+                          .snapshot_file = overlay,
+                          .snapshot_node_name = "overlay0",
+                          .format = "qcow2"},
                          soon());
   EXPECT_EQ(device_by_id(query_block(qmp, soon()), "vd0").inserted->node_name, "overlay0");
   guest_write(qmp, "vd0", 0x02, "4M", "2M");  // lands in the overlay
@@ -245,8 +254,7 @@ TEST(QemuQmp, MigratesToAnotherQemu) {
   cont(src.qmp(), soon());
 
   migrate_set_capabilities(src.qmp(), {{MigrationCapability::kEvents, true}}, soon());
-  migrate_set_parameters(src.qmp(), {.max_bandwidth = 1LL << 30, .downtime_limit = 300},
-                         soon());
+  migrate_set_parameters(src.qmp(), {.max_bandwidth = 1LL << 30, .downtime_limit = 300}, soon());
   EXPECT_EQ(query_migrate(src.qmp(), soon()).status, "none");
   migrate(src.qmp(), uri, soon());
   auto completed = [](const Event& e) { return e.data.get_string("status") == "completed"; };
@@ -287,34 +295,74 @@ TEST(QemuQmp, TypedArgumentsMatchQemuSchema) {
   QemuProcess qemu(dir, {});
   testing::QapiSchema schema(qemu.qmp().execute("query-qmp-schema", soon()));
 
-  BlockdevMirrorArgs mirror{.job_id = "j", .device = "d", .target = "t", .replaces = "r",
-                            .sync = MirrorSync::kTop, .speed = 1, .granularity = 65536,
-                            .buf_size = 1 << 20, .on_source_error = OnError::kStop,
-                            .on_target_error = OnError::kEnospc, .filter_node_name = "f",
-                            .copy_mode = MirrorCopyMode::kWriteBlocking, .auto_finalize = true,
+  BlockdevMirrorArgs mirror{.job_id = "j",
+                            .device = "d",
+                            .target = "t",
+                            .replaces = "r",
+                            .sync = MirrorSync::kTop,
+                            .speed = 1,
+                            .granularity = 65536,
+                            .buf_size = 1 << 20,
+                            .on_source_error = OnError::kStop,
+                            .on_target_error = OnError::kEnospc,
+                            .filter_node_name = "f",
+                            .copy_mode = MirrorCopyMode::kWriteBlocking,
+                            .auto_finalize = true,
                             .auto_dismiss = false};
-  DriveMirrorArgs drive{.job_id = "j", .device = "d", .target = "/t", .format = "qcow2",
-                        .node_name = "n", .replaces = "r", .sync = MirrorSync::kNone,
-                        .mode = NewImageMode::kExisting, .speed = 1, .granularity = 65536,
-                        .buf_size = 1 << 20, .on_source_error = OnError::kIgnore,
-                        .on_target_error = OnError::kAuto, .unmap = true,
-                        .copy_mode = MirrorCopyMode::kBackground, .auto_finalize = false,
+  DriveMirrorArgs drive{.job_id = "j",
+                        .device = "d",
+                        .target = "/t",
+                        .format = "qcow2",
+                        .node_name = "n",
+                        .replaces = "r",
+                        .sync = MirrorSync::kNone,
+                        .mode = NewImageMode::kExisting,
+                        .speed = 1,
+                        .granularity = 65536,
+                        .buf_size = 1 << 20,
+                        .on_source_error = OnError::kIgnore,
+                        .on_target_error = OnError::kAuto,
+                        .unmap = true,
+                        .copy_mode = MirrorCopyMode::kBackground,
+                        .auto_finalize = false,
                         .auto_dismiss = true};
-  BlockCommitArgs commit{.job_id = "j", .device = "d", .base_node = "b", .base = "/b",
-                         .top_node = "t", .top = "/t", .backing_file = "/bf", .speed = 1,
-                         .on_error = OnError::kReport, .filter_node_name = "f",
-                         .auto_finalize = true, .auto_dismiss = true};
-  SnapshotSyncArgs snap_node{.node_name = "n", .snapshot_file = "/s", .snapshot_node_name = "s",
-                             .format = "qcow2", .mode = NewImageMode::kAbsolutePaths};
+  BlockCommitArgs commit{.job_id = "j",
+                         .device = "d",
+                         .base_node = "b",
+                         .base = "/b",
+                         .top_node = "t",
+                         .top = "/t",
+                         .backing_file = "/bf",
+                         .speed = 1,
+                         .on_error = OnError::kReport,
+                         .filter_node_name = "f",
+                         .auto_finalize = true,
+                         .auto_dismiss = true};
+  SnapshotSyncArgs snap_node{.node_name = "n",
+                             .snapshot_file = "/s",
+                             .snapshot_node_name = "s",
+                             .format = "qcow2",
+                             .mode = NewImageMode::kAbsolutePaths};
   SnapshotSyncArgs snap_dev{.device = "d", .snapshot_file = "/s"};
-  MigrationParameters params{.max_bandwidth = 1, .downtime_limit = 300, .multifd_channels = 2,
+  MigrationParameters params{.max_bandwidth = 1,
+                             .downtime_limit = 300,
+                             .multifd_channels = 2,
                              .multifd_compression = MultifdCompression::kZstd,
-                             .multifd_zstd_level = 1, .xbzrle_cache_size = 1 << 20,
-                             .max_postcopy_bandwidth = 1, .cpu_throttle_initial = 20,
-                             .cpu_throttle_increment = 10, .cpu_throttle_tailslow = true,
-                             .max_cpu_throttle = 99, .tls_creds = "c", .tls_hostname = "h"};
-  Json qcow2 = image_node({.node_name = "q", .filename = "/q", .read_only = true,
-                           .backing = Json::null(), .discard = "unmap", .cache_direct = true});
+                             .multifd_zstd_level = 1,
+                             .xbzrle_cache_size = 1 << 20,
+                             .max_postcopy_bandwidth = 1,
+                             .cpu_throttle_initial = 20,
+                             .cpu_throttle_increment = 10,
+                             .cpu_throttle_tailslow = true,
+                             .max_cpu_throttle = 99,
+                             .tls_creds = "c",
+                             .tls_hostname = "h"};
+  Json qcow2 = image_node({.node_name = "q",
+                           .filename = "/q",
+                           .read_only = true,
+                           .backing = Json::null(),
+                           .discard = "unmap",
+                           .cache_direct = true});
   Json raw = image_node({.node_name = "r", .filename = "/r", .format = "raw"});
   Json caps = Json::array();
   for (auto c : {MigrationCapability::kXbzrle, MigrationCapability::kAutoConverge,
@@ -352,10 +400,10 @@ TEST(QemuQmp, TypedArgumentsMatchQemuSchema) {
               ::testing::ElementsAre("block-job-complete.device: required member missing"));
   // Commands whose arguments the helpers build internally, and the queries,
   // are executed for real by the tests above; here we check they exist.
-  for (const char* c : {"query-status", "query-block", "query-named-block-nodes",
-                        "query-block-jobs", "query-jobs", "blockdev-del", "block-job-complete",
-                        "block-job-cancel", "block-job-set-speed", "stop", "cont", "migrate",
-                        "query-migrate", "human-monitor-command", "quit"})
+  for (const char* c :
+       {"query-status", "query-block", "query-named-block-nodes", "query-block-jobs", "query-jobs",
+        "blockdev-del", "block-job-complete", "block-job-cancel", "block-job-set-speed", "stop",
+        "cont", "migrate", "query-migrate", "human-monitor-command", "quit"})
     EXPECT_TRUE(schema.has_command(c)) << c;
   qemu.quit(soon());
 }

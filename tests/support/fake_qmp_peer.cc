@@ -1,13 +1,12 @@
 #include "support/fake_qmp_peer.h"
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
@@ -25,8 +24,8 @@ qmp::Json parse_or_die(const std::string& text, const std::string& what) {
   try {
     return qmp::Json::parse(text);
   } catch (const Error& e) {
-    throw std::invalid_argument(fmt::format("fake QMP peer: {} is not valid JSON: {}", what,
-                                            e.what()));
+    throw std::invalid_argument(
+        fmt::format("fake QMP peer: {} is not valid JSON: {}", what, e.what()));
   }
 }
 
@@ -110,9 +109,10 @@ FakeQmpPeer::Step& FakeQmpPeer::expect(std::string command) {
 FakeQmpPeer::Step& FakeQmpPeer::event(const std::string& name, const std::string& data_json) {
   qmp::Json ev = qmp::Json::object().set("event", qmp::Json::string(name));
   if (!data_json.empty()) ev.set("data", parse_or_die(data_json, "event data"));
-  ev.set("timestamp", qmp::Json::object()
-                          .set("seconds", qmp::Json::integer(1700000000))
-                          .set("microseconds", qmp::Json::integer(static_cast<int>(steps_.size()))));
+  ev.set("timestamp",
+         qmp::Json::object()
+             .set("seconds", qmp::Json::integer(1700000000))
+             .set("microseconds", qmp::Json::integer(static_cast<int>(steps_.size()))));
   Step& s = send(ev.dump() + "\r\n");
   s.label = fmt::format("event {}", name);
   return s;
@@ -162,13 +162,15 @@ void FakeQmpPeer::load_transcript(const std::string& path) {
       s.with_last_id = is_reply;
       s.label = fmt::format("transcript line {}", lineno);
     } else {
-      throw std::runtime_error(fmt::format("fake QMP peer: {}: lines start with '-> ' or '<- '",
-                                           where));
+      throw std::runtime_error(
+          fmt::format("fake QMP peer: {}: lines start with '-> ' or '<- '", where));
     }
   }
 }
 
-void FakeQmpPeer::start() { thread_ = std::thread([this] { run(); }); }
+void FakeQmpPeer::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void FakeQmpPeer::add_failure(std::string message) {
   std::lock_guard lock(mu_);
@@ -263,9 +265,10 @@ void FakeQmpPeer::run() {
           cmd = qmp::Json::parse(*line);
           got = cmd.get_string("execute");
         } catch (const Error& e) {
-          add_failure(fmt::format("fake QMP peer: step {} ({}): client sent an invalid command "
-                                  "'{}': {}",
-                                  i, step.label, *line, e.what()));
+          add_failure(
+              fmt::format("fake QMP peer: step {} ({}): client sent an invalid command "
+                          "'{}': {}",
+                          i, step.label, *line, e.what()));
           done = false;
           break;
         }
@@ -276,10 +279,9 @@ void FakeQmpPeer::run() {
         qmp::Json id = cmd.find("id").value_or(qmp::Json());
         last_id = id;
         auto reply_error = [&](const std::string& cls, const std::string& desc) {
-          qmp::Json r = qmp::Json::object().set(
-              "error", qmp::Json::object()
-                           .set("class", qmp::Json::string(cls))
-                           .set("desc", qmp::Json::string(desc)));
+          qmp::Json r = qmp::Json::object().set("error", qmp::Json::object()
+                                                             .set("class", qmp::Json::string(cls))
+                                                             .set("desc", qmp::Json::string(desc)));
           if (!id.is_null()) r.set("id", id);
           return send_all(conn.get(), r.dump() + "\r\n", step.piece);
         };

@@ -39,14 +39,14 @@ class FakeQmpPeer {
     enum class Reply { kReturn, kError, kNone, kWrongId };
 
     Kind kind = Kind::kSend;
-    std::string command;              // kExpect
-    std::optional<qmp::Json> args;    // kExpect: checked when set (null = no arguments)
+    std::string command;            // kExpect
+    std::optional<qmp::Json> args;  // kExpect: checked when set (null = no arguments)
     Reply reply_kind = Reply::kReturn;
-    std::string payload;              // kSend: raw bytes; kExpect: return value or error class
-    std::string desc;                 // kExpect + kError
-    std::size_t piece = 0;            // send in pieces of this many bytes (0 = at once)
-    bool with_last_id = false;        // kSend: a recorded reply; gets the last command's id
-    std::string label;                // for messages
+    std::string payload;        // kSend: raw bytes; kExpect: return value or error class
+    std::string desc;           // kExpect + kError
+    std::size_t piece = 0;      // send in pieces of this many bytes (0 = at once)
+    bool with_last_id = false;  // kSend: a recorded reply; gets the last command's id
+    std::string label;          // for messages
 
     // Fluent setters for expect() steps.
     Step& reply(std::string return_json);

@@ -42,8 +42,7 @@ void QapiSchema::check(const std::string& type, const Json& value, const std::st
   };
   if (meta == "builtin") {
     std::string json_type = t.get_string("json-type");
-    bool ok = json_type == "value" ||
-              (json_type == "string" && value.is_string()) ||
+    bool ok = json_type == "value" || (json_type == "string" && value.is_string()) ||
               (json_type == "int" && value.is_int()) ||
               (json_type == "number" && (value.is_int() || value.type() == Json::Type::kDouble)) ||
               (json_type == "boolean" && value.is_bool()) ||
@@ -54,8 +53,8 @@ void QapiSchema::check(const std::string& type, const Json& value, const std::st
     if (!value.is_string()) return wrong("an enum string");
     for (const Json& v : t.get("values").items())
       if (v.as_string() == value.as_string()) return;
-    problems.push_back(fmt::format("{}: '{}' is not one of {}", path, value.as_string(),
-                                   t.get("values").dump()));
+    problems.push_back(
+        fmt::format("{}: '{}' is not one of {}", path, value.as_string(), t.get("values").dump()));
   } else if (meta == "array") {
     if (!value.is_array()) return wrong("an array");
     std::size_t i = 0;

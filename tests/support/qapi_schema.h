@@ -18,8 +18,7 @@ class QapiSchema {
   bool has_command(const std::string& name) const;
   // Every problem found: unknown or missing members, wrong JSON types,
   // values outside an enum. Empty when the arguments fit.
-  std::vector<std::string> check_arguments(const std::string& command,
-                                           const qmp::Json& args) const;
+  std::vector<std::string> check_arguments(const std::string& command, const qmp::Json& args) const;
 
  private:
   void check(const std::string& type, const qmp::Json& value, const std::string& path,

@@ -31,13 +31,19 @@ QemuProcess::QemuProcess(const TempDir& dir, Options options) {
   log_path_ = dir.file(options.name + ".log");
   auto accel = hosts::local_accelerator();
   Argv argv = {qemu,
-               "-name", options.name,
-               "-machine", fmt::format("q35,accel={}", hosts::to_string(accel)),
-               "-m", options.memory,
+               "-name",
+               options.name,
+               "-machine",
+               fmt::format("q35,accel={}", hosts::to_string(accel)),
+               "-m",
+               options.memory,
                "-nodefaults",
-               "-display", "none",
-               "-serial", "none",
-               "-qmp", fmt::format("unix:{},server=on,wait=off", socket_)};
+               "-display",
+               "none",
+               "-serial",
+               "none",
+               "-qmp",
+               fmt::format("unix:{},server=on,wait=off", socket_)};
   if (options.start_paused) argv.push_back("-S");
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
 

@@ -1,11 +1,9 @@
 #include "qmp/client.h"
 
-#include <sys/socket.h>
-
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <fmt/format.h>
+#include <sys/socket.h>
 
 #include <future>
 #include <set>
@@ -62,9 +60,7 @@ TEST(Client, ExecuteReturnsResult) {
   FakeQmpPeer peer;
   negotiate(peer);
   peer.expect("query-status").reply(R"({"status":"running","singlestep":false,"running":true})");
-  peer.expect("block-job-set-speed")
-      .with_args(R"({"device":"job0","speed":1048576})")
-      .reply("{}");
+  peer.expect("block-job-set-speed").with_args(R"({"device":"job0","speed":1048576})").reply("{}");
   peer.start();
   Client client;
   client.connect(peer.socket_path(), soon());
@@ -123,7 +119,8 @@ TEST(Client, ErrorReplyIsTyped) {
     EXPECT_EQ(e.command(), "blockdev-add");
     EXPECT_EQ(e.error_class(), "GenericError");
     EXPECT_EQ(e.desc(), "Could not open '/x.qcow2': No such file");
-    EXPECT_STREQ(e.what(), "QEMU command 'blockdev-add' failed: Could not open '/x.qcow2': No such file");
+    EXPECT_STREQ(e.what(),
+                 "QEMU command 'blockdev-add' failed: Could not open '/x.qcow2': No such file");
   }
   EXPECT_EQ(client.state(), State::kReady);  // an error reply does not end the session
 }
@@ -136,10 +133,12 @@ TEST(Client, EventsInterleavedWithRepliesAreQueued) {
   peer.expect("query-block-jobs").reply("[]");
   // Events written before the reply to the next command.
   peer.expect("block-job-complete").no_reply();
-  peer.event("BLOCK_JOB_READY", R"({"device":"j1","len":10,"offset":10,"speed":0,"type":"mirror"})");
+  peer.event("BLOCK_JOB_READY",
+             R"({"device":"j1","len":10,"offset":10,"speed":0,"type":"mirror"})");
   peer.event("JOB_STATUS_CHANGE", R"({"id":"j1","status":"waiting"})");
   peer.send("{\"return\": {}, \"id\": \"vmshift-3\"}\r\n");
-  peer.event("BLOCK_JOB_COMPLETED", R"({"device":"j1","len":10,"offset":10,"speed":0,"type":"mirror"})");
+  peer.event("BLOCK_JOB_COMPLETED",
+             R"({"device":"j1","len":10,"offset":10,"speed":0,"type":"mirror"})");
   peer.start();
   Client client;
   client.connect(peer.socket_path(), soon());
@@ -202,7 +201,8 @@ TEST(Client, ReplyWithUnknownIdIsDropped) {
   peer.expect("query-status").reply_with_wrong_id(R"({"status":"paused","running":false})");
   peer.send("{\"return\": {\"status\": \"running\", \"running\": true}}\r\n");  // no id at all
   peer.send("{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": 7}\r\n");
-  peer.send("{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": \"vmshift-2\"}\r\n");
+  peer.send(
+      "{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": \"vmshift-2\"}\r\n");
   peer.start();
   Client client;
   client.connect(peer.socket_path(), soon());
@@ -335,11 +335,15 @@ TEST(Client, HangUpFailsEveryPendingCall) {
   peer.start();
   Client client;
   client.connect(peer.socket_path(), soon());
-  auto first = std::async(std::launch::async, [&] { return error_of([&] { query_status(client, soon()); }); });
+  auto first = std::async(std::launch::async,
+                          [&] { return error_of([&] { query_status(client, soon()); }); });
   // Make the order of the two commands deterministic for the script.
   while (peer.received_commands().size() < 2) std::this_thread::yield();
-  auto second = std::async(std::launch::async, [&] { return error_of([&] { query_block(client, soon()); }); });
-  auto waiter = std::async(std::launch::async, [&] { return error_of([&] { client.wait_for_event("SHUTDOWN", soon()); }); });
+  auto second = std::async(std::launch::async,
+                           [&] { return error_of([&] { query_block(client, soon()); }); });
+  auto waiter = std::async(std::launch::async, [&] {
+    return error_of([&] { client.wait_for_event("SHUTDOWN", soon()); });
+  });
   EXPECT_EQ(first.get().code(), ErrorCode::kConnection);
   EXPECT_EQ(second.get().code(), ErrorCode::kConnection);
   EXPECT_EQ(waiter.get().code(), ErrorCode::kConnection);
@@ -393,7 +397,8 @@ TEST(Client, NoGreetingTimesOut) {
 // Test that a refused qmp_capabilities fails connect() with QEMU's reason.
 TEST(Client, RefusedNegotiation) {
   FakeQmpPeer peer;
-  peer.expect("qmp_capabilities").error("CommandNotFound", "Capabilities negotiation is already complete");
+  peer.expect("qmp_capabilities")
+      .error("CommandNotFound", "Capabilities negotiation is already complete");
   peer.start();
   Client client;
   Error e = error_of([&] { client.connect(peer.socket_path(), soon()); });
@@ -445,7 +450,8 @@ TEST(Client, CloseFailsPendingCall) {
   peer.start();
   Client client;
   client.connect(peer.socket_path(), soon());
-  auto pending = std::async(std::launch::async, [&] { return error_of([&] { query_migrate(client, soon()); }); });
+  auto pending = std::async(std::launch::async,
+                            [&] { return error_of([&] { query_migrate(client, soon()); }); });
   while (peer.received_commands().size() < 2) std::this_thread::yield();
   client.close();
   Error e = pending.get();

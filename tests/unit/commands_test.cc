@@ -49,23 +49,33 @@ TEST(Commands, UnsetOptionalsAreOmitted) {
 
 // Test the drive-mirror, block-commit and snapshot builders.
 TEST(Commands, OtherBuilders) {
-  DriveMirrorArgs dm{.device = "drive0", .target = "/img/new.qcow2", .format = "qcow2",
-                     .sync = MirrorSync::kFull, .mode = NewImageMode::kExisting, .unmap = true};
+  DriveMirrorArgs dm{.device = "drive0",
+                     .target = "/img/new.qcow2",
+                     .format = "qcow2",
+                     .sync = MirrorSync::kFull,
+                     .mode = NewImageMode::kExisting,
+                     .unmap = true};
   EXPECT_EQ(to_arguments(dm).dump(),
             R"({"device":"drive0","target":"/img/new.qcow2","format":"qcow2","sync":"full",)"
             R"("mode":"existing","unmap":true})");
-  BlockCommitArgs bc{.job_id = "c0", .device = "top0", .base_node = "base0",
-                     .on_error = OnError::kReport, .auto_dismiss = false};
+  BlockCommitArgs bc{.job_id = "c0",
+                     .device = "top0",
+                     .base_node = "base0",
+                     .on_error = OnError::kReport,
+                     .auto_dismiss = false};
   EXPECT_EQ(to_arguments(bc).dump(),
             R"({"job-id":"c0","device":"top0","base-node":"base0","on-error":"report",)"
             R"("auto-dismiss":false})");
-  SnapshotSyncArgs ss{.node_name = "disk0", .snapshot_file = "/img/ov.qcow2",
-                      .snapshot_node_name = "ov0", .format = "qcow2",
+  SnapshotSyncArgs ss{.node_name = "disk0",
+                      .snapshot_file = "/img/ov.qcow2",
+                      .snapshot_node_name = "ov0",
+                      .format = "qcow2",
                       .mode = NewImageMode::kAbsolutePaths};
   EXPECT_EQ(to_arguments(ss).dump(),
             R"({"node-name":"disk0","snapshot-file":"/img/ov.qcow2","snapshot-node-name":"ov0",)"
             R"("format":"qcow2","mode":"absolute-paths"})");
-  MigrationParameters mp{.max_bandwidth = 125000000, .downtime_limit = 300,
+  MigrationParameters mp{.max_bandwidth = 125000000,
+                         .downtime_limit = 300,
                          .multifd_channels = 4,
                          .multifd_compression = MultifdCompression::kZstd};
   EXPECT_EQ(to_arguments(mp).dump(),
@@ -83,19 +93,26 @@ TEST(Commands, SnapshotNeedsOneTarget) {
 
 // Test the BlockdevOptions built for an image file.
 TEST(Commands, ImageNode) {
-  EXPECT_EQ(image_node({.node_name = "t0", .filename = "/i/t.qcow2"}).dump(),
-            R"({"driver":"qcow2","node-name":"t0","file":{"driver":"file","filename":"/i/t.qcow2"}})");
-  EXPECT_EQ(image_node({.node_name = "r0", .filename = "/i/r.img", .format = "raw",
-                        .read_only = true, .discard = "unmap", .cache_direct = true})
+  EXPECT_EQ(
+      image_node({.node_name = "t0", .filename = "/i/t.qcow2"}).dump(),
+      R"({"driver":"qcow2","node-name":"t0","file":{"driver":"file","filename":"/i/t.qcow2"}})");
+  EXPECT_EQ(image_node({.node_name = "r0",
+                        .filename = "/i/r.img",
+                        .format = "raw",
+                        .read_only = true,
+                        .discard = "unmap",
+                        .cache_direct = true})
                 .dump(),
             R"({"driver":"raw","node-name":"r0","file":{"driver":"file","filename":"/i/r.img"},)"
             R"("read-only":true,"discard":"unmap","cache":{"direct":true}})");
-  EXPECT_EQ(image_node({.node_name = "o", .filename = "/o", .backing = Json::null()}).dump(),
-            R"({"driver":"qcow2","node-name":"o","file":{"driver":"file","filename":"/o"},"backing":null})");
+  EXPECT_EQ(
+      image_node({.node_name = "o", .filename = "/o", .backing = Json::null()}).dump(),
+      R"({"driver":"qcow2","node-name":"o","file":{"driver":"file","filename":"/o"},"backing":null})");
   EXPECT_THROW(image_node({.node_name = "v", .filename = "/v", .format = "vmdk"}), Error);
-  EXPECT_THROW(image_node({.node_name = "v", .filename = "/v", .format = "raw",
-                           .backing = Json::string("b")}),
-               Error);
+  EXPECT_THROW(
+      image_node(
+          {.node_name = "v", .filename = "/v", .format = "raw", .backing = Json::string("b")}),
+      Error);
 }
 
 // Test that migrate-set-capabilities sends a list of {capability, state}.
@@ -110,10 +127,10 @@ TEST(Commands, MigrateSetCapabilities) {
   peer.start();
   Client client;
   client.connect(peer.socket_path(), soon());
-  migrate_set_capabilities(client,
-                           {{MigrationCapability::kAutoConverge, true},
-                            {MigrationCapability::kPostcopyRam, false}},
-                           soon());
+  migrate_set_capabilities(
+      client,
+      {{MigrationCapability::kAutoConverge, true}, {MigrationCapability::kPostcopyRam, false}},
+      soon());
   migrate(client, "tcp:10.0.0.2:49152", soon());
 }
 

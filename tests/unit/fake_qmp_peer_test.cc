@@ -38,14 +38,14 @@ TEST(FakeQmpPeer, ReportsWrongArguments) {
   qmp::Client client;
   client.connect(peer.socket_path(), soon());
   EXPECT_THROW(client.execute("block-job-complete",
-                              qmp::Json::object().set("device", qmp::Json::string("job1")),
-                              soon()),
+                              qmp::Json::object().set("device", qmp::Json::string("job1")), soon()),
                qmp::CommandError);
   client.close();
   auto failures = peer.take_failures();
   ASSERT_FALSE(failures.empty());
-  EXPECT_EQ(failures[0],
-            R"(command 'block-job-complete': expected arguments {"device":"job0"} got {"device":"job1"})");
+  EXPECT_EQ(
+      failures[0],
+      R"(command 'block-job-complete': expected arguments {"device":"job0"} got {"device":"job1"})");
 }
 
 // Test that a step the client never reached is reported.

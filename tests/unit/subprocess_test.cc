@@ -1,8 +1,7 @@
 #include "base/subprocess.h"
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include "base/error.h"
 
