@@ -85,7 +85,7 @@ TEST(Json, AdoptAndRetainManageReferences) {
   {
     Json borrowed = Json::retain(raw);  // refcount 2
     EXPECT_EQ(borrowed.get(), raw);
-  }  // back to 1
+  }                               // back to 1
   Json owned = Json::adopt(raw);  // owns the last reference: freed at scope end
   owned.set("x", Json::integer(1));
   EXPECT_EQ(owned.dump(), R"({"x":1})");
