@@ -74,9 +74,9 @@ struct Client::Impl {
   std::uint64_t next_id = 0;
   bool stopping = false;
 
-  // Owned by the I/O thread once it runs.
+  // Owned by the I/O thread once it runs; it closes fd when it ends.
   UniqueFd fd;
-  UniqueFd wake_fd;
+  UniqueFd wake_fd;  // lives as long as the Impl: wake() may run at any time
   LineReader reader;
   std::string writing;
   std::size_t written = 0;
@@ -85,6 +85,7 @@ struct Client::Impl {
   void start(UniqueFd socket);
   void wake();
   void io_loop();
+  void run_io();
   bool write_some();
   bool read_some();
   void dispatch(const std::string& line);
@@ -143,6 +144,11 @@ void Client::Impl::throw_closed_locked(std::string_view context) const {
 // The I/O thread. It blocks in poll() without a deadline of its own: it ends
 // when the peer hangs up or when shutdown() wakes it through wake_fd.
 void Client::Impl::io_loop() {
+  run_io();
+  fd.reset();
+}
+
+void Client::Impl::run_io() {
   for (;;) {
     bool want_write;
     {
@@ -252,7 +258,7 @@ void Client::Impl::on_greeting(Greeting g) {
 void Client::Impl::on_event(Event ev) {
   std::lock_guard lock(mu);
   ev.sequence = ++events_received;
-  if (events.size() >= options.max_queued_events) {
+  if (!events.empty() && events.size() >= options.max_queued_events) {
     log::warn("qmp", "{}: event queue full ({} events): dropping the oldest, {}", options.name,
               events.size(), events.front().name);
     events.pop_front();
@@ -366,19 +372,28 @@ void Client::Impl::negotiate(Deadline deadline) {
 }
 
 void Client::Impl::shutdown() {
+  // Only the first of several concurrent callers gets the thread to join;
+  // the I/O thread closes the socket itself when it ends.
+  std::thread thread;
   {
     std::lock_guard lock(mu);
     stopping = true;
     fail_locked(ErrorCode::kConnection, "the QMP session was closed");
+    thread = std::move(io);
   }
-  if (io.joinable()) {
+  if (thread.joinable()) {
     wake();
-    io.join();
+    thread.join();
   }
-  fd.reset();
 }
 
-Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Client::Client(ClientOptions options) {
+  if (options.max_queued_events == 0)
+    throw Error(ErrorCode::kInvalidArgument, "a QMP session must queue at least one event");
+  if (options.max_message_bytes == 0)
+    throw Error(ErrorCode::kInvalidArgument, "a QMP message limit of 0 bytes allows no message");
+  impl_ = std::make_unique<Impl>(std::move(options));
+}
 Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&& other) noexcept {
   if (this != &other) {

@@ -10,9 +10,12 @@
 //                    result of json_object_object_get_ex or array_get_idx).
 //
 // Copies share the same value (like a shared_ptr); use clone() for a deep
-// copy before changing a value that others hold. Reading a key or element
-// that is missing or of the wrong JSON type throws Error(kBadData) with a
-// message naming the key and both types.
+// copy before changing a value that others hold. Unlike a shared_ptr, a
+// value must not be used from two threads at once, not even for reading:
+// json-c's reference count is not atomic, and reading a child takes a
+// reference. Hand values between threads under a lock, as qmp::Client does. Reading a key or
+// element that is missing or of the wrong JSON type throws Error(kBadData) with a message naming
+// the key and both types.
 #pragma once
 
 #include <json-c/json.h>

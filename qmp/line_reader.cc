@@ -17,14 +17,11 @@ void LineReader::feed(std::string_view bytes) {
   }
   std::size_t old_size = buf_.size();
   buf_.append(bytes);
-  // Only the unfinished tail is checked here (a complete over-long line is
-  // refused when next() reaches it). Only the new bytes are searched, so
-  // feeding a huge message byte by byte stays linear.
+  // Only the new bytes are searched, so a huge message fed byte by byte
+  // stays linear. The limit is checked by next(), after the complete lines
+  // before the long one have been taken.
   std::size_t nl = bytes.rfind('\n');
   if (nl != std::string_view::npos) open_ = old_size + nl + 1;
-  if (buf_.size() - std::max(open_, start_) > max_)
-    throw Error(ErrorCode::kProtocol,
-                fmt::format("QMP message is larger than {} bytes without a line end", max_));
 }
 
 std::optional<std::string> LineReader::next() {
@@ -32,6 +29,13 @@ std::optional<std::string> LineReader::next() {
     std::size_t nl = buf_.find('\n', std::max(scan_, start_));
     if (nl == std::string::npos) {
       scan_ = buf_.size();
+      // An unfinished line over the limit will never fit (a '\r' waiting
+      // for its '\n' does not count).
+      std::size_t tail = buf_.size() - std::max(open_, start_);
+      if (tail > 0 && buf_.back() == '\r') --tail;
+      if (tail > max_)
+        throw Error(ErrorCode::kProtocol,
+                    fmt::format("QMP message is larger than {} bytes without a line end", max_));
       return std::nullopt;
     }
     std::size_t end = nl;

@@ -20,10 +20,12 @@ class LineReader {
 
   explicit LineReader(std::size_t max_line_bytes = kDefaultMaxLine) : max_(max_line_bytes) {}
 
-  // Appends bytes. Throws Error(kProtocol) once a line grows past the limit.
+  // Appends bytes.
   void feed(std::string_view bytes);
 
-  // The next complete line without its "\r\n" / "\n"; blank lines are skipped.
+  // The next complete line without its "\r\n" / "\n"; blank lines are
+  // skipped. Throws Error(kProtocol) when the next line is over the limit,
+  // complete or not (after every complete line before it was returned).
   std::optional<std::string> next();
 
   // Bytes of an unfinished line (non-zero when the stream ends mid-message).

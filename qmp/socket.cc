@@ -38,10 +38,12 @@ UniqueFd connect_unix(const std::string& path, Deadline deadline) {
   auto backoff = std::chrono::milliseconds(5);
   int last_errno = 0;
   for (;;) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) throw_errno(ErrorCode::kIo, errno, "cannot create a UNIX socket");
-    // A blocking connect() on a UNIX socket returns at once (or EAGAIN when
-    // the backlog is full, which is retried like ECONNREFUSED).
+    // Non-blocking: a blocking connect() waits without limit while the
+    // server's backlog is full (QEMU queues only a few clients it does not
+    // accept). A non-blocking one on a UNIX socket succeeds or fails at once;
+    // EAGAIN (backlog full) is retried like ECONNREFUSED.
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
       return prepare_fd(std::move(fd));
     last_errno = errno;
@@ -50,10 +52,12 @@ UniqueFd connect_unix(const std::string& path, Deadline deadline) {
       throw_errno(ErrorCode::kConnection, last_errno,
                   fmt::format("cannot connect to QMP socket '{}'", path));
     if (deadline.expired())
-      throw Error(ErrorCode::kTimeout,
-                  fmt::format("QMP socket '{}' did not accept a connection before the deadline "
-                              "(last error: {})",
-                              path, std::strerror(last_errno)));
+      throw Error(
+          ErrorCode::kTimeout,
+          fmt::format("QMP socket '{}' did not accept a connection before the deadline "
+                      "(last error: {}{})",
+                      path, std::strerror(last_errno),
+                      last_errno == EAGAIN ? "; is another client holding the QMP socket?" : ""));
     std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(backoff, deadline.remaining()));
     backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
   }

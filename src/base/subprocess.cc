@@ -22,10 +22,21 @@ extern char** environ;
 namespace vmshift {
 namespace {
 
+// The fds a child gets as stdin/stdout/stderr are kept above 2: if this
+// process runs with one of 0..2 closed, a new fd could land on it, and the
+// child's dup2(fd, fd) would then leave it close-on-exec, i.e. closed.
+UniqueFd above_stdio(int fd) {
+  UniqueFd owned(fd);
+  if (fd < 0 || fd > 2) return owned;
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (moved < 0) throw_errno(ErrorCode::kIo, errno, "fcntl(F_DUPFD_CLOEXEC)");
+  return UniqueFd(moved);
+}
+
 UniqueFd open_or_throw(const char* path, int flags, mode_t mode = 0) {
   int fd = ::open(path, flags | O_CLOEXEC, mode);
   if (fd < 0) throw_errno(ErrorCode::kIo, errno, fmt::format("cannot open '{}'", path));
-  return UniqueFd(fd);
+  return above_stdio(fd);
 }
 
 struct Pipe {
@@ -36,8 +47,11 @@ struct Pipe {
 Pipe make_pipe() {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno(ErrorCode::kIo, errno, "pipe2");
-  return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+  return Pipe{above_stdio(fds[0]), above_stdio(fds[1])};
 }
+
+// "NAME=value" -> "NAME"
+std::string_view env_name(std::string_view entry) { return entry.substr(0, entry.find('=')); }
 
 bool is_executable_file(const std::string& path) {
   struct stat st {};
@@ -205,8 +219,14 @@ Process spawn(std::span<const std::string> argv, const SpawnOptions& options) {
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
 
+  // extra_env replaces inherited variables of the same name (getenv returns
+  // the first match, so a duplicate would not override).
   std::vector<char*> cenv;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) cenv.push_back(*e);
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    bool replaced = false;
+    for (const auto& x : options.extra_env) replaced = replaced || env_name(x) == env_name(*e);
+    if (!replaced) cenv.push_back(*e);
+  }
   for (const auto& e : options.extra_env) cenv.push_back(const_cast<char*>(e.c_str()));
   cenv.push_back(nullptr);
 

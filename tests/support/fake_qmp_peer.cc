@@ -181,10 +181,16 @@ bool FakeQmpPeer::send_all(int fd, const std::string& bytes, std::size_t piece) 
   std::size_t off = 0;
   while (off < bytes.size()) {
     std::size_t n = piece == 0 ? bytes.size() - off : std::min(piece, bytes.size() - off);
-    ssize_t w = ::send(fd, bytes.data() + off, n, MSG_NOSIGNAL);
+    ssize_t w = ::send(fd, bytes.data() + off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return false;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+      // The client is not reading: wait for room, or for the peer to stop.
+      pollfd fds[2] = {{fd, POLLOUT, 0}, {stop_fd_.get(), POLLIN, 0}};
+      int r = ::poll(fds, 2, kStepTimeoutMs);
+      if (r == 0) add_failure("fake QMP peer: client stopped reading");
+      if (r <= 0 || (fds[1].revents & POLLIN)) return false;
+      continue;
     }
     off += static_cast<std::size_t>(w);
     // Slow bytes: a pause between pieces so the client sees separate reads.
@@ -193,7 +199,7 @@ bool FakeQmpPeer::send_all(int fd, const std::string& bytes, std::size_t piece) 
   return true;
 }
 
-std::optional<std::string> FakeQmpPeer::read_line(int fd) {
+std::optional<std::string> FakeQmpPeer::read_line(int fd, int timeout_ms) {
   for (;;) {
     auto nl = inbuf_.find('\n');
     if (nl != std::string::npos) {
@@ -203,9 +209,9 @@ std::optional<std::string> FakeQmpPeer::read_line(int fd) {
       return line;
     }
     pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
-    int r = ::poll(fds, 2, kStepTimeoutMs);
+    int r = ::poll(fds, 2, timeout_ms);
     if (r == 0) {
-      add_failure(fmt::format("fake QMP peer: client sent nothing for {} ms", kStepTimeoutMs));
+      add_failure(fmt::format("fake QMP peer: client sent nothing for {} ms", timeout_ms));
       return std::nullopt;
     }
     if (r < 0 && errno == EINTR) continue;
@@ -253,7 +259,7 @@ void FakeQmpPeer::run() {
         open = false;
         break;
       case Step::Kind::kExpect: {
-        auto line = read_line(conn.get());
+        auto line = read_line(conn.get(), kStepTimeoutMs);
         if (!line) {
           done = false;
           open = false;
@@ -334,7 +340,7 @@ void FakeQmpPeer::run() {
   }
   // After the script: stay connected; anything the client sends is unexpected.
   while (conn) {
-    auto line = read_line(conn.get());
+    auto line = read_line(conn.get(), /*timeout_ms=*/-1);  // until the client or the test ends
     if (!line) break;
     std::string got = *line;
     try {

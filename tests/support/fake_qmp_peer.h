@@ -93,7 +93,7 @@ class FakeQmpPeer {
  private:
   void run();
   bool send_all(int fd, const std::string& bytes, std::size_t piece);
-  std::optional<std::string> read_line(int fd);
+  std::optional<std::string> read_line(int fd, int timeout_ms);
   void add_failure(std::string message);
   void wait_for_script(std::chrono::milliseconds limit);
 

@@ -4,13 +4,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
+#include <cstring>
 #include <future>
 #include <set>
 #include <thread>
 
 #include "qmp/commands.h"
 #include "support/fake_qmp_peer.h"
+#include "support/temp_dir.h"
 
 namespace vmshift::qmp {
 namespace {
@@ -489,6 +492,54 @@ TEST(Client, EventQueueIsBounded) {
   ASSERT_EQ(rest.size(), 2u);
   EXPECT_EQ(rest[0].data.get_int("offset"), 3);
   EXPECT_EQ(client.events_dropped(), 3u);
+}
+
+// Test that options that would make the session unusable are refused.
+TEST(Client, RefusesUnusableOptions) {
+  EXPECT_EQ(error_of([] { Client c({.max_queued_events = 0}); }).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_of([] { Client c({.max_message_bytes = 0}); }).code(),
+            ErrorCode::kInvalidArgument);
+}
+
+// Test that close() from several threads at once is safe and idempotent.
+TEST(Client, ConcurrentClose) {
+  for (int round = 0; round < 20; ++round) {
+    FakeQmpPeer peer;
+    negotiate(peer);
+    peer.start();
+    Client client;
+    client.connect(peer.socket_path(), soon());
+    std::vector<std::thread> closers;
+    for (int i = 0; i < 4; ++i) closers.emplace_back([&] { client.close(); });
+    for (auto& t : closers) t.join();
+    EXPECT_EQ(client.state(), State::kClosed);
+  }
+}
+
+// Test that a server whose backlog is full (it accepts nobody) makes
+// connect() fail at its deadline instead of blocking.
+TEST(Client, FullBacklogTimesOut) {
+  testing::TempDir dir;
+  std::string path = dir.file("busy.sock");
+  UniqueFd server(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  ASSERT_EQ(::bind(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(server.get(), 0), 0);
+  std::vector<UniqueFd> queued;  // fill the backlog
+  for (int i = 0; i < 64; ++i) {
+    UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) break;
+    queued.push_back(std::move(c));
+  }
+  auto start = std::chrono::steady_clock::now();
+  Client client;
+  Error e = error_of([&] { client.connect(path, in_ms(300)); });
+  EXPECT_EQ(e.code(), ErrorCode::kTimeout);
+  EXPECT_THAT(e.what(), HasSubstr("is another client holding the QMP socket?"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
 }
 
 }  // namespace

@@ -56,16 +56,37 @@ TEST(LineReader, HandlesMessagesLargerThanABuffer) {
 TEST(LineReader, RefusesLinesOverTheLimit) {
   LineReader r(16);
   r.feed("0123456789");
+  EXPECT_FALSE(r.next());
+  r.feed("0123456789");
   try {
-    r.feed("0123456789");
+    r.next();
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kProtocol);
     EXPECT_STREQ(e.what(), "QMP message is larger than 16 bytes without a line end");
   }
   LineReader complete(4);
-  complete.feed("abcdefgh\n");  // terminated in the same read: refused by next()
+  complete.feed("abcdefgh\n");  // a complete line over the limit
   EXPECT_THROW(complete.next(), Error);
+}
+
+// Test that a line of exactly the limit is accepted even when a read ends
+// between its '\r' and '\n'.
+TEST(LineReader, LineOfExactlyTheLimitSplitBetweenCrAndLf) {
+  LineReader r(8);
+  r.feed("12345678\r");
+  EXPECT_FALSE(r.next());
+  r.feed("\n");
+  EXPECT_EQ(r.next(), "12345678");
+}
+
+// Test that complete lines arriving with an over-long tail are returned
+// before the tail is refused.
+TEST(LineReader, CompleteLinesBeforeAnOverlongTailComeFirst) {
+  LineReader r(8);
+  r.feed("ok\n" + std::string(20, 'x'));
+  EXPECT_EQ(r.next(), "ok");
+  EXPECT_THROW(r.next(), Error);
 }
 
 // Test that the limit applies per line, not to the buffer holding many lines.

@@ -1,7 +1,9 @@
 #include "base/subprocess.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include "base/error.h"
 
@@ -103,6 +105,28 @@ TEST(Subprocess, WaitHonoursDeadline) {
 TEST(Subprocess, DescribeArgvQuotes) {
   Argv argv = {"qemu-img", "create", "-f", "qcow2", "/tmp/a b.qcow2", "1G", ""};
   EXPECT_EQ(describe_argv(argv), "qemu-img create -f qcow2 '/tmp/a b.qcow2' 1G ''");
+}
+
+// Test that extra_env replaces an inherited variable of the same name.
+TEST(Subprocess, ExtraEnvOverridesInherited) {
+  ::setenv("VMSHIFT_TEST_VAR", "inherited", 1);
+  SpawnOptions o;
+  o.extra_env = {"VMSHIFT_TEST_VAR=override"};
+  Argv argv = {"printenv", "VMSHIFT_TEST_VAR"};
+  EXPECT_EQ(run(argv, soon(), o).out, "override\n");
+  ::unsetenv("VMSHIFT_TEST_VAR");
+}
+
+// Test that a child gets a stdin even when this process runs with fd 0 closed.
+TEST(Subprocess, StdinWhenParentHasNone) {
+  int saved = ::fcntl(0, F_DUPFD_CLOEXEC, 10);
+  ASSERT_GE(saved, 0);
+  ::close(0);
+  Argv argv = {"sh", "-c", "if [ -e /proc/self/fd/0 ]; then echo open; else echo closed; fi"};
+  RunResult r = run(argv, soon());
+  ::dup2(saved, 0);
+  ::close(saved);
+  EXPECT_EQ(r.out, "open\n");
 }
 
 }  // namespace
