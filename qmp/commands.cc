@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 #include "base/error.h"
 
 namespace vmshift::qmp {
@@ -44,96 +46,52 @@ void execute_void(Client& qmp, std::string_view command, const Json& args, Deadl
   qmp.execute(command, args, deadline);
 }
 
+// Schema names of each enum, in the order of its enumerators.
+constexpr std::array<std::string_view, 3> kMirrorSync = {"top", "full", "none"};
+constexpr std::array<std::string_view, 2> kMirrorCopyMode = {"background", "write-blocking"};
+constexpr std::array<std::string_view, 5> kOnError = {"report", "ignore", "enospc", "stop", "auto"};
+constexpr std::array<std::string_view, 2> kNewImageMode = {"existing", "absolute-paths"};
+constexpr std::array<std::string_view, 12> kMigrationCapability = {"xbzrle",
+                                                                   "auto-converge",
+                                                                   "zero-blocks",
+                                                                   "events",
+                                                                   "postcopy-ram",
+                                                                   "return-path",
+                                                                   "pause-before-switchover",
+                                                                   "multifd",
+                                                                   "dirty-bitmaps",
+                                                                   "late-block-activate",
+                                                                   "validate-uuid",
+                                                                   "zero-copy-send"};
+constexpr std::array<std::string_view, 3> kMultifdCompression = {"none", "zlib", "zstd"};
+
+static_assert(static_cast<std::size_t>(MirrorSync::kNone) + 1 == kMirrorSync.size());
+static_assert(static_cast<std::size_t>(MirrorCopyMode::kWriteBlocking) + 1 ==
+              kMirrorCopyMode.size());
+static_assert(static_cast<std::size_t>(OnError::kAuto) + 1 == kOnError.size());
+static_assert(static_cast<std::size_t>(NewImageMode::kAbsolutePaths) + 1 == kNewImageMode.size());
+static_assert(static_cast<std::size_t>(MigrationCapability::kZeroCopySend) + 1 ==
+              kMigrationCapability.size());
+static_assert(static_cast<std::size_t>(MultifdCompression::kZstd) + 1 ==
+              kMultifdCompression.size());
+
+template <typename E, std::size_t N>
+std::string_view name_of(E v, const std::array<std::string_view, N>& names) noexcept {
+  auto i = static_cast<std::size_t>(v);
+  return i < N ? names[i] : "?";
+}
+
 }  // namespace
 
-std::string_view to_string(MirrorSync v) noexcept {
-  switch (v) {
-    case MirrorSync::kTop:
-      return "top";
-    case MirrorSync::kFull:
-      return "full";
-    case MirrorSync::kNone:
-      return "none";
-  }
-  return "?";
-}
-
-std::string_view to_string(MirrorCopyMode v) noexcept {
-  switch (v) {
-    case MirrorCopyMode::kBackground:
-      return "background";
-    case MirrorCopyMode::kWriteBlocking:
-      return "write-blocking";
-  }
-  return "?";
-}
-
-std::string_view to_string(OnError v) noexcept {
-  switch (v) {
-    case OnError::kReport:
-      return "report";
-    case OnError::kIgnore:
-      return "ignore";
-    case OnError::kEnospc:
-      return "enospc";
-    case OnError::kStop:
-      return "stop";
-    case OnError::kAuto:
-      return "auto";
-  }
-  return "?";
-}
-
-std::string_view to_string(NewImageMode v) noexcept {
-  switch (v) {
-    case NewImageMode::kExisting:
-      return "existing";
-    case NewImageMode::kAbsolutePaths:
-      return "absolute-paths";
-  }
-  return "?";
-}
-
+std::string_view to_string(MirrorSync v) noexcept { return name_of(v, kMirrorSync); }
+std::string_view to_string(MirrorCopyMode v) noexcept { return name_of(v, kMirrorCopyMode); }
+std::string_view to_string(OnError v) noexcept { return name_of(v, kOnError); }
+std::string_view to_string(NewImageMode v) noexcept { return name_of(v, kNewImageMode); }
 std::string_view to_string(MigrationCapability v) noexcept {
-  switch (v) {
-    case MigrationCapability::kXbzrle:
-      return "xbzrle";
-    case MigrationCapability::kAutoConverge:
-      return "auto-converge";
-    case MigrationCapability::kZeroBlocks:
-      return "zero-blocks";
-    case MigrationCapability::kEvents:
-      return "events";
-    case MigrationCapability::kPostcopyRam:
-      return "postcopy-ram";
-    case MigrationCapability::kReturnPath:
-      return "return-path";
-    case MigrationCapability::kPauseBeforeSwitchover:
-      return "pause-before-switchover";
-    case MigrationCapability::kMultifd:
-      return "multifd";
-    case MigrationCapability::kDirtyBitmaps:
-      return "dirty-bitmaps";
-    case MigrationCapability::kLateBlockActivate:
-      return "late-block-activate";
-    case MigrationCapability::kValidateUuid:
-      return "validate-uuid";
-    case MigrationCapability::kZeroCopySend:
-      return "zero-copy-send";
-  }
-  return "?";
+  return name_of(v, kMigrationCapability);
 }
-
 std::string_view to_string(MultifdCompression v) noexcept {
-  switch (v) {
-    case MultifdCompression::kNone:
-      return "none";
-    case MultifdCompression::kZlib:
-      return "zlib";
-    case MultifdCompression::kZstd:
-      return "zstd";
-  }
-  return "?";
+  return name_of(v, kMultifdCompression);
 }
 
 // ---- run state -----------------------------------------------------------
