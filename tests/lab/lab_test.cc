@@ -1,0 +1,223 @@
+// The lab (scripts/lab): simulated libvirt hosts with real libvirtd and QEMU.
+// Run through tests/lab/run-lab-test, which takes every lab down afterwards.
+#include "support/lab.h"
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+namespace vmshift::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Polls cond every 100 ms until it holds or the limit passes.
+template <typename F>
+bool wait_until(std::chrono::seconds limit, F&& cond) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(100ms);
+  }
+  return true;
+}
+
+// The machine is back to the state before: daemons re-parented to init may
+// take a moment to be reaped.
+void expect_back_to(const SystemState& before) {
+  SystemState after;
+  bool same = wait_until(30s, [&] {
+    after = system_state();
+    return after == before;
+  });
+  EXPECT_TRUE(same) << "the lab left things behind:\n" << before.diff(after);
+}
+
+// Bytes sent plus received on a host's port of the lab switch.
+long long link_bytes(Lab& lab, const std::string& host) {
+  Argv argv = {"ip", "-n", lab.name() + "-switch", "-s", "-j", "link", "show", host};
+  std::string out = run_checked(argv, Deadline::after(10s)).out;
+  std::smatch m;
+  long long total = 0;
+  std::regex bytes(R"re("bytes":(\d+))re");
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), bytes); it != std::sregex_iterator();
+       ++it)
+    total += std::stoll((*it)[1]);
+  return total;
+}
+
+// Test that lab up makes isolated hosts (own names, own local disks, shared
+// storage, a link between them, an inventory) and lab down removes every
+// process, mount, loop device and namespace it made, also when run twice.
+TEST(Lab, UpAndDownLeaveNothingBehind) {
+  SystemState before = system_state();
+  {
+    Lab lab("updown");
+    lab.up(2);
+    EXPECT_EQ(trim(lab.virsh("host1", {"hostname"})), "host1");
+    EXPECT_EQ(trim(lab.virsh("host2", {"hostname"})), "host2");
+    std::regex uuid("<uuid>([0-9a-f-]+)</uuid>");
+    std::smatch u1, u2;
+    std::string caps1 = lab.virsh("host1", {"capabilities"});
+    std::string caps2 = lab.virsh("host2", {"capabilities"});
+    ASSERT_TRUE(std::regex_search(caps1, u1, uuid));
+    ASSERT_TRUE(std::regex_search(caps2, u2, uuid));
+    EXPECT_NE(u1[1], u2[1]) << "hosts share a host UUID";
+
+    // Local storage: the same path on every host, a different disk on each.
+    ASSERT_TRUE(
+        lab.in_host("host1", {"touch", "/var/lib/libvirt/images/only-on-host1"}).status.success());
+    EXPECT_FALSE(lab.in_host("host2", {"test", "-e", "/var/lib/libvirt/images/only-on-host1"})
+                     .status.success());
+    EXPECT_FALSE(std::filesystem::exists("/var/lib/libvirt/images/only-on-host1"));
+    RunResult fs = lab.in_host("host1", {"findmnt", "-no", "FSTYPE", "/var/lib/libvirt/images"});
+    EXPECT_EQ(trim(fs.out), "ext4");
+    // Shared storage: one directory seen by all hosts.
+    ASSERT_TRUE(
+        lab.in_host("host1", {"touch", "/var/lib/libvirt/shared/on-shared"}).status.success());
+    EXPECT_TRUE(
+        lab.in_host("host2", {"test", "-e", "/var/lib/libvirt/shared/on-shared"}).status.success());
+
+    // The network: host1 reaches host2's libvirtd by name over the link.
+    RunResult peer = lab.in_host("host1", {"virsh", "-c", "qemu+tcp://host2/system", "hostname"});
+    EXPECT_EQ(trim(peer.out), "host2") << peer.err;
+
+    // The inventory names both hosts with URIs that work.
+    std::string inv = read_file(lab.dir() + "/vmshift.toml");
+    EXPECT_THAT(inv, HasSubstr(fmt::format("uri = \"{}\"", lab.uri("host1"))));
+    EXPECT_THAT(inv, HasSubstr(fmt::format("uri = \"{}\"", lab.uri("host2"))));
+    EXPECT_THAT(inv, HasSubstr("hosts = [\"host1\", \"host2\"]\nshared = true"));
+    EXPECT_THAT(lab.run({"status"}).out, HasSubstr("host2: up, 10.77.0.2"));
+
+    lab.down();
+    RunResult again = lab.try_run({"down"});
+    EXPECT_TRUE(again.status.success()) << again.err;
+  }
+  expect_back_to(before);
+}
+
+// Test that a lab up failing half-way takes down what it had made.
+TEST(Lab, FailedUpCleansUp) {
+  SystemState before = system_state();
+  Lab lab("failup");
+  RunResult r = lab.try_run({"up", "--hosts", "3", "--local-size", "1G"}, 300s,
+                            {"VMSHIFT_LAB_FAIL_AT=host2"});
+  EXPECT_FALSE(r.status.success());
+  EXPECT_THAT(r.err, HasSubstr("up failed; taking the lab down again"));
+  EXPECT_FALSE(std::filesystem::exists(lab.dir()));
+  expect_back_to(before);
+}
+
+// Test that bad input is refused with a message naming the problem.
+TEST(Lab, RefusesBadInput) {
+  Lab lab("badin");
+  EXPECT_THAT(lab.try_run({"up", "--hosts", "0"}).err, HasSubstr("--hosts takes 1 to 50"));
+  EXPECT_THAT(lab.try_run({"guest", "g1", "--host", "host1"}).err,
+              HasSubstr("no host 'host1' in the lab"));
+  EXPECT_THAT(lab.try_run({"frobnicate"}).err, HasSubstr("unknown command 'frobnicate'"));
+}
+
+class LabGuests : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    lab_ = new Lab("guests");
+    lab_->up(2);
+  }
+  static void TearDownTestSuite() {
+    delete lab_;
+    lab_ = nullptr;
+  }
+
+  // Waits until the guest has acknowledged more writes than it had.
+  static void expect_writes_continue(const std::string& guest, int disk = 0) {
+    long long seen = last_ack(lab_->console(guest), disk);
+    EXPECT_TRUE(wait_until(60s, [&] { return last_ack(lab_->console(guest), disk) > seen + 5; }))
+        << guest << " stopped acknowledging writes on disk " << disk << " after " << seen;
+  }
+
+  static void expect_verified(const std::string& guest, int disks = 1) {
+    RunResult v = lab_->try_run({"verify", guest});
+    EXPECT_TRUE(v.status.success()) << v.out << v.err;
+    for (int d = 0; d < disks; ++d)
+      EXPECT_THAT(v.out, ::testing::ContainsRegex(fmt::format(
+                             "disk {} .*[1-9][0-9]* acknowledged writes, 0 lost writes", d)))
+          << v.out;
+  }
+
+  static Lab* lab_;
+};
+Lab* LabGuests::lab_ = nullptr;
+
+// Test that a test guest boots on a lab host through libvirt, acknowledges
+// writes within a bounded time, and verifies with no write lost.
+TEST_F(LabGuests, GuestBootsAndWrites) {
+  auto start = std::chrono::steady_clock::now();
+  lab_->run({"guest", "g1", "--host", "host1"});  // waits for the first ACK (120 s at most)
+  auto boot = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  RecordProperty("boot_to_first_ack_ms", static_cast<int>(boot.count()));
+  EXPECT_LT(boot, 120s);
+  EXPECT_EQ(trim(lab_->virsh("host1", {"domstate", "g1"})), "running");
+  expect_writes_continue("g1");
+  expect_verified("g1");
+  lab_->virsh("host1", {"destroy", "g1"});
+}
+
+// Test that `virsh migrate --live` moves a writing guest on shared storage
+// from host1 to host2 over the lab link, and no acknowledged write is lost.
+TEST_F(LabGuests, LiveMigrationOnSharedStorage) {
+  lab_->run({"guest", "gs", "--host", "host1", "--storage", "shared", "--write-rate", "50"});
+  long long before = link_bytes(*lab_, "host2");
+  // --unsafe: libvirt only trusts network file systems as shared; the lab's
+  // shared storage is a directory bound into every host (see docs/lab.md).
+  RunResult m =
+      lab_->in_host("host1", {"virsh", "migrate", "--live", "--p2p", "--persistent",
+                              "--undefinesource", "--unsafe", "gs", "qemu+tcp://host2/system"});
+  ASSERT_TRUE(m.status.success()) << m.out << m.err;
+  EXPECT_EQ(trim(lab_->virsh("host2", {"domstate", "gs"})), "running");
+  EXPECT_THAT(lab_->virsh("host1", {"list", "--all", "--name"}), ::testing::Not(HasSubstr("gs")));
+  // The guest's memory ledger (16 MiB of written pages) crossed the link.
+  EXPECT_GT(link_bytes(*lab_, "host2") - before, 16LL << 20);
+  expect_writes_continue("gs");
+  expect_verified("gs");
+}
+
+// Test that `virsh migrate --live --copy-storage-all` moves a writing guest
+// with two disks on host1's local storage to host2's local storage.
+TEST_F(LabGuests, LiveMigrationCopyingLocalStorage) {
+  lab_->run({"guest", "gl", "--host", "host1", "--disks", "2", "--write-rate", "50"});
+  RunResult m = lab_->in_host(
+      "host1", {"virsh", "migrate", "--live", "--p2p", "--persistent", "--undefinesource",
+                "--copy-storage-all", "gl", "qemu+tcp://host2/system"});
+  ASSERT_TRUE(m.status.success()) << m.out << m.err;
+  EXPECT_EQ(trim(lab_->virsh("host2", {"domstate", "gl"})), "running");
+  for (const char* disk : {"gl-vda.qcow2", "gl-vdb.qcow2"}) {
+    std::string path = std::string("/var/lib/libvirt/images/") + disk;
+    EXPECT_TRUE(lab_->in_host("host2", {"test", "-s", path}).status.success()) << path;
+  }
+  expect_writes_continue("gl", 0);
+  expect_writes_continue("gl", 1);
+  expect_verified("gl", 2);
+}
+
+}  // namespace
+}  // namespace vmshift::testing

@@ -1,0 +1,165 @@
+#include "support/lab.h"
+
+#include <dirent.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+#include "base/error.h"
+
+#ifndef VMSHIFT_SOURCE_ROOT
+#error "VMSHIFT_SOURCE_ROOT must be defined"
+#endif
+#ifndef VMSHIFT_BUILD_ROOT
+#error "VMSHIFT_BUILD_ROOT must be defined"
+#endif
+
+namespace vmshift::testing {
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+std::string source_root() { return VMSHIFT_SOURCE_ROOT; }
+std::string build_root() { return VMSHIFT_BUILD_ROOT; }
+
+Lab::Lab(const std::string& label) {
+  const char* base = std::getenv("VMSHIFT_TEST_LAB_BASE");
+  if (base == nullptr)
+    throw std::runtime_error(
+        "VMSHIFT_TEST_LAB_BASE is not set: run lab tests through tests/lab/run-lab-test "
+        "(meson test does), which cleans up every lab afterwards");
+  dir_ = fmt::format("{}/{}", base, label);
+  // Namespace names must not collide with a user's lab or a parallel run.
+  name_ = fmt::format("vt{}-{}", ::getpid() % 100000, label.substr(0, 6));
+}
+
+Lab::~Lab() {
+  try {
+    down();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "lab {}: down failed: {}\n", dir_, e.what());
+  }
+}
+
+RunResult Lab::try_run(const Argv& args, std::chrono::seconds limit,
+                       const std::vector<std::string>& env) {
+  Argv argv = {source_root() + "/scripts/lab", "--dir", dir_, "--name", name_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SpawnOptions o;
+  o.extra_env = env;
+  o.extra_env.push_back("VMSHIFT_BUILD_DIR=" + build_root());
+  return vmshift::run(argv, Deadline::after(limit), o);
+}
+
+RunResult Lab::run(const Argv& args, std::chrono::seconds limit,
+                   const std::vector<std::string>& env) {
+  RunResult r = try_run(args, limit, env);
+  if (!r.status.success())
+    throw std::runtime_error(fmt::format("scripts/lab {} {}:\n{}{}", describe_argv(args),
+                                         r.status.describe(), r.out, r.err));
+  return r;
+}
+
+void Lab::up(int hosts) {
+  up_ = true;
+  run({"up", "--hosts", std::to_string(hosts), "--local-size", "1G"});
+}
+
+void Lab::down() {
+  if (!up_) return;
+  up_ = false;
+  run({"down"}, std::chrono::seconds(120));
+}
+
+std::string Lab::uri(const std::string& host) const {
+  return fmt::format("qemu+unix:///system?socket={}/hosts/{}/run/libvirt/libvirt-sock", dir_, host);
+}
+
+std::string Lab::virsh(const std::string& host, const Argv& args) {
+  Argv argv = {"virsh", "--quiet", "-c", uri(host)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_checked(argv, Deadline::after(std::chrono::seconds(120))).out;
+}
+
+RunResult Lab::in_host(const std::string& host, const Argv& args, std::chrono::seconds limit) {
+  Argv argv = {"enter", host};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return try_run(argv, limit);
+}
+
+SystemState system_state() {
+  SystemState s;
+  RunResult ns =
+      vmshift::run(Argv{"ip", "netns", "list"}, Deadline::after(std::chrono::seconds(10)));
+  std::istringstream nl(ns.out);
+  for (std::string line; std::getline(nl, line);)
+    if (!line.empty()) s.netns.insert(line.substr(0, line.find(' ')));
+  RunResult loops = vmshift::run(Argv{"losetup", "-a"}, Deadline::after(std::chrono::seconds(10)));
+  std::istringstream ll(loops.out);
+  for (std::string line; std::getline(ll, line);)
+    if (!line.empty()) s.loop_devices.insert(line);
+  std::istringstream ml(read_file("/proc/self/mountinfo"));
+  for (std::string line; std::getline(ml, line);) {
+    std::istringstream f(line);
+    std::string id, parent, devno, root, mountpoint;
+    f >> id >> parent >> devno >> root >> mountpoint;
+    s.mounts.insert(mountpoint);
+  }
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) throw std::runtime_error("cannot read /proc");
+  while (dirent* e = ::readdir(proc)) {
+    std::string pid = e->d_name;
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = read_file("/proc/" + pid + "/stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size()) continue;
+    char state = stat[close + 2];
+    std::string comm = stat.substr(stat.find('(') + 1, close - stat.find('(') - 1);
+    if (state == 'Z') continue;
+    if (comm == "libvirtd" || comm == "virtlogd" || comm.rfind("qemu-system", 0) == 0)
+      s.processes.insert(pid + " " + comm);
+  }
+  ::closedir(proc);
+  return s;
+}
+
+std::string SystemState::diff(const SystemState& after) const {
+  std::string out;
+  auto compare = [&](const char* what, const std::set<std::string>& a,
+                     const std::set<std::string>& b) {
+    for (const auto& x : b)
+      if (!a.count(x)) out += fmt::format("  {} left behind: {}\n", what, x);
+    for (const auto& x : a)
+      if (!b.count(x)) out += fmt::format("  {} gone: {}\n", what, x);
+  };
+  compare("network namespace", netns, after.netns);
+  compare("loop device", loop_devices, after.loop_devices);
+  compare("mount", mounts, after.mounts);
+  compare("process", processes, after.processes);
+  return out;
+}
+
+long long last_ack(const std::string& console, int disk) {
+  std::ifstream in(console);
+  std::regex ack(fmt::format(R"(^VMSHIFT ACK disk={} seq=(\d+))", disk));
+  long long best = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, ack)) best = std::max(best, std::stoll(m[1]));
+  }
+  return best;
+}
+
+}  // namespace vmshift::testing
