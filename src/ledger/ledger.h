@@ -16,7 +16,7 @@
 namespace vmshift::ledger {
 
 constexpr std::size_t kBlockSize = 4096;
-constexpr std::uint64_t kMagic = 0x4745444c48534d56ULL;  // "VMSHLEDG" in little-endian bytes
+constexpr std::uint64_t kMagic = 0x4744454c48534d56ULL;  // "VMSHLEDG" in little-endian bytes
 constexpr std::uint32_t kVersion = 1;
 // Offsets of the record's fields.
 constexpr std::size_t kOffMagic = 0;

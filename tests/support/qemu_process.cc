@@ -40,10 +40,15 @@ QemuProcess::QemuProcess(const TempDir& dir, Options options) {
                "-nodefaults",
                "-display",
                "none",
-               "-serial",
-               "none",
                "-qmp",
                fmt::format("unix:{},server=on,wait=off", socket_)};
+  if (options.serial_file) {
+    argv.insert(argv.end(),
+                {"-chardev", fmt::format("file,id=serial0,path={},append=on", *options.serial_file),
+                 "-serial", "chardev:serial0"});
+  } else {
+    argv.insert(argv.end(), {"-serial", "none"});
+  }
   if (options.start_paused) argv.push_back("-S");
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
 

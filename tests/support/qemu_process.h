@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ class QemuProcess {
     bool start_paused = true;             // -S
     std::string memory = "64M";
     std::string name = "vm";
+    // Serial console appended to this file (instead of none).
+    std::optional<std::string> serial_file;
   };
 
   // Starts QEMU with a QMP socket in dir and connects (deadline: 60 s).
