@@ -8,9 +8,11 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <thread>
+
+#include "base/subprocess.h"
+#include "qmp/json.h"
 
 namespace vmshift::testing {
 namespace {
@@ -55,14 +57,17 @@ void expect_back_to(const SystemState& before) {
 // Bytes sent plus received on a host's port of the lab switch.
 long long link_bytes(Lab& lab, const std::string& host) {
   Argv argv = {"ip", "-n", lab.name() + "-switch", "-s", "-j", "link", "show", host};
-  std::string out = run_checked(argv, Deadline::after(10s)).out;
-  std::smatch m;
-  long long total = 0;
-  std::regex bytes(R"re("bytes":(\d+))re");
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), bytes); it != std::sregex_iterator();
-       ++it)
-    total += std::stoll((*it)[1]);
-  return total;
+  qmp::Json links = qmp::Json::parse(run_checked(argv, Deadline::after(10s)).out);
+  qmp::Json stats = links.at(0).get("stats64");
+  return stats.get("rx").get_int("bytes") + stats.get("tx").get_int("bytes");
+}
+
+// The host UUID in `virsh capabilities`.
+std::string host_uuid(const std::string& caps) {
+  auto start = caps.find("<uuid>");
+  auto end = caps.find("</uuid>");
+  if (start == std::string::npos || end == std::string::npos) return "";
+  return caps.substr(start + 6, end - start - 6);
 }
 
 // Test that lab up makes isolated hosts (own names, own local disks, shared
@@ -75,13 +80,10 @@ TEST(Lab, UpAndDownLeaveNothingBehind) {
     lab.up(2);
     EXPECT_EQ(trim(lab.virsh("host1", {"hostname"})), "host1");
     EXPECT_EQ(trim(lab.virsh("host2", {"hostname"})), "host2");
-    std::regex uuid("<uuid>([0-9a-f-]+)</uuid>");
-    std::smatch u1, u2;
-    std::string caps1 = lab.virsh("host1", {"capabilities"});
-    std::string caps2 = lab.virsh("host2", {"capabilities"});
-    ASSERT_TRUE(std::regex_search(caps1, u1, uuid));
-    ASSERT_TRUE(std::regex_search(caps2, u2, uuid));
-    EXPECT_NE(u1[1], u2[1]) << "hosts share a host UUID";
+    std::string uuid1 = host_uuid(lab.virsh("host1", {"capabilities"}));
+    std::string uuid2 = host_uuid(lab.virsh("host2", {"capabilities"}));
+    ASSERT_FALSE(uuid1.empty());
+    EXPECT_NE(uuid1, uuid2) << "hosts share a host UUID";
 
     // Local storage: the same path on every host, a different disk on each.
     ASSERT_TRUE(
@@ -127,6 +129,21 @@ TEST(Lab, FailedUpCleansUp) {
   expect_back_to(before);
 }
 
+// Test that the clean-up wrapper takes a lab down after the test binary was
+// killed outright (SIGKILL) with the lab up.
+TEST(Lab, WrapperCleansUpAfterAKilledTest) {
+  SystemState before = system_state();
+  std::string script = fmt::format(
+      "'{0}/scripts/lab' --dir \"$VMSHIFT_TEST_LAB_BASE/killed\" --name vtkilled up --hosts 1 "
+      "--local-size 256M >/dev/null && kill -KILL $$",
+      source_root());
+  Argv argv = {"bash", source_root() + "/tests/lab/run-lab-test", source_root(), "bash", "-c",
+               script};
+  RunResult r = run(argv, Deadline::after(300s));
+  EXPECT_EQ(r.status.code, 137) << r.out << r.err;  // the "test" died of SIGKILL
+  expect_back_to(before);
+}
+
 // Test that bad input is refused with a message naming the problem.
 TEST(Lab, RefusesBadInput) {
   Lab lab("badin");
@@ -140,7 +157,7 @@ class LabGuests : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     lab_ = new Lab("guests");
-    lab_->up(2);
+    lab_->up(2, "1gbit");
   }
   static void TearDownTestSuite() {
     delete lab_;
@@ -180,6 +197,35 @@ TEST_F(LabGuests, GuestBootsAndWrites) {
   expect_writes_continue("g1");
   expect_verified("g1");
   lab_->virsh("host1", {"destroy", "g1"});
+}
+
+// Test that --link-rate limits every lab link: a tbf qdisc on both ends, and
+// 200 MiB from host1 to host2 take at least the time the rate allows.
+TEST_F(LabGuests, LinkRateLimitsTheLink) {
+  RunResult q = lab_->in_host("host1", {"tc", "qdisc", "show", "dev", "eth0"});
+  EXPECT_THAT(q.out, HasSubstr("tbf")) << q.out;
+  EXPECT_THAT(q.out, HasSubstr("rate 1Gbit")) << q.out;
+  Argv listen = {source_root() + "/scripts/lab",
+                 "--dir",
+                 lab_->dir(),
+                 "enter",
+                 "host2",
+                 "socat",
+                 "-u",
+                 "TCP-LISTEN:5001,reuseaddr,fork",
+                 "OPEN:/dev/null"};
+  Process sink = spawn(listen, {.kill_with_parent = true});
+  ASSERT_TRUE(wait_until(10s, [&] {
+    return lab_->in_host("host1", {"socat", "-u", "OPEN:/dev/null", "TCP:host2:5001"})
+        .status.success();
+  })) << "no listener on host2";
+  auto start = std::chrono::steady_clock::now();
+  RunResult send =
+      lab_->in_host("host1", {"bash", "-c", "head -c 200M /dev/zero | socat -u - TCP:host2:5001"});
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(send.status.success()) << send.err;
+  // 200 MiB at 1 Gbit/s is 1.7 s; the unlimited link (~12 Gbit/s) takes 0.15 s.
+  EXPECT_GT(took, 1s);
 }
 
 // Test that `virsh migrate --live` moves a writing guest on shared storage

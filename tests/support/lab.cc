@@ -6,11 +6,11 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 
 #include "base/error.h"
+#include "ledger/ledger.h"
 
 #ifndef VMSHIFT_SOURCE_ROOT
 #error "VMSHIFT_SOURCE_ROOT must be defined"
@@ -72,9 +72,11 @@ RunResult Lab::run(const Argv& args, std::chrono::seconds limit,
   return r;
 }
 
-void Lab::up(int hosts) {
+void Lab::up(int hosts, const std::string& link_rate) {
   up_ = true;
-  run({"up", "--hosts", std::to_string(hosts), "--local-size", "1G"});
+  Argv args = {"up", "--hosts", std::to_string(hosts), "--local-size", "1G"};
+  if (!link_rate.empty()) args.insert(args.end(), {"--link-rate", link_rate});
+  run(args);
 }
 
 void Lab::down() {
@@ -153,13 +155,9 @@ std::string SystemState::diff(const SystemState& after) const {
 
 long long last_ack(const std::string& console, int disk) {
   std::ifstream in(console);
-  std::regex ack(fmt::format(R"(^VMSHIFT ACK disk={} seq=(\d+))", disk));
-  long long best = 0;
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_search(line, m, ack)) best = std::max(best, std::stoll(m[1]));
-  }
-  return best;
+  ledger::Console c = ledger::parse_console(in);
+  auto it = c.acked.find(static_cast<std::uint32_t>(disk));
+  return it == c.acked.end() ? 0 : static_cast<long long>(it->second);
 }
 
 }  // namespace vmshift::testing

@@ -28,7 +28,7 @@ class Lab {
   RunResult try_run(const Argv& args, std::chrono::seconds limit = std::chrono::seconds(300),
                     const std::vector<std::string>& env = {});
 
-  void up(int hosts = 2);
+  void up(int hosts = 2, const std::string& link_rate = "");
   void down();
 
   const std::string& dir() const { return dir_; }
