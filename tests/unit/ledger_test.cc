@@ -187,7 +187,7 @@ TEST(Verify, TornAndMisplacedRecords) {
   img.write_through(2, 64);
   img.at(5)[100] ^= 0xff;
   std::memcpy(img.at(9), img.at(10), kBlockSize);  // block 10's record written to block 9
-  img.put({3, 20, 30});  // another disk's record
+  img.put({3, 20, 30});                            // another disk's record
   DiskResult r = img.check(2, 64);
   EXPECT_EQ(r.corrupt, 3u);
   EXPECT_THAT(r.examples, ::testing::Contains(HasSubstr("misplaced")));
