@@ -28,6 +28,13 @@ std::string preview(std::string_view line) {
 
 long long ms(std::chrono::milliseconds d) { return static_cast<long long>(d.count()); }
 
+// A peer that dies (or closes) with data it did not read resets the
+// connection: that is a hang-up too, and is reported as one.
+std::string io_error(const char* op, int err) {
+  if (err == ECONNRESET || err == EPIPE) return "QMP peer hung up (connection reset)";
+  return fmt::format("cannot {} QMP peer: {}", op, std::strerror(err));
+}
+
 }  // namespace
 
 std::string_view to_string(State state) noexcept {
@@ -187,8 +194,7 @@ bool Client::Impl::write_some() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-      fail(ErrorCode::kConnection,
-           fmt::format("cannot write to QMP peer: {}", std::strerror(errno)));
+      fail(ErrorCode::kConnection, io_error("write to", errno));
       return false;
     }
     written += static_cast<std::size_t>(n);
@@ -201,8 +207,7 @@ bool Client::Impl::read_some() {
   ssize_t n = ::read(fd.get(), buf, sizeof buf);
   if (n < 0) {
     if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) return true;
-    fail(ErrorCode::kConnection,
-         fmt::format("cannot read from QMP peer: {}", std::strerror(errno)));
+    fail(ErrorCode::kConnection, io_error("read from", errno));
     return false;
   }
   if (n == 0) {

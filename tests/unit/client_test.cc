@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -350,6 +351,28 @@ TEST(Client, HangUpFailsEveryPendingCall) {
   EXPECT_EQ(first.get().code(), ErrorCode::kConnection);
   EXPECT_EQ(second.get().code(), ErrorCode::kConnection);
   EXPECT_EQ(waiter.get().code(), ErrorCode::kConnection);
+}
+
+// Test that a peer closing with our command unread (ECONNRESET) is reported
+// as a hang-up, like a clean close.
+TEST(Client, ConnectionResetIsAHangUp) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  UniqueFd ours(fds[0]), theirs(fds[1]);
+  std::string greeting = FakeQmpPeer::qemu72_greeting();
+  ASSERT_GT(::write(theirs.get(), greeting.data(), greeting.size()), 0);
+  Client client;
+  // Negotiation cannot finish: the peer never answers; it closes once our
+  // qmp_capabilities sits unread in its socket.
+  std::thread closer([&] {
+    pollfd p{theirs.get(), POLLIN, 0};
+    ::poll(&p, 1, 10000);
+    theirs.reset();
+  });
+  Error e = error_of([&] { client.attach(std::move(ours), soon()); });
+  closer.join();
+  EXPECT_EQ(e.code(), ErrorCode::kConnection);
+  EXPECT_THAT(e.what(), HasSubstr("QMP peer hung up"));
 }
 
 // Test that an event received before a hang-up can still be taken afterwards.
