@@ -21,10 +21,7 @@ namespace {
 
 constexpr std::size_t kLogPreview = 2000;
 
-std::string preview(std::string_view line) {
-  if (line.size() <= kLogPreview) return std::string(line);
-  return fmt::format("{}... ({} bytes)", line.substr(0, kLogPreview), line.size());
-}
+std::string preview(std::string_view line) { return qmp::preview(line, kLogPreview); }
 
 long long ms(std::chrono::milliseconds d) { return static_cast<long long>(d.count()); }
 

@@ -9,11 +9,6 @@ namespace {
 
 constexpr std::size_t kPreview = 200;
 
-std::string preview(std::string_view line) {
-  if (line.size() <= kPreview) return std::string(line);
-  return fmt::format("{}... ({} bytes)", line.substr(0, kPreview), line.size());
-}
-
 Greeting parse_greeting(const Json& msg) {
   try {
     Greeting g;
@@ -56,6 +51,11 @@ std::string QemuVersion::to_string() const {
   return v;
 }
 
+std::string preview(std::string_view line, std::size_t max_bytes) {
+  if (line.size() <= max_bytes) return std::string(line);
+  return fmt::format("{}... ({} bytes)", line.substr(0, max_bytes), line.size());
+}
+
 Message parse_message(std::string_view line) {
   Json msg;
   try {
@@ -66,7 +66,7 @@ Message parse_message(std::string_view line) {
   if (!msg.is_object())
     throw Error(ErrorCode::kProtocol,
                 fmt::format("QMP peer sent a JSON {} where an object was expected: {}",
-                            to_string(msg.type()), preview(line)));
+                            to_string(msg.type()), preview(line, kPreview)));
   Message m;
   if (msg.has("QMP")) {
     m.kind = Message::Kind::kGreeting;

@@ -47,4 +47,8 @@ struct Message {
 // checked by the caller that awaits it.
 Message parse_message(std::string_view line);
 
+// The start of a message for logs and errors: at most max_bytes, and the
+// total size when cut.
+std::string preview(std::string_view line, std::size_t max_bytes);
+
 }  // namespace vmshift::qmp

@@ -14,6 +14,7 @@
 #include "qmp/commands.h"
 #include "support/lab.h"
 #include "support/qemu_process.h"
+#include "support/wait.h"
 
 namespace vmshift::testing {
 namespace {
@@ -34,16 +35,6 @@ std::string guest_file(const std::string& name) {
 ledger::Console console_of(const std::string& path) {
   std::ifstream in(path);
   return ledger::parse_console(in);
-}
-
-template <typename F>
-bool wait_until(std::chrono::seconds limit, F&& cond) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::sleep_for(100ms);
-  }
-  return true;
 }
 
 struct Disk {

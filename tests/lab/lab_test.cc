@@ -13,6 +13,7 @@
 
 #include "base/subprocess.h"
 #include "qmp/json.h"
+#include "support/wait.h"
 
 namespace vmshift::testing {
 namespace {
@@ -33,15 +34,6 @@ std::string read_file(const std::string& path) {
 }
 
 // Polls cond every 100 ms until it holds or the limit passes.
-template <typename F>
-bool wait_until(std::chrono::seconds limit, F&& cond) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::sleep_for(100ms);
-  }
-  return true;
-}
 
 // The machine is back to the state before: daemons re-parented to init may
 // take a moment to be reaped.
