@@ -1,0 +1,139 @@
+#include "guest/libvirt_storage.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "base/log.h"
+#include "hosts/xml.h"
+
+namespace vmshift::guest {
+namespace {
+
+std::string pool_target(virStoragePoolPtr p) {
+  char* x = virStoragePoolGetXMLDesc(p, 0);
+  if (x == nullptr) return "";
+  std::string xml = x;
+  std::free(x);
+  std::string path = hosts::Xml::parse(xml).text("/pool/target/path");
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+std::string pool_name(virStoragePoolPtr p) {
+  const char* n = virStoragePoolGetName(p);
+  return n != nullptr ? n : "?";
+}
+
+}  // namespace
+
+std::string dirname_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string basename_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+LibvirtStorage::LibvirtStorage(hosts::Connection conn) : conn_(std::move(conn)) {}
+
+LibvirtStorage::~LibvirtStorage() {
+  for (auto& p : transient_) {
+    if (virStoragePoolDestroy(p.get()) != 0)
+      log::warn("storage", "cannot remove the transient pool {} on '{}'", pool_name(p.get()),
+                conn_.host());
+  }
+}
+
+virStoragePoolPtr LibvirtStorage::pool_for(const std::string& dir_in) {
+  std::string dir = dir_in;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (auto it = pools_.find(dir); it != pools_.end()) {
+    if (virStoragePoolRefresh(it->second.get(), 0) != 0)
+      hosts::throw_libvirt(
+          fmt::format("cannot refresh the pool of '{}' on host '{}'", dir, conn_.host()));
+    return it->second.get();
+  }
+  virStoragePoolPtr* list = nullptr;
+  int n = virConnectListAllStoragePools(conn_.get(), &list, 0);
+  if (n < 0)
+    hosts::throw_libvirt(fmt::format("cannot list storage pools on host '{}'", conn_.host()));
+  std::vector<hosts::Pool> all;
+  for (int i = 0; i < n; ++i) all.emplace_back(list[i]);
+  std::free(list);
+  for (auto& p : all) {
+    if (pool_target(p.get()) != dir) continue;
+    if (virStoragePoolIsActive(p.get()) != 1)
+      throw Error(ErrorCode::kFailedPrecondition,
+                  fmt::format("storage pool '{}' covers '{}' on host '{}' but is not running "
+                              "(start it: virsh pool-start {})",
+                              pool_name(p.get()), dir, conn_.host(), pool_name(p.get())));
+    if (virStoragePoolRefresh(p.get(), 0) != 0)
+      hosts::throw_libvirt(fmt::format("cannot refresh storage pool '{}' on host '{}'",
+                                       pool_name(p.get()), conn_.host()));
+    virStoragePoolPtr raw = p.get();
+    pools_.emplace(dir, std::move(p));
+    return raw;
+  }
+  // No pool covers the directory: a transient one, gone when we are.
+  static std::atomic<int> counter{0};
+  std::string name = fmt::format("vmshift-{}-{}", ::getpid(), ++counter);
+  std::string xml =
+      fmt::format("<pool type='dir'><name>{}</name><target><path>{}</path></target></pool>", name,
+                  hosts::xml_escape(dir));
+  virStoragePoolPtr created = virStoragePoolCreateXML(conn_.get(), xml.c_str(), 0);
+  if (created == nullptr)
+    hosts::throw_libvirt(fmt::format("cannot reach directory '{}' on host '{}' (it may not exist)",
+                                     dir, conn_.host()));
+  virStoragePoolRef(created);
+  transient_.emplace_back(created);
+  pools_.emplace(dir, hosts::Pool(created));
+  return created;
+}
+
+hosts::Volume LibvirtStorage::volume(const std::string& path) {
+  virStoragePoolPtr pool = pool_for(dirname_of(path));
+  virStorageVolPtr v = virStorageVolLookupByName(pool, basename_of(path).c_str());
+  if (v == nullptr) virResetLastError();
+  return hosts::Volume(v);
+}
+
+bool LibvirtStorage::exists(const std::string& path) { return volume(path) != nullptr; }
+
+std::optional<std::uint64_t> LibvirtStorage::free_bytes(const std::string& dir) {
+  virStoragePoolInfo info{};
+  if (virStoragePoolGetInfo(pool_for(dir), &info) != 0)
+    hosts::throw_libvirt(
+        fmt::format("cannot get the free space of '{}' on host '{}'", dir, conn_.host()));
+  return info.available;
+}
+
+void LibvirtStorage::remove(const std::string& path) {
+  hosts::Volume v = volume(path);
+  if (!v) return;
+  if (virStorageVolDelete(v.get(), 0) != 0)
+    hosts::throw_libvirt(fmt::format("cannot delete '{}' on host '{}'", path, conn_.host()));
+}
+
+std::optional<std::string> LibvirtStorage::identity(const std::string& path) {
+  hosts::Volume v = volume(path);
+  if (!v) return std::nullopt;
+  const char* key = virStorageVolGetKey(v.get());
+  return key != nullptr ? std::optional<std::string>(key) : std::nullopt;
+}
+
+std::optional<std::uint64_t> LibvirtStorage::allocation(const std::string& path) {
+  hosts::Volume v = volume(path);
+  if (!v) return std::nullopt;
+  virStorageVolInfo info{};
+  if (virStorageVolGetInfo(v.get(), &info) != 0) return std::nullopt;
+  return info.allocation;
+}
+
+}  // namespace vmshift::guest

@@ -1,0 +1,40 @@
+// Files on a libvirt host, through its storage pools: works when vmshift
+// cannot see the host's files at all. A directory no active pool covers
+// gets a transient dir pool for as long as this object lives.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "guest/guest.h"
+#include "hosts/libvirt.h"
+
+namespace vmshift::guest {
+
+class LibvirtStorage : public Storage {
+ public:
+  explicit LibvirtStorage(hosts::Connection conn);
+  ~LibvirtStorage() override;
+  LibvirtStorage(const LibvirtStorage&) = delete;
+  LibvirtStorage& operator=(const LibvirtStorage&) = delete;
+
+  bool exists(const std::string& path) override;
+  std::optional<std::uint64_t> free_bytes(const std::string& dir) override;
+  void remove(const std::string& path) override;
+  std::optional<std::string> identity(const std::string& path) override;
+  std::optional<std::uint64_t> allocation(const std::string& path) override;
+
+ private:
+  virStoragePoolPtr pool_for(const std::string& dir);
+  hosts::Volume volume(const std::string& path);  // null if none
+
+  hosts::Connection conn_;
+  std::map<std::string, hosts::Pool> pools_;  // directory -> pool
+  std::vector<hosts::Pool> transient_;        // pools this object created
+};
+
+std::string dirname_of(const std::string& path);
+std::string basename_of(const std::string& path);
+
+}  // namespace vmshift::guest

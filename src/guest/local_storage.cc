@@ -1,0 +1,43 @@
+#include "guest/local_storage.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/error.h"
+
+namespace vmshift::guest {
+
+bool LocalStorage::exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::optional<std::uint64_t> LocalStorage::free_bytes(const std::string& dir) {
+  struct statvfs s {};
+  if (::statvfs(dir.c_str(), &s) != 0)
+    throw_errno(ErrorCode::kNotFound, errno, fmt::format("cannot reach directory '{}'", dir));
+  return static_cast<std::uint64_t>(s.f_bavail) * s.f_frsize;
+}
+
+void LocalStorage::remove(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    throw_errno(ErrorCode::kIo, errno, fmt::format("cannot delete '{}'", path));
+}
+
+std::optional<std::string> LocalStorage::identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;  // follows links
+  return fmt::format("{}:{}", st.st_dev, st.st_ino);
+}
+
+std::optional<std::uint64_t> LocalStorage::allocation(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(st.st_blocks) * 512;
+}
+
+}  // namespace vmshift::guest

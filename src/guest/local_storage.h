@@ -1,0 +1,18 @@
+// Files vmshift can see itself (a bare QEMU guest on this machine).
+#pragma once
+
+#include "guest/guest.h"
+
+namespace vmshift::guest {
+
+class LocalStorage : public Storage {
+ public:
+  bool exists(const std::string& path) override;
+  std::optional<std::uint64_t> free_bytes(const std::string& dir) override;
+  void remove(const std::string& path) override;
+  // "device:inode" of the file the path resolves to.
+  std::optional<std::string> identity(const std::string& path) override;
+  std::optional<std::uint64_t> allocation(const std::string& path) override;
+};
+
+}  // namespace vmshift::guest

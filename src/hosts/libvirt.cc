@@ -1,0 +1,166 @@
+#include "hosts/libvirt.h"
+
+#include <fmt/format.h>
+#include <libvirt/virterror.h>
+
+#include <cstdlib>
+#include <mutex>
+
+namespace vmshift::hosts {
+namespace {
+
+void quiet(void*, virErrorPtr) {}
+
+void init_libvirt() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    virInitialize();
+    virSetErrorFunc(nullptr, quiet);
+  });
+}
+
+ErrorCode code_for(int vir_code) {
+  switch (vir_code) {
+    case VIR_ERR_NO_DOMAIN:
+    case VIR_ERR_NO_STORAGE_POOL:
+    case VIR_ERR_NO_STORAGE_VOL:
+      return ErrorCode::kNotFound;
+    case VIR_ERR_OPERATION_INVALID:
+    case VIR_ERR_BLOCK_COPY_ACTIVE:
+      return ErrorCode::kFailedPrecondition;
+    case VIR_ERR_OPERATION_TIMEOUT:
+      return ErrorCode::kTimeout;
+    case VIR_ERR_RPC:
+    case VIR_ERR_SYSTEM_ERROR:
+    case VIR_ERR_NO_CONNECT:
+    case VIR_ERR_INVALID_CONN:
+      return ErrorCode::kConnection;
+    case VIR_ERR_INVALID_ARG:
+      return ErrorCode::kInvalidArgument;
+    default:
+      return ErrorCode::kCommandFailed;
+  }
+}
+
+}  // namespace
+
+void throw_libvirt(std::string_view what) {
+  virErrorPtr e = virGetLastError();
+  if (e == nullptr || e->message == nullptr)
+    throw Error(ErrorCode::kCommandFailed, fmt::format("{}: libvirt gave no reason", what));
+  std::string msg = e->message;
+  ErrorCode code = code_for(e->code);
+  virResetLastError();
+  throw Error(code, fmt::format("{}: {}", what, msg));
+}
+
+Connection Connection::open(const std::string& uri, const std::string& host) {
+  init_libvirt();
+  virConnectPtr c = virConnectOpen(uri.c_str());
+  if (c == nullptr) {
+    try {
+      throw_libvirt(fmt::format("cannot connect to host '{}' ({})", host, uri));
+    } catch (const Error& e) {
+      throw Error(ErrorCode::kConnection, e.what());
+    }
+  }
+  Connection conn;
+  conn.conn_ = std::shared_ptr<virConnect>(c, Close());
+  conn.uri_ = uri;
+  conn.host_ = host;
+  return conn;
+}
+
+Domain Connection::domain(const std::string& name) const {
+  virDomainPtr d = virDomainLookupByName(get(), name.c_str());
+  if (d == nullptr) {
+    virErrorPtr e = virGetLastError();
+    if (e != nullptr && e->code == VIR_ERR_NO_DOMAIN) {
+      virResetLastError();
+      throw Error(ErrorCode::kNotFound, fmt::format("no VM named '{}' on host '{}'", name, host_));
+    }
+    throw_libvirt(fmt::format("cannot look up VM '{}' on host '{}'", name, host_));
+  }
+  return Domain(d);
+}
+
+std::vector<std::string> Connection::domain_names() const {
+  virDomainPtr* list = nullptr;
+  int n = virConnectListAllDomains(get(), &list, 0);
+  if (n < 0) throw_libvirt(fmt::format("cannot list VMs on host '{}'", host_));
+  std::vector<std::string> names;
+  for (int i = 0; i < n; ++i) {
+    Domain d(list[i]);
+    names.push_back(domain_name(d.get()));
+  }
+  std::free(list);
+  return names;
+}
+
+std::string Connection::hostname() const {
+  char* h = virConnectGetHostname(get());
+  if (h == nullptr) throw_libvirt(fmt::format("cannot get the hostname of '{}'", host_));
+  std::string s = h;
+  std::free(h);
+  return s;
+}
+
+std::string Connection::capabilities() const {
+  char* x = virConnectGetCapabilities(get());
+  if (x == nullptr) throw_libvirt(fmt::format("cannot get the capabilities of '{}'", host_));
+  std::string s = x;
+  std::free(x);
+  return s;
+}
+
+std::uint64_t Connection::free_memory() const {
+  unsigned long long m = virNodeGetFreeMemory(get());
+  if (m == 0) throw_libvirt(fmt::format("cannot get the free memory of '{}'", host_));
+  return m;
+}
+
+std::string domain_xml(virDomainPtr dom, unsigned int flags) {
+  char* x = virDomainGetXMLDesc(dom, flags);
+  if (x == nullptr)
+    throw_libvirt(fmt::format("cannot read the definition of VM '{}'", domain_name(dom)));
+  std::string s = x;
+  std::free(x);
+  return s;
+}
+
+std::string domain_name(virDomainPtr dom) {
+  const char* n = virDomainGetName(dom);
+  return n != nullptr ? n : "?";
+}
+
+std::string domain_state(virDomainPtr dom) {
+  int state = 0, reason = 0;
+  if (virDomainGetState(dom, &state, &reason, 0) != 0)
+    throw_libvirt(fmt::format("cannot get the state of VM '{}'", domain_name(dom)));
+  switch (state) {
+    case VIR_DOMAIN_RUNNING:
+      return "running";
+    case VIR_DOMAIN_BLOCKED:
+      return "blocked";
+    case VIR_DOMAIN_PAUSED:
+      return "paused";
+    case VIR_DOMAIN_SHUTDOWN:
+      return "shutting down";
+    case VIR_DOMAIN_SHUTOFF:
+      return "shut off";
+    case VIR_DOMAIN_CRASHED:
+      return "crashed";
+    case VIR_DOMAIN_PMSUSPENDED:
+      return "suspended";
+    default:
+      return "unknown";
+  }
+}
+
+bool domain_active(virDomainPtr dom) {
+  int r = virDomainIsActive(dom);
+  if (r < 0) throw_libvirt(fmt::format("cannot get the state of VM '{}'", domain_name(dom)));
+  return r == 1;
+}
+
+}  // namespace vmshift::hosts

@@ -1,0 +1,70 @@
+// libvirt handles in RAII owners, and libvirt errors in vmshift's error
+// vocabulary. The error is copied from virGetLastError() right after the
+// failing call (it is thread-local); libvirt's own printing is turned off.
+#pragma once
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace vmshift::hosts {
+
+// Throws the calling thread's last libvirt error as vmshift::Error:
+// "<what>: <libvirt's message>". The code follows libvirt's: no such
+// domain/volume/pool -> kNotFound, operation invalid -> kFailedPrecondition,
+// RPC/system -> kConnection, anything else -> kCommandFailed.
+[[noreturn]] void throw_libvirt(std::string_view what);
+
+struct DomainFree {
+  void operator()(virDomainPtr d) const { virDomainFree(d); }
+};
+struct PoolFree {
+  void operator()(virStoragePoolPtr p) const { virStoragePoolFree(p); }
+};
+struct VolFree {
+  void operator()(virStorageVolPtr v) const { virStorageVolFree(v); }
+};
+using Domain = std::unique_ptr<virDomain, DomainFree>;
+using Pool = std::unique_ptr<virStoragePool, PoolFree>;
+using Volume = std::unique_ptr<virStorageVol, VolFree>;
+
+// A libvirt connection to one host. Copies share it; the last closes it.
+class Connection {
+ public:
+  // Opens uri; `host` names the host in messages. Throws Error(kConnection).
+  static Connection open(const std::string& uri, const std::string& host);
+
+  virConnectPtr get() const { return conn_.get(); }
+  const std::string& host() const { return host_; }
+  const std::string& uri() const { return uri_; }
+
+  Domain domain(const std::string& name) const;   // Error(kNotFound) naming the host
+  std::vector<std::string> domain_names() const;  // all defined domains
+  std::string hostname() const;
+  std::string capabilities() const;
+  std::uint64_t free_memory() const;
+
+ private:
+  struct Close {
+    void operator()(virConnectPtr c) const { virConnectClose(c); }
+  };
+  std::shared_ptr<virConnect> conn_;
+  std::string uri_;
+  std::string host_;
+};
+
+std::string domain_xml(virDomainPtr dom, unsigned int flags = 0);
+std::string domain_name(virDomainPtr dom);
+// "running", "paused", "shut off", ...
+std::string domain_state(virDomainPtr dom);
+bool domain_active(virDomainPtr dom);
+
+}  // namespace vmshift::hosts
