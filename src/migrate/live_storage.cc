@@ -1,0 +1,501 @@
+#include "migrate/live_storage.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "base/error.h"
+#include "guest/libvirt_storage.h"
+
+namespace vmshift::migrate {
+namespace {
+
+using guest::basename_of;
+using guest::dirname_of;
+using qmp::Json;
+
+enum Step : std::size_t { kCheck, kCopy, kPivot, kVerify, kPersist, kCleanup };
+constexpr auto kPoll = std::chrono::milliseconds(200);
+constexpr auto kSwitchTime = std::chrono::seconds(60);
+
+std::string list_targets(const std::vector<guest::DiskInfo>& disks) {
+  std::string s;
+  for (const auto& d : disks) s += (s.empty() ? "" : ", ") + d.target;
+  return s.empty() ? "none" : s;
+}
+
+// What recovery needs: the moves, and which disks were switched.
+struct Saved {
+  std::string phase = "copy";  // copy, pivot, done
+  bool keep_source = false;
+  std::vector<DiskMove> moves;
+  std::set<std::string> pivoted;
+
+  std::string dump() const {
+    Json disks = Json::array();
+    for (const auto& m : moves)
+      disks.push(Json::object()
+                     .set("target", Json::string(m.target))
+                     .set("source", Json::string(m.source))
+                     .set("dest", Json::string(m.dest))
+                     .set("pivoted", Json::boolean(pivoted.count(m.target) > 0)));
+    return Json::object()
+        .set("phase", Json::string(phase))
+        .set("keep_source", Json::boolean(keep_source))
+        .set("disks", disks)
+        .dump();
+  }
+
+  static Saved parse(const std::string& text) {
+    Saved s;
+    Json j = Json::parse(text);
+    s.phase = j.get_string("phase");
+    s.keep_source = j.get_bool("keep_source");
+    for (const Json& d : j.get("disks").items()) {
+      DiskMove m;
+      m.target = d.get_string("target");
+      m.source = d.get_string("source");
+      m.dest = d.get_string("dest");
+      if (d.get_bool("pivoted")) s.pivoted.insert(m.target);
+      s.moves.push_back(m);
+    }
+    return s;
+  }
+};
+
+std::string where(const std::vector<DiskMove>& moves, bool on_dest) {
+  std::string s;
+  for (const auto& m : moves)
+    s += fmt::format("{}{} on {}", s.empty() ? "" : ", ", m.target, on_dest ? m.dest : m.source);
+  return s;
+}
+
+// Ends the copies that were started and removes their destination files.
+// Returns what could not be undone, as sentences.
+std::vector<std::string> undo_copies(guest::Guest& g, const std::vector<DiskMove>& started) {
+  std::vector<std::string> problems;
+  for (const auto& m : started) {
+    try {
+      g.abort_copy(m.target, Deadline::after(kSwitchTime));
+    } catch (const Error& e) {
+      problems.push_back(
+          fmt::format("the copy of {} could not be cancelled: {}", m.target, e.what()));
+      continue;  // never delete a file a live job may still use
+    }
+    try {
+      g.storage().remove(m.dest);
+    } catch (const Error& e) {
+      problems.push_back(fmt::format("'{}' could not be removed: {}", m.dest, e.what()));
+    }
+  }
+  return problems;
+}
+
+std::string with_problems(std::string message, const std::vector<std::string>& problems) {
+  for (const auto& p : problems) message += "; " + p;
+  return message;
+}
+
+std::string summary(const std::vector<DiskMove>& moves) {
+  std::uint64_t bytes = 0;
+  for (const auto& m : moves) bytes += m.need;
+  return fmt::format("{} disk{} ({} allocated)", moves.size(), moves.size() == 1 ? "" : "s",
+                     human_bytes(bytes));
+}
+
+// Deletes the top layer of each source; backing files may be shared by
+// other VMs and stay. Returns a note.
+std::string delete_sources(guest::Guest& g, const std::vector<DiskMove>& moves, bool keep) {
+  if (keep) return "source files kept (--keep-source)";
+  std::vector<std::string> problems, backing;
+  for (const auto& m : moves) {
+    try {
+      g.storage().remove(m.source);
+    } catch (const Error& e) {
+      problems.push_back(fmt::format("'{}' could not be deleted: {}", m.source, e.what()));
+    }
+    for (const auto& b : m.backing) backing.push_back(b);
+  }
+  std::string note = problems.empty() ? "source files deleted" : "source files deleted, except";
+  for (const auto& p : problems) note += " " + p;
+  if (!backing.empty())
+    note += fmt::format(" (backing files left in place, other VMs may use them: {})",
+                        fmt::join(backing, ", "));
+  return note;
+}
+
+}  // namespace
+
+std::string human_bytes(std::uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::vector<std::string> live_storage_steps() {
+  return {"check", "copy", "pivot", "verify", "persist", "cleanup"};
+}
+
+LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) {
+  std::string state = g.state();
+  if (state != "running" && state != "paused")
+    throw Error(
+        ErrorCode::kFailedPrecondition,
+        fmt::format("{} is {}: a live storage migration needs a running VM", g.describe(), state));
+  if (!o.to_dir && o.disks.empty())
+    throw Error(ErrorCode::kInvalidArgument,
+                "say where the disks go: --to DIR or --disk TARGET=PATH");
+  std::vector<guest::DiskInfo> disks = g.disks();
+
+  // Which disks move where.
+  std::vector<std::pair<guest::DiskInfo, std::string>> chosen;
+  auto find = [&](const std::string& target) -> const guest::DiskInfo& {
+    for (const auto& d : disks)
+      if (d.target == target) return d;
+    throw Error(ErrorCode::kNotFound, fmt::format("{} has no disk '{}' (disks: {})", g.describe(),
+                                                  target, list_targets(disks)));
+  };
+  auto into_dir = [&](const guest::DiskInfo& d) {
+    std::string dir = *o.to_dir;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    return dir + "/" + basename_of(d.path);
+  };
+  if (o.disks.empty()) {
+    for (const auto& d : disks)
+      if (!d.path.empty()) chosen.emplace_back(d, into_dir(d));
+  } else {
+    for (const auto& [target, path] : o.disks) {
+      const guest::DiskInfo& d = find(target);
+      if (path.empty() && !o.to_dir)
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("disk {} has no destination: write --disk {}=PATH or add --to DIR",
+                                target, target));
+      chosen.emplace_back(d, path.empty() ? into_dir(d) : path);
+    }
+  }
+  if (chosen.empty())
+    throw Error(ErrorCode::kNotFound, fmt::format("{} has no disk to move", g.describe()));
+
+  LiveStoragePlan plan;
+  std::set<std::string> dests;
+  // Identities of every file the VM uses, to refuse a destination that is one.
+  std::map<std::string, std::string> used;
+  for (const auto& d : disks) {
+    for (const auto& f : std::vector<std::string>{d.path}) {
+      if (f.empty()) continue;
+      used[f] = f;
+      if (auto id = g.storage().identity(f)) used[*id] = f;
+    }
+    for (const auto& b : d.backing) {
+      used[b] = b;
+      if (auto id = g.storage().identity(b)) used[*id] = b;
+    }
+  }
+  std::map<std::string, std::uint64_t> need_per_dir;
+  for (const auto& [d, dest] : chosen) {
+    if (dest.empty() || dest.front() != '/')
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          fmt::format("destination '{}' of disk {} must be an absolute path", dest, d.target));
+    if (!dests.insert(dest).second)
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("two disks would go to the same file '{}'", dest));
+    if (used.count(dest))
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("destination '{}' of disk {} is a file the VM already uses ('{}')",
+                              dest, d.target, used.at(dest)));
+    DiskMove m;
+    m.target = d.target;
+    m.source = d.path;
+    m.dest = dest;
+    m.format = d.format;
+    m.capacity = d.capacity;
+    m.backing = d.backing;
+    std::string dir = dirname_of(dest);
+    // Throws when the directory does not exist on the host.
+    g.storage().free_bytes(dir);
+    if (g.storage().exists(dest)) {
+      auto id = g.storage().identity(dest);
+      if (id && used.count(*id))
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("destination '{}' of disk {} is the file '{}' the VM already uses",
+                                dest, d.target, used.at(*id)));
+      if (!o.force)
+        throw Error(ErrorCode::kAlreadyExists,
+                    fmt::format("destination '{}' of disk {} already exists (--force replaces it)",
+                                dest, d.target));
+      m.replace_existing = true;
+    }
+    m.need = d.allocation;
+    if (!o.shallow)
+      for (const auto& b : d.backing) m.need += g.storage().allocation(b).value_or(0);
+    need_per_dir[dir] += m.need;
+    plan.moves.push_back(std::move(m));
+  }
+  for (const auto& [dir, need] : need_per_dir) {
+    std::optional<std::uint64_t> free = g.storage().free_bytes(dir);
+    // A margin for metadata and for what the guest writes during the copy.
+    std::uint64_t want = need + need / 20 + (16u << 20);
+    if (free && *free < want)
+      throw Error(ErrorCode::kFailedPrecondition,
+                  fmt::format("not enough space in '{}': the disks going there need {} ({} "
+                              "allocated data and a margin), {} is free",
+                              dir, human_bytes(want), human_bytes(need), human_bytes(*free)));
+  }
+  if (o.to_dir)
+    plan.notes.push_back(
+        "only disks move: a running VM's other files (kernel, initrd, NVRAM, logs) stay where "
+        "they are");
+  if (o.shallow)
+    for (const auto& m : plan.moves)
+      if (!m.backing.empty())
+        plan.notes.push_back(fmt::format("disk {} keeps its backing file '{}' (--shallow)",
+                                         m.target, m.backing.front()));
+  return plan;
+}
+
+Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const LiveStorageOptions& o,
+                        JobContext& job) {
+  Saved saved;
+  saved.keep_source = o.keep_source;
+  saved.moves = plan.moves;
+  job.save_state(saved.dump());
+  job.step(kCheck, StepState::kDone, fmt::format("{} to move", summary(plan.moves)));
+
+  // ---- copy
+  std::vector<DiskMove> started;
+  auto fail_before_pivot = [&](const std::string& why, Outcome outcome) {
+    job.step(kCopy, outcome == Outcome::kCancelled ? StepState::kUndone : StepState::kFailed, why);
+    std::vector<std::string> problems = undo_copies(g, started);
+    saved.phase = "undone";
+    job.save_state(saved.dump());
+    std::string state =
+        problems.empty()
+            ? fmt::format(
+                  "The VM runs on its original disks ({}); the partial destination files "
+                  "were removed.",
+                  where(plan.moves, false))
+            : with_problems(
+                  fmt::format("The VM runs on its original disks ({}).", where(plan.moves, false)),
+                  problems);
+    return Result{outcome, fmt::format("{}. {}", why, state)};
+  };
+
+  job.step(kCopy, StepState::kRunning);
+  try {
+    for (const auto& m : plan.moves) {
+      if (m.replace_existing) g.storage().remove(m.dest);
+      g.start_copy({.target = m.target,
+                    .dest = m.dest,
+                    .format = m.format,
+                    .shallow = o.shallow,
+                    .bandwidth = o.bandwidth,
+                    .sync_writes = o.sync_writes});
+      started.push_back(m);
+    }
+    std::uint64_t best_remaining = UINT64_MAX;
+    auto best_time = std::chrono::steady_clock::now();
+    for (;;) {
+      if (job.cancel_requested())
+        return fail_before_pivot("Cancelled by request during the copy", Outcome::kCancelled);
+      std::uint64_t done = 0, total = 0;
+      bool all_ready = true;
+      for (const auto& m : plan.moves) {
+        guest::CopyStatus s = g.copy_status(m.target);
+        if (!s.active || s.error)
+          throw Error(ErrorCode::kCommandFailed,
+                      fmt::format("the copy of disk {} stopped: {}", m.target,
+                                  s.error.value_or("the job ended without a switch (e.g. the "
+                                                   "destination filled up; see the host's "
+                                                   "libvirt log)")));
+        done += s.done;
+        total += s.total;
+        all_ready = all_ready && s.ready;
+      }
+      job.progress(all_ready ? "ready" : "copy", done, total);
+      if (all_ready) break;
+      // Converging means what is left keeps shrinking: if it has not reached
+      // a new low for progress_timeout, the guest writes faster than the copy.
+      std::uint64_t remaining = total - std::min(done, total);
+      auto now = std::chrono::steady_clock::now();
+      if (remaining < best_remaining) {
+        best_remaining = remaining;
+        best_time = now;
+      } else if (now - best_time > o.progress_timeout) {
+        throw Error(ErrorCode::kTimeout,
+                    fmt::format("the copy is not converging: {} left and no progress for {} s; "
+                                "the guest writes faster than the copy (use --sync-writes, or a "
+                                "higher --bandwidth)",
+                                human_bytes(remaining), o.progress_timeout.count()));
+      }
+      std::this_thread::sleep_for(kPoll);
+    }
+  } catch (const Error& e) {
+    return fail_before_pivot(fmt::format("Copy failed: {}", e.what()), Outcome::kFailed);
+  }
+  if (job.cancel_requested())
+    return fail_before_pivot("Cancelled by request before the switch", Outcome::kCancelled);
+  job.step(kCopy, StepState::kDone, fmt::format("{} in sync", summary(plan.moves)));
+
+  // ---- pivot
+  job.step(kPivot, StepState::kRunning);
+  saved.phase = "pivot";
+  job.save_state(saved.dump());
+  std::chrono::milliseconds longest{0};
+  std::string pivot_detail;
+  for (std::size_t i = 0; i < plan.moves.size(); ++i) {
+    const DiskMove& m = plan.moves[i];
+    try {
+      auto took = g.pivot(m.target, Deadline::after(kSwitchTime));
+      longest = std::max(longest, took);
+      pivot_detail +=
+          fmt::format("{}{} {} ms", pivot_detail.empty() ? "" : ", ", m.target, took.count());
+      saved.pivoted.insert(m.target);
+      job.save_state(saved.dump());
+    } catch (const Error& e) {
+      std::vector<DiskMove> switched(plan.moves.begin(), plan.moves.begin() + static_cast<long>(i));
+      std::vector<DiskMove> rest(plan.moves.begin() + static_cast<long>(i), plan.moves.end());
+      std::vector<std::string> problems = undo_copies(g, rest);
+      job.step(kPivot, StepState::kFailed, e.what());
+      saved.phase = "partial";
+      job.save_state(saved.dump());
+      std::string msg = fmt::format("Switching disk {} failed: {}.", m.target, e.what());
+      if (!switched.empty())
+        msg += fmt::format(" Already switched, and running on the new files: {}.",
+                           where(switched, true));
+      msg += fmt::format(
+          " Still on the original files: {} (their copies were cancelled and "
+          "removed). No source file was deleted.",
+          where(rest, false));
+      return Result{Outcome::kFailed, with_problems(msg, problems)};
+    }
+  }
+  job.pause(longest);
+  job.step(kPivot, StepState::kDone, pivot_detail);
+
+  // ---- verify: the running guest really uses the new files.
+  job.step(kVerify, StepState::kRunning);
+  for (const auto& m : plan.moves) {
+    std::string active = g.active_path(m.target);
+    if (active != m.dest) {
+      job.step(kVerify, StepState::kFailed);
+      return Result{Outcome::kFailed,
+                    fmt::format("After the switch, disk {} uses '{}' instead of '{}'. No source "
+                                "file was deleted; check the VM.",
+                                m.target, active, m.dest)};
+    }
+  }
+  job.step(kVerify, StepState::kDone, "the guest uses the new files");
+
+  // ---- persist and clean up
+  std::map<std::string, std::string> paths;
+  for (const auto& m : plan.moves) paths[m.target] = m.dest;
+  std::string persist_note;
+  try {
+    persist_note = g.persist_paths(paths);
+    job.step(kPersist, StepState::kDone, persist_note);
+  } catch (const Error& e) {
+    job.step(kPersist, StepState::kFailed, e.what());
+    return Result{Outcome::kFailed,
+                  fmt::format("The disks moved and the VM runs on the new files ({}), but its "
+                              "stored definition could not be updated: {}. A restart would use "
+                              "the old files, which were kept.",
+                              where(plan.moves, true), e.what())};
+  }
+  std::string cleanup_note = delete_sources(g, plan.moves, o.keep_source);
+  job.step(kCleanup, o.keep_source ? StepState::kSkipped : StepState::kDone, cleanup_note);
+  saved.phase = "done";
+  job.save_state(saved.dump());
+  return Result{Outcome::kCompleted,
+                fmt::format("moved {}: {}; switch took {} ms; {}", summary(plan.moves),
+                            where(plan.moves, true), longest.count(), cleanup_note)};
+}
+
+Result recover_live_storage(guest::Guest& g, const std::string& state_text, JobContext& job) {
+  Saved saved = Saved::parse(state_text);
+  if (saved.phase == "done")
+    return Result{Outcome::kCompleted, "the job had finished its work before its process died"};
+  std::vector<DiskMove> on_dest, on_source;
+  for (const auto& m : saved.moves) {
+    std::string active;
+    try {
+      active = g.active_path(m.target);
+    } catch (const Error& e) {
+      return Result{Outcome::kFailed,
+                    fmt::format("Recovery cannot read disk {} of {}: {}. Files left as they were: "
+                                "sources {}; destinations {}.",
+                                m.target, g.describe(), e.what(), where(saved.moves, false),
+                                where(saved.moves, true))};
+    }
+    (active == m.dest ? on_dest : on_source).push_back(m);
+  }
+  std::vector<std::string> problems = undo_copies(g, on_source);
+  if (on_source.empty()) {
+    std::map<std::string, std::string> paths;
+    for (const auto& m : on_dest) paths[m.target] = m.dest;
+    std::string note = g.persist_paths(paths);
+    job.step(kPersist, StepState::kDone, note);
+    std::string cleanup = delete_sources(g, on_dest, saved.keep_source);
+    job.step(kCleanup, saved.keep_source ? StepState::kSkipped : StepState::kDone, cleanup);
+    return Result{Outcome::kCompleted,
+                  fmt::format("Completed by recovery after its vmshift process died: the switch "
+                              "had happened; the VM runs on {}; {}",
+                              where(on_dest, true), cleanup)};
+  }
+  if (on_dest.empty()) {
+    job.step(kCopy, StepState::kUndone, "cancelled by recovery");
+    return Result{Outcome::kRolledBack,
+                  with_problems(fmt::format("The vmshift process running this job died before "
+                                            "the switch; recovery cancelled the copy. The VM runs "
+                                            "on its original disks ({}); the destination files "
+                                            "were removed.",
+                                            where(on_source, false)),
+                                problems)};
+  }
+  return Result{Outcome::kFailed,
+                with_problems(fmt::format("The vmshift process running this job died during the "
+                                          "switch. Switched, running on the new files: {}. Still "
+                                          "on the original files: {} (copies cancelled and "
+                                          "removed). No source file was deleted.",
+                                          where(on_dest, true), where(on_source, false)),
+                              problems)};
+}
+
+Json to_json(const LiveStorageOptions& o) {
+  Json disks = Json::array();
+  for (const auto& [t, p] : o.disks)
+    disks.push(Json::object().set("target", Json::string(t)).set("path", Json::string(p)));
+  Json j = Json::object();
+  if (o.to_dir) j.set("to", Json::string(*o.to_dir));
+  return std::move(j)
+      .set("disks", disks)
+      .set("bandwidth", Json::integer(static_cast<std::int64_t>(o.bandwidth)))
+      .set("sync_writes", Json::boolean(o.sync_writes))
+      .set("keep_source", Json::boolean(o.keep_source))
+      .set("force", Json::boolean(o.force))
+      .set("shallow", Json::boolean(o.shallow))
+      .set("progress_timeout", Json::integer(o.progress_timeout.count()));
+}
+
+LiveStorageOptions options_from_json(const Json& j) {
+  LiveStorageOptions o;
+  o.to_dir = j.find_string("to");
+  for (const Json& d : j.get("disks").items())
+    o.disks.emplace_back(d.get_string("target"), d.get_string("path"));
+  o.bandwidth = static_cast<std::uint64_t>(j.get_int("bandwidth"));
+  o.sync_writes = j.get_bool("sync_writes");
+  o.keep_source = j.get_bool("keep_source");
+  o.force = j.get_bool("force");
+  o.shallow = j.get_bool("shallow");
+  o.progress_timeout = std::chrono::seconds(j.get_int("progress_timeout"));
+  return o;
+}
+
+}  // namespace vmshift::migrate

@@ -1,0 +1,73 @@
+// Live storage migration (Hyper-V's Move-VMStorage, SCVMM's live storage
+// migration): the disks of a running VM move to another location on the
+// same host while it keeps running. A mirror job copies each disk and then
+// keeps source and destination in sync; the pivot switches the guest to the
+// destination; only then, after checking the guest uses the new files, are
+// the source files deleted.
+//
+//   check -> copy (until every disk is in sync) -> pivot -> verify -> persist -> cleanup
+//
+// Until the pivot the source stays authoritative: a failure or a cancel
+// before it ends every copy, removes the partial destination files, and
+// leaves the VM on its original disks.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "guest/guest.h"
+#include "migrate/context.h"
+#include "qmp/json.h"
+
+namespace vmshift::migrate {
+
+struct LiveStorageOptions {
+  std::optional<std::string> to_dir;  // every disk (or every disk named without a path) goes here
+  std::vector<std::pair<std::string, std::string>> disks;  // target -> path ("" = to to_dir)
+  std::uint64_t bandwidth = 0;                             // bytes per second, 0 = unlimited
+  bool sync_writes = false;
+  bool keep_source = false;
+  bool force = false;    // replace an existing destination file (never one the VM uses)
+  bool shallow = false;  // copy only the top layer; the backing chain stays where it is
+  std::chrono::seconds progress_timeout{150};
+};
+
+struct DiskMove {
+  std::string target;
+  std::string source;
+  std::string dest;
+  std::string format;
+  std::uint64_t capacity = 0;
+  std::uint64_t need = 0;  // bytes the destination needs (allocated data copied)
+  std::vector<std::string> backing;
+  bool replace_existing = false;
+};
+
+struct LiveStoragePlan {
+  std::vector<DiskMove> moves;
+  std::vector<std::string> notes;
+};
+
+// The checks, before anything changes. Throws vmshift::Error naming the
+// disk and the problem (kNotFound, kAlreadyExists, kInvalidArgument,
+// kFailedPrecondition).
+LiveStoragePlan plan_live_storage(guest::Guest& guest, const LiveStorageOptions& options);
+
+std::vector<std::string> live_storage_steps();
+
+Result run_live_storage(guest::Guest& guest, const LiveStoragePlan& plan,
+                        const LiveStorageOptions& options, JobContext& job);
+
+// Finishes or undoes a job whose process died, from the state it saved.
+Result recover_live_storage(guest::Guest& guest, const std::string& saved_state, JobContext& job);
+
+// For the job record: what a process needs to run the job.
+qmp::Json to_json(const LiveStorageOptions& options);
+LiveStorageOptions options_from_json(const qmp::Json& json);
+
+std::string human_bytes(std::uint64_t bytes);
+
+}  // namespace vmshift::migrate
