@@ -5,11 +5,14 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "base/error.h"
 #include "base/subprocess.h"
+#include "cli/inventory_commands.h"
 #include "hosts/accel.h"
+#include "hosts/inventory.h"
 #include "qmp/client.h"
 #include "qmp/json.h"
 
@@ -66,6 +69,20 @@ int main(int argc, char** argv) {
   using namespace vmshift;
   CLI::App app{"vmshift: move running QEMU/KVM virtual machines and their disks"};
   app.require_subcommand(1);
+  std::optional<std::string> config;
+  app.add_option("--config", config,
+                 "Inventory file (default: $VMSHIFT_CONFIG, ~/.config/vmshift/config.toml, "
+                 "/etc/vmshift/config.toml)");
+  bool json = false;
+
+  auto* hosts_cmd = app.add_subcommand("hosts",
+                                       "List the inventory's hosts: reachability, CPU, "
+                                       "free memory, free space per storage location");
+  hosts_cmd->add_flag("--json", json, "One JSON document instead of a table");
+  auto* vms_cmd = app.add_subcommand("vms", "List VMs with their state and disks");
+  std::optional<std::string> vms_host;
+  vms_cmd->add_option("--host", vms_host, "Only this host");
+  vms_cmd->add_flag("--json", json, "One JSON document instead of a table");
 
   auto* version = app.add_subcommand("version", "Show versions of vmshift, libvirt and QEMU");
 
@@ -87,6 +104,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*qmp_cmd) return cli::run_qmp(socket, command, args_text, timeout_s);
+    if (*hosts_cmd) return cli::list_hosts(hosts::Inventory::load(config), json);
+    if (*vms_cmd) return cli::list_vms(hosts::Inventory::load(config), vms_host, json);
   } catch (const Error& e) {
     std::fprintf(stderr, "vmshift: %s\n", e.what());
     return 1;
