@@ -198,6 +198,13 @@ ExitStatus Process::terminate(Deadline grace) {
   return kill();
 }
 
+pid_t Process::release() {
+  pid_t pid = pid_;
+  pid_ = -1;
+  pidfd_.reset();
+  return pid;
+}
+
 ExitStatus Process::kill() {
   signal(SIGKILL);
   auto s = reap(true);
@@ -251,6 +258,7 @@ Process spawn(std::span<const std::string> argv, const SpawnOptions& options) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(127);
     }
+    if (options.new_session) ::setsid();
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -37,6 +37,8 @@ struct SpawnOptions {
   // For test processes that must die with a crashed test binary; it fires on
   // the spawning *thread's* exit, so leave it off for children of workers.
   bool kill_with_parent = false;
+  // Start the child in a new session (setsid): no terminal signals reach it.
+  bool new_session = false;
   // Extra "NAME=value" entries added to the inherited environment.
   std::vector<std::string> extra_env;
 };
@@ -59,6 +61,10 @@ class Process {
   // SIGTERM, then SIGKILL if it has not exited by the deadline.
   ExitStatus terminate(Deadline grace);
   ExitStatus kill();
+
+  // Gives up ownership: the child is no longer killed when this object goes
+  // (a background process that must outlive its parent). Returns its pid.
+  pid_t release();
 
   // Read ends of the captured pipes (invalid unless requested in SpawnOptions).
   UniqueFd take_stdout() { return std::move(stdout_); }

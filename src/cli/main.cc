@@ -1,8 +1,10 @@
 // vmshift: move running QEMU/KVM virtual machines and their disks.
 #include <fmt/format.h>
 #include <libvirt/libvirt.h>
+#include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -11,6 +13,9 @@
 #include "base/error.h"
 #include "base/subprocess.h"
 #include "cli/inventory_commands.h"
+#include "cli/job_commands.h"
+#include "core/job_store.h"
+#include "core/runner.h"
 #include "hosts/accel.h"
 #include "hosts/inventory.h"
 #include "qmp/client.h"
@@ -22,6 +27,10 @@
 
 namespace vmshift::cli {
 namespace {
+
+std::atomic<bool> interrupted{false};
+
+void on_interrupt(int) { interrupted.store(true); }
 
 std::string version_of(unsigned long v) {
   return fmt::format("{}.{}.{}", v / 1000000, (v / 1000) % 1000, v % 1000);
@@ -62,6 +71,13 @@ int run_qmp(const std::string& socket, const std::string& command, const std::st
   return 0;
 }
 
+// Every command that touches jobs first finishes or undoes the jobs whose
+// vmshift process died.
+void recover(core::JobStore& store, const hosts::Inventory& inv) {
+  for (const auto& line : core::recover_stale_jobs(store, inv))
+    fmt::print(stderr, "vmshift: {}\n", line);
+}
+
 }  // namespace
 }  // namespace vmshift::cli
 
@@ -74,15 +90,6 @@ int main(int argc, char** argv) {
                  "Inventory file (default: $VMSHIFT_CONFIG, ~/.config/vmshift/config.toml, "
                  "/etc/vmshift/config.toml)");
   bool json = false;
-
-  auto* hosts_cmd = app.add_subcommand("hosts",
-                                       "List the inventory's hosts: reachability, CPU, "
-                                       "free memory, free space per storage location");
-  hosts_cmd->add_flag("--json", json, "One JSON document instead of a table");
-  auto* vms_cmd = app.add_subcommand("vms", "List VMs with their state and disks");
-  std::optional<std::string> vms_host;
-  vms_cmd->add_option("--host", vms_host, "Only this host");
-  vms_cmd->add_flag("--json", json, "One JSON document instead of a table");
 
   auto* version = app.add_subcommand("version", "Show versions of vmshift, libvirt and QEMU");
 
@@ -97,6 +104,64 @@ int main(int argc, char** argv) {
   qmp_cmd->add_option("COMMAND", command, "QMP command, e.g. query-status")->required();
   qmp_cmd->add_option("ARGUMENTS", args_text, "Arguments as a JSON object");
 
+  auto* hosts_cmd = app.add_subcommand(
+      "hosts", "List the inventory's hosts: reachability, CPU, free memory, free space");
+  hosts_cmd->add_flag("--json", json, "One JSON document instead of a table");
+  auto* vms_cmd = app.add_subcommand("vms", "List VMs with their state and disks");
+  std::optional<std::string> vms_host;
+  vms_cmd->add_option("--host", vms_host, "Only this host");
+  vms_cmd->add_flag("--json", json, "One JSON document instead of a table");
+
+  auto* jobs_cmd = app.add_subcommand("jobs", "List jobs (newest first), or act on one");
+  jobs_cmd->add_flag("--json", json, "JSON instead of a table");
+  int limit = 50;
+  jobs_cmd->add_option("--limit", limit, "How many jobs to list")->capture_default_str();
+  std::int64_t job_id = 0;
+  auto* show_cmd = jobs_cmd->add_subcommand("show", "Show a job: state, steps, progress, result");
+  show_cmd->add_option("ID", job_id)->required();
+  show_cmd->add_flag("--json", json);
+  auto* cancel_cmd = jobs_cmd->add_subcommand("cancel", "Cancel a queued or running job");
+  cancel_cmd->add_option("ID", job_id)->required();
+  auto* wait_cmd = jobs_cmd->add_subcommand("wait", "Wait until a job ends; exit 0 if completed");
+  wait_cmd->add_option("ID", job_id)->required();
+  int wait_timeout = 86400;
+  wait_cmd->add_option("--timeout", wait_timeout, "Seconds to wait")->capture_default_str();
+  wait_cmd->add_flag("--json", json);
+  auto* run_cmd = jobs_cmd->add_subcommand("run", "Run a queued job in this process");
+  run_cmd->group("");  // internal: what --detach starts
+  run_cmd->add_option("ID", job_id)->required();
+  run_cmd->add_flag("--json", json);
+
+  cli::MoveStorageArgs ms;
+  auto* move_cmd = app.add_subcommand(
+      "move-storage", "Move the disks of a running VM to another location on its host, live");
+  move_cmd->add_option("VM", ms.vm, "The VM (a libvirt domain name)");
+  move_cmd->add_option("--host", ms.host,
+                       "The inventory host of the VM (default: the one that has it)");
+  move_cmd->add_option("--qmp", ms.qmp, "A bare QEMU's QMP socket, instead of a libvirt VM");
+  move_cmd->add_option("--to", ms.to, "Move every disk (or those named with --disk) into DIR");
+  move_cmd->add_option("--disk", ms.disks,
+                       "TARGET=PATH: move this disk to PATH (repeatable); "
+                       "TARGET alone with --to");
+  move_cmd->add_option("--bandwidth", ms.bandwidth_mib, "Copy at most this many MiB/s");
+  move_cmd->add_flag("--sync-writes", ms.sync_writes,
+                     "Write-blocking copy: converges even when the guest writes faster");
+  move_cmd->add_flag("--keep-source", ms.keep_source, "Keep the source files after the move");
+  move_cmd->add_flag("--force", ms.force,
+                     "Replace existing destination files (never the VM's own)");
+  move_cmd->add_flag("--shallow", ms.shallow,
+                     "Copy only the top layer; the backing chain stays where it is");
+  move_cmd
+      ->add_option("--progress-timeout", ms.progress_timeout,
+                   "Fail if the copy makes no progress for this many seconds")
+      ->capture_default_str();
+  move_cmd
+      ->add_option("--queue-timeout", ms.queue_timeout,
+                   "Give up after waiting this many seconds for a free slot")
+      ->capture_default_str();
+  move_cmd->add_flag("--detach", ms.detach, "Run in the background; print the job id");
+  move_cmd->add_flag("--json", ms.json, "Progress as one JSON object per line");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*version) {
@@ -104,8 +169,26 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*qmp_cmd) return cli::run_qmp(socket, command, args_text, timeout_s);
-    if (*hosts_cmd) return cli::list_hosts(hosts::Inventory::load(config), json);
-    if (*vms_cmd) return cli::list_vms(hosts::Inventory::load(config), vms_host, json);
+
+    hosts::Inventory inv = hosts::Inventory::load(config);
+    if (*hosts_cmd) return cli::list_hosts(inv, json);
+    if (*vms_cmd) return cli::list_vms(inv, vms_host, json);
+
+    std::string store_path = core::JobStore::default_path();
+    core::JobStore store = core::JobStore::open(store_path);
+    cli::recover(store, inv);
+    struct sigaction sa {};
+    sa.sa_handler = cli::on_interrupt;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    if (*jobs_cmd) {
+      if (*show_cmd) return cli::jobs_show(store, job_id, json);
+      if (*cancel_cmd) return cli::jobs_cancel(store, job_id);
+      if (*wait_cmd) return cli::jobs_wait(store, job_id, wait_timeout, json);
+      if (*run_cmd) return cli::jobs_run(store_path, job_id, inv, json, &cli::interrupted);
+      return cli::jobs_list(store, json, limit);
+    }
+    if (*move_cmd) return cli::move_storage(ms, inv, store_path, &cli::interrupted);
   } catch (const Error& e) {
     std::fprintf(stderr, "vmshift: %s\n", e.what());
     return 1;

@@ -13,7 +13,7 @@ namespace vmshift::core {
 using TimePoint = std::chrono::system_clock::time_point;
 
 enum class JobState {
-  kQueued,      // waiting for a free slot on its hosts
+  kQueued,  // waiting for a free slot on its hosts
   kRunning,
   kCancelling,  // cancel requested; the owner is undoing its steps
   kCompleted,
@@ -68,15 +68,15 @@ struct Job {
   std::vector<Step> steps;
   std::int64_t bytes_total = 0;
   std::int64_t bytes_done = 0;
-  double rate = 0;                         // bytes per second
+  double rate = 0;  // bytes per second
   std::optional<double> eta_seconds;
-  std::optional<std::int64_t> pause_ms;    // measured guest pause (e.g. the pivot)
+  std::optional<std::int64_t> pause_ms;  // measured guest pause (e.g. the pivot)
   TimePoint created{};
   std::optional<TimePoint> started;
   std::optional<TimePoint> ended;
-  std::string error;   // for failed/cancelled/rolled-back: what state the VM and files are in
-  std::string result;  // for completed: a one-line summary
-  std::string params;  // JSON text: what the job does (type-specific)
+  std::string error;       // for failed/cancelled/rolled-back: what state the VM and files are in
+  std::string result;      // for completed: a one-line summary
+  std::string params;      // JSON text: what the job does (type-specific)
   std::string state_data;  // JSON text: what recovery needs (type-specific), updated as it goes
   bool cancel_requested = false;
   std::optional<Lease> lease;

@@ -65,7 +65,8 @@ class JobStore {
   // does only that. They throw Error(kFailedPrecondition) if this process
   // no longer holds the lease (another process recovered the job).
   void renew_lease(std::int64_t id);
-  void set_step(std::int64_t id, std::size_t index, StepState state, const std::string& detail = "");
+  void set_step(std::int64_t id, std::size_t index, StepState state,
+                const std::string& detail = "");
   void set_progress(std::int64_t id, std::int64_t done, std::int64_t total, double rate,
                     std::optional<double> eta_seconds);
   void set_pause(std::int64_t id, std::int64_t pause_ms);
@@ -84,6 +85,14 @@ class JobStore {
   // Makes this process the lease holder of a stale job; false if another
   // process took it first or it is no longer stale.
   bool take_over(std::int64_t id);
+
+  // The pid of the process waiting to start a queued job.
+  std::optional<std::int64_t> waiter(std::int64_t id);
+  // Queued jobs whose waiting process died: nobody will start them.
+  std::vector<std::int64_t> orphaned();
+  // Cancels such a job with message, unless a live process waits for it
+  // again meanwhile (false).
+  bool cancel_orphan(std::int64_t id, const std::string& message);
 
   // This process's identity as a lease holder (exposed for tests).
   static Lease own_lease();

@@ -29,6 +29,7 @@ class ProgressMeter {
   std::int64_t done_ = 0;
   std::int64_t total_ = 0;
   double rate_ = 0;
+  bool have_rate_ = false;  // a first rate was measured (rate_ may be 0)
   std::optional<Clock::time_point> last_time_;
   std::int64_t last_done_ = 0;
 };

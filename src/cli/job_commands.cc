@@ -1,0 +1,295 @@
+#include "cli/job_commands.h"
+
+#include <fcntl.h>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "base/error.h"
+#include "base/subprocess.h"
+#include "cli/progress.h"
+#include "cli/table.h"
+#include "core/runner.h"
+#include "hosts/libvirt.h"
+#include "migrate/live_storage.h"
+#include "qmp/json.h"
+
+namespace vmshift::cli {
+
+using core::Job;
+using core::JobState;
+using migrate::human_bytes;
+using qmp::Json;
+
+namespace {
+
+std::int64_t ms_since_epoch(core::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+std::string local_time(core::TimePoint t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  ::localtime_r(&tt, &tm);
+  return fmt::format("{:%Y-%m-%d %H:%M:%S}", tm);
+}
+
+std::string progress_text(const Job& j) {
+  if (j.bytes_total <= 0) return "-";
+  double pct = 100.0 * static_cast<double>(j.bytes_done) / static_cast<double>(j.bytes_total);
+  return fmt::format("{:.0f}% of {}", std::min(pct, 100.0),
+                     human_bytes(static_cast<std::uint64_t>(j.bytes_total)));
+}
+
+Json job_json(const Job& j) {
+  Json steps = Json::array();
+  for (const auto& s : j.steps)
+    steps.push(Json::object()
+                   .set("name", Json::string(s.name))
+                   .set("state", Json::string(core::to_string(s.state)))
+                   .set("detail", Json::string(s.detail)));
+  Json o = Json::object()
+               .set("id", Json::integer(j.id))
+               .set("vm", Json::string(j.vm))
+               .set("type", Json::string(j.type))
+               .set("source_host", Json::string(j.source_host))
+               .set("dest_host", Json::string(j.dest_host))
+               .set("state", Json::string(core::to_string(j.state)))
+               .set("bytes_total", Json::integer(j.bytes_total))
+               .set("bytes_done", Json::integer(j.bytes_done))
+               .set("rate", Json::number(j.rate))
+               .set("created_ms", Json::integer(ms_since_epoch(j.created)))
+               .set("cancel_requested", Json::boolean(j.cancel_requested))
+               .set("steps", steps)
+               .set("error", Json::string(j.error))
+               .set("result", Json::string(j.result));
+  if (j.pause_ms) o.set("pause_ms", Json::integer(*j.pause_ms));
+  if (j.eta_seconds) o.set("eta", Json::number(*j.eta_seconds));
+  if (j.started) o.set("started_ms", Json::integer(ms_since_epoch(*j.started)));
+  if (j.ended) o.set("ended_ms", Json::integer(ms_since_epoch(*j.ended)));
+  if (j.lease) o.set("pid", Json::integer(j.lease->pid));
+  return o;
+}
+
+int exit_code(JobState s) { return s == JobState::kCompleted ? 0 : 1; }
+
+}  // namespace
+
+int jobs_list(core::JobStore& store, bool json, int limit) {
+  std::vector<Job> jobs = store.list(limit);
+  if (json) {
+    Json all = Json::array();
+    for (const auto& j : jobs) all.push(job_json(j));
+    fmt::print("{}\n", all.dump());
+    return 0;
+  }
+  Table t({"ID", "STATE", "TYPE", "VM", "HOST", "PROGRESS", "PAUSE", "CREATED"});
+  for (const auto& j : jobs) {
+    std::string host =
+        j.source_host == j.dest_host ? j.source_host : j.source_host + " -> " + j.dest_host;
+    std::string state = std::string(core::to_string(j.state));
+    if (j.state == JobState::kRunning && j.cancel_requested) state += " (cancel requested)";
+    t.add({std::to_string(j.id), state, j.type, j.vm, host, progress_text(j),
+           j.pause_ms ? fmt::format("{} ms", *j.pause_ms) : "-", local_time(j.created)});
+  }
+  if (t.empty())
+    fmt::print("no jobs\n");
+  else
+    fmt::print("{}", t.render());
+  return 0;
+}
+
+int jobs_show(core::JobStore& store, std::int64_t id, bool json) {
+  Job j = store.get(id);
+  if (json) {
+    fmt::print("{}\n", job_json(j).dump());
+    return 0;
+  }
+  fmt::print("job {}: {} of {} on {}{}\n", j.id, j.type, j.vm, j.source_host,
+             j.dest_host != j.source_host ? " -> " + j.dest_host : "");
+  fmt::print("state:    {}{}\n", core::to_string(j.state),
+             j.cancel_requested && !core::is_terminal(j.state) ? " (cancel requested)" : "");
+  fmt::print("created:  {}\n", local_time(j.created));
+  if (j.started) fmt::print("started:  {}\n", local_time(*j.started));
+  if (j.ended) fmt::print("ended:    {}\n", local_time(*j.ended));
+  fmt::print("progress: {} ({}/s)\n", progress_text(j),
+             human_bytes(static_cast<std::uint64_t>(j.rate)));
+  if (j.pause_ms) fmt::print("pause:    {} ms\n", *j.pause_ms);
+  if (j.lease && !core::is_terminal(j.state)) fmt::print("process:  {}\n", j.lease->pid);
+  fmt::print("steps:\n");
+  for (const auto& s : j.steps)
+    fmt::print("  {:<8} {:<8} {}\n", s.name, core::to_string(s.state), s.detail);
+  if (!j.result.empty()) fmt::print("result:   {}\n", j.result);
+  if (!j.error.empty()) fmt::print("error:    {}\n", j.error);
+  return 0;
+}
+
+int jobs_cancel(core::JobStore& store, std::int64_t id) {
+  Job before = store.get(id);
+  if (!store.request_cancel(id)) {
+    fmt::print("job {} is {}: nothing to cancel\n", id, core::to_string(before.state));
+    return 1;
+  }
+  Job after = store.get(id);
+  if (after.state == JobState::kCancelled)
+    fmt::print("job {} cancelled before it started; nothing was changed\n", id);
+  else
+    fmt::print("job {}: cancel requested; its process is undoing it (vmshift jobs wait {})\n", id,
+               id);
+  return 0;
+}
+
+int jobs_wait(core::JobStore& store, std::int64_t id, int timeout_s, bool json) {
+  Deadline deadline = Deadline::after(std::chrono::seconds(timeout_s));
+  for (;;) {
+    Job j = store.get(id);
+    if (core::is_terminal(j.state)) {
+      if (json)
+        fmt::print("{}\n", job_json(j).dump());
+      else
+        fmt::print("job {} {}: {}\n", id, core::to_string(j.state),
+                   j.state == JobState::kCompleted ? j.result : j.error);
+      return exit_code(j.state);
+    }
+    if (deadline.expired()) {
+      fmt::print(stderr, "vmshift: job {} is still {} after {} s\n", id, core::to_string(j.state),
+                 timeout_s);
+      return 2;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+int jobs_run(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv, bool json,
+             const std::atomic<bool>* interrupted) {
+  ProgressDisplay display(choose_display(json), id);
+  core::JobOutcome o = core::run_job(store_path, id, inv, display,
+                                     Deadline::after(std::chrono::hours(24)), interrupted);
+  core::JobStore store = core::JobStore::open(store_path);
+  display.finished(o, store.get(id).pause_ms);
+  return exit_code(o.state);
+}
+
+namespace {
+
+// Where the VM is: --qmp, --host, or the one inventory host that has it.
+core::GuestSpec resolve_guest(const MoveStorageArgs& a, const hosts::Inventory& inv) {
+  if (a.qmp) return core::GuestSpec{"qmp", "local", a.vm.value_or(""), *a.qmp};
+  if (!a.vm) throw Error(ErrorCode::kInvalidArgument, "name the VM (or give --qmp SOCKET)");
+  if (a.host) {
+    inv.host(*a.host);
+    return core::GuestSpec{"libvirt", *a.host, *a.vm, ""};
+  }
+  std::vector<std::string> found, unreachable;
+  for (const auto& h : inv.hosts()) {
+    try {
+      hosts::Connection c = hosts::Connection::open(h.uri, h.name);
+      for (const auto& n : c.domain_names())
+        if (n == *a.vm) found.push_back(h.name);
+    } catch (const Error& e) {
+      unreachable.push_back(h.name);
+    }
+  }
+  if (found.size() == 1) return core::GuestSpec{"libvirt", found[0], *a.vm, ""};
+  if (found.empty())
+    throw Error(
+        ErrorCode::kNotFound,
+        fmt::format("no VM named '{}' on any host of the inventory {}{}", *a.vm, inv.source(),
+                    unreachable.empty()
+                        ? ""
+                        : fmt::format(" (unreachable: {})", fmt::join(unreachable, ", "))));
+  throw Error(ErrorCode::kInvalidArgument,
+              fmt::format("VM '{}' is defined on {}: say which with --host", *a.vm,
+                          fmt::join(found, " and ")));
+}
+
+migrate::LiveStorageOptions options_from(const MoveStorageArgs& a) {
+  migrate::LiveStorageOptions o;
+  o.to_dir = a.to;
+  for (const auto& d : a.disks) {
+    auto eq = d.find('=');
+    if (eq == 0)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("--disk '{}' names no disk", d));
+    o.disks.emplace_back(d.substr(0, eq), eq == std::string::npos ? "" : d.substr(eq + 1));
+  }
+  if (a.bandwidth_mib < 0)
+    throw Error(ErrorCode::kInvalidArgument, "--bandwidth cannot be negative");
+  o.bandwidth = static_cast<std::uint64_t>(a.bandwidth_mib * 1024 * 1024);
+  o.sync_writes = a.sync_writes;
+  o.keep_source = a.keep_source;
+  o.force = a.force;
+  o.shallow = a.shallow;
+  o.progress_timeout = std::chrono::seconds(a.progress_timeout);
+  return o;
+}
+
+}  // namespace
+
+int move_storage(const MoveStorageArgs& a, const hosts::Inventory& inv,
+                 const std::string& store_path, const std::atomic<bool>* interrupted) {
+  core::GuestSpec spec = resolve_guest(a, inv);
+  migrate::LiveStorageOptions options = options_from(a);
+  // The checks, before anything changes: a refusal leaves no job behind.
+  {
+    std::unique_ptr<guest::Guest> g = core::open_guest(spec, inv);
+    migrate::LiveStoragePlan plan;
+    try {
+      plan = migrate::plan_live_storage(*g, options);
+    } catch (const Error& e) {
+      throw Error(e.code(), fmt::format("refused: {}. Nothing was changed.", e.what()));
+    }
+    if (!a.json) {
+      fmt::print(stderr, "moving {} disk{} of {}:\n", plan.moves.size(),
+                 plan.moves.size() == 1 ? "" : "s", g->describe());
+      for (const auto& m : plan.moves)
+        fmt::print(stderr, "  {}: {} -> {} ({}, {} to copy)\n", m.target, m.source, m.dest,
+                   m.format, human_bytes(m.need));
+      for (const auto& n : plan.notes) fmt::print(stderr, "  note: {}\n", n);
+    }
+  }
+  core::JobStore store = core::JobStore::open(store_path);
+  std::int64_t id = core::create_live_storage_job(store, spec, options);
+  if (a.detach) {
+    std::filesystem::path log =
+        std::filesystem::path(store_path).parent_path() / fmt::format("job-{}.log", id);
+    Argv argv = {"/proc/self/exe"};
+    if (!inv.source().empty() && inv.source().front() == '/')
+      argv.insert(argv.end(), {"--config", inv.source()});
+    argv.insert(argv.end(), {"jobs", "run", std::to_string(id), "--json"});
+    SpawnOptions so;
+    so.stdout_file = log.string();
+    so.stderr_file = log.string();
+    so.new_session = true;
+    so.extra_env.push_back("VMSHIFT_STATE_DIR=" +
+                           std::filesystem::path(store_path).parent_path().string());
+    Process p = spawn(argv, so);
+    // Until the background process waits for the job itself, this process
+    // is its waiter: staying alive until then keeps the job from looking
+    // orphaned to any vmshift command (the new one included).
+    Deadline claim = Deadline::after(std::chrono::seconds(30));
+    while (store.get(id).state == JobState::kQueued &&
+           store.waiter(id) != std::optional<std::int64_t>(p.pid()) && p.running() &&
+           !claim.expired())
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!p.running() && !core::is_terminal(store.get(id).state))
+      throw Error(ErrorCode::kCommandFailed,
+                  fmt::format("the background process for job {} exited at once; see {}", id,
+                              log.string()));
+    // The background process now owns the job: it must outlive us.
+    p.release();
+    if (a.json)
+      fmt::print(
+          "{}\n",
+          Json::object().set("job", Json::integer(id)).set("detached", Json::boolean(true)).dump());
+    else
+      fmt::print("job {} runs in the background (log: {}); follow it with: vmshift jobs wait {}\n",
+                 id, log.string(), id);
+    return 0;
+  }
+  return jobs_run(store_path, id, inv, a.json, interrupted);
+}
+
+}  // namespace vmshift::cli

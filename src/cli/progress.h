@@ -1,0 +1,37 @@
+// How a running job shows itself: a progress bar on a terminal, one JSON
+// object per line with --json, nothing but the result otherwise.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "core/runner.h"
+
+namespace vmshift::cli {
+
+enum class Display { kBar, kJson, kQuiet };
+
+// kJson if asked; else kBar when stderr is a terminal; else kQuiet.
+Display choose_display(bool json);
+
+class ProgressDisplay : public core::Observer {
+ public:
+  ProgressDisplay(Display mode, std::int64_t job) : mode_(mode), job_(job) {}
+  void started(const core::Job& job) override;
+  void waiting(const std::string& why) override;
+  void step(const std::string& name, core::StepState state, const std::string& detail) override;
+  void progress(std::string_view phase, const core::ProgressMeter& meter) override;
+  void note(const std::string& message) override;
+  void finished(const core::JobOutcome& outcome, std::optional<std::int64_t> pause_ms);
+
+ private:
+  void clear_bar();
+  Display mode_;
+  std::int64_t job_;
+  bool bar_shown_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+std::string format_eta(std::optional<double> seconds);
+
+}  // namespace vmshift::cli

@@ -1,0 +1,294 @@
+#include "core/runner.h"
+
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "guest/libvirt_guest.h"
+#include "guest/qmp_guest.h"
+#include "hosts/libvirt.h"
+#include "qmp/json.h"
+
+namespace vmshift::core {
+namespace {
+
+using qmp::Json;
+constexpr auto kHeartbeat = std::chrono::seconds(3);
+constexpr auto kCancelPoll = std::chrono::milliseconds(300);
+constexpr auto kProgressWrite = std::chrono::milliseconds(500);
+
+Json spec_json(const GuestSpec& s) {
+  return Json::object()
+      .set("kind", Json::string(s.kind))
+      .set("host", Json::string(s.host))
+      .set("vm", Json::string(s.vm))
+      .set("socket", Json::string(s.socket));
+}
+
+GuestSpec spec_from(const Json& j) {
+  return GuestSpec{j.get_string("kind"), j.get_string("host"), j.get_string("vm"),
+                   j.get_string("socket")};
+}
+
+StepState step_state(migrate::StepState s) {
+  switch (s) {
+    case migrate::StepState::kRunning:
+      return StepState::kRunning;
+    case migrate::StepState::kDone:
+      return StepState::kDone;
+    case migrate::StepState::kFailed:
+      return StepState::kFailed;
+    case migrate::StepState::kSkipped:
+      return StepState::kSkipped;
+    case migrate::StepState::kUndone:
+      return StepState::kUndone;
+  }
+  return StepState::kFailed;
+}
+
+JobState job_state(migrate::Outcome o) {
+  switch (o) {
+    case migrate::Outcome::kCompleted:
+      return JobState::kCompleted;
+    case migrate::Outcome::kFailed:
+      return JobState::kFailed;
+    case migrate::Outcome::kCancelled:
+      return JobState::kCancelled;
+    case migrate::Outcome::kRolledBack:
+      return JobState::kRolledBack;
+  }
+  return JobState::kFailed;
+}
+
+// Renews the job's lease from its own database connection until stopped.
+class Heartbeat {
+ public:
+  Heartbeat(const std::string& path, std::int64_t id)
+      : thread_([this, path, id] { run(path, id); }) {}
+  ~Heartbeat() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void run(const std::string& path, std::int64_t id) {
+    try {
+      JobStore store = JobStore::open(path);
+      std::unique_lock lock(mu_);
+      while (!cv_.wait_for(lock, kHeartbeat, [&] { return stop_; })) {
+        lock.unlock();
+        store.renew_lease(id);
+        lock.lock();
+      }
+    } catch (const Error& e) {
+      log::warn("job", "job {}: cannot renew its lease: {}", id, e.what());
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// The job seen by a migration: every report goes to the store and the observer.
+class StoreContext : public migrate::JobContext {
+ public:
+  StoreContext(JobStore& store, std::int64_t id, std::vector<std::string> steps, Observer& obs,
+               const std::atomic<bool>* interrupted)
+      : store_(store), id_(id), steps_(std::move(steps)), obs_(obs), interrupted_(interrupted) {}
+
+  void step(std::size_t index, migrate::StepState state, const std::string& detail) override {
+    store_.set_step(id_, index, step_state(state), detail);
+    obs_.step(index < steps_.size() ? steps_[index] : "?", step_state(state), detail);
+  }
+  void progress(std::string_view phase, std::uint64_t done, std::uint64_t total) override {
+    meter_.update(static_cast<std::int64_t>(done), static_cast<std::int64_t>(total));
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_write_ >= kProgressWrite) {
+      store_.set_progress(id_, meter_.done(), meter_.total(), meter_.rate(), meter_.eta_seconds());
+      last_write_ = now;
+    }
+    obs_.progress(phase, meter_);
+  }
+  void pause(std::chrono::milliseconds measured) override {
+    store_.set_pause(id_, measured.count());
+  }
+  void save_state(const std::string& json) override { store_.set_state_data(id_, json); }
+  bool cancel_requested() override {
+    if (cancelling_) return true;
+    bool asked = interrupted_ != nullptr && interrupted_->load();
+    auto now = std::chrono::steady_clock::now();
+    if (!asked && now - last_cancel_check_ >= kCancelPoll) {
+      last_cancel_check_ = now;
+      asked = store_.get(id_).cancel_requested;
+    }
+    if (asked) {
+      cancelling_ = true;
+      store_.set_state(id_, JobState::kCancelling);
+      obs_.note("cancelling: undoing what was done");
+    }
+    return cancelling_;
+  }
+  void note(const std::string& message) override { obs_.note(message); }
+  void flush() {
+    store_.set_progress(id_, meter_.done(), meter_.total(), meter_.rate(), meter_.eta_seconds());
+  }
+
+ private:
+  JobStore& store_;
+  std::int64_t id_;
+  std::vector<std::string> steps_;
+  Observer& obs_;
+  const std::atomic<bool>* interrupted_;
+  ProgressMeter meter_;
+  bool cancelling_ = false;
+  std::chrono::steady_clock::time_point last_write_{};
+  std::chrono::steady_clock::time_point last_cancel_check_{};
+};
+
+std::string describe_blockers(const std::vector<Job>& blockers) {
+  std::string s;
+  for (const auto& b : blockers)
+    s += fmt::format("{}job {} ({} of {}, {})", s.empty() ? "" : ", ", b.id, b.type, b.vm,
+                     to_string(b.state));
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<guest::Guest> open_guest(const GuestSpec& spec, const hosts::Inventory& inv) {
+  if (spec.kind == "qmp") return std::make_unique<guest::QmpGuest>(spec.socket);
+  const hosts::HostConfig& h = inv.host(spec.host);
+  return std::make_unique<guest::LibvirtGuest>(hosts::Connection::open(h.uri, h.name), spec.vm);
+}
+
+LimitFn limits_from(const hosts::Inventory& inv) {
+  return [&inv](const std::string& host, LimitClass kind) {
+    for (const auto& h : inv.hosts())
+      if (h.name == host)
+        return kind == LimitClass::kStorage ? h.max_storage_migrations : h.max_live_migrations;
+    return 2;  // a host the inventory no longer lists, or a bare QEMU
+  };
+}
+
+std::int64_t create_live_storage_job(JobStore& store, const GuestSpec& spec,
+                                     const migrate::LiveStorageOptions& options) {
+  NewJob j;
+  j.vm = spec.vm.empty() ? spec.socket : spec.vm;
+  j.type = "live-storage";
+  j.source_host = spec.host;
+  j.dest_host = spec.host;
+  j.slots = {{spec.host, LimitClass::kStorage}};
+  j.steps = migrate::live_storage_steps();
+  j.params =
+      Json::object().set("guest", spec_json(spec)).set("options", migrate::to_json(options)).dump();
+  return store.create(j);
+}
+
+JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv,
+                   Observer& obs, Deadline queue_deadline, const std::atomic<bool>* interrupted) {
+  JobStore store = JobStore::open(store_path);
+  LimitFn limits = limits_from(inv);
+  std::string last_why;
+  // Wait for a slot; renew the queued job's lease meanwhile.
+  for (;;) {
+    Job job = store.get(id);
+    if (is_terminal(job.state)) return {job.state, job.error.empty() ? job.result : job.error};
+    if (interrupted != nullptr && interrupted->load()) {
+      store.request_cancel(id);
+      continue;
+    }
+    if (store.try_start(id, limits)) break;
+    std::string why = fmt::format("queued: waiting for a free slot, behind {}",
+                                  describe_blockers(store.blocking(id)));
+    if (why != last_why) obs.waiting(why);
+    last_why = why;
+    if (queue_deadline.expired()) {
+      store.request_cancel(id);
+      std::string msg = "waited too long for a free slot (--queue-timeout); nothing was changed";
+      return {JobState::kCancelled, msg};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+
+  Job job = store.get(id);
+  obs.started(job);
+  Heartbeat heartbeat(store_path, id);
+  StoreContext ctx(store, id, migrate::live_storage_steps(), obs, interrupted);
+  migrate::Result result;
+  try {
+    Json params = Json::parse(job.params);
+    GuestSpec spec = spec_from(params.get("guest"));
+    migrate::LiveStorageOptions options = migrate::options_from_json(params.get("options"));
+    std::unique_ptr<guest::Guest> g = open_guest(spec, inv);
+    migrate::LiveStoragePlan plan;
+    try {
+      // The checks run again: things may have changed while the job waited.
+      plan = migrate::plan_live_storage(*g, options);
+    } catch (const Error& e) {
+      store.set_step(id, 0, StepState::kFailed, e.what());
+      result = {migrate::Outcome::kFailed,
+                fmt::format("Refused: {}. Nothing was changed.", e.what())};
+      store.finish(id, JobState::kFailed, result.message);
+      return {JobState::kFailed, result.message};
+    }
+    for (const auto& n : plan.notes) obs.note(n);
+    result = migrate::run_live_storage(*g, plan, options, ctx);
+    ctx.flush();
+  } catch (const std::exception& e) {
+    result = {migrate::Outcome::kFailed,
+              fmt::format("Unexpected error: {}. The VM and its files may be mid-way; `vmshift "
+                          "jobs show {}` lists the steps that ran.",
+                          e.what(), id)};
+  }
+  JobState state = job_state(result.outcome);
+  store.finish(id, state, result.message);
+  return {state, result.message};
+}
+
+std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Inventory& inv) {
+  std::vector<std::string> lines;
+  for (const Job& job : store.stale()) {
+    if (!store.take_over(job.id)) continue;
+    if (job.state == JobState::kQueued) {
+      std::string msg =
+          "its vmshift process died while the job waited for a slot; nothing was changed";
+      store.finish(job.id, JobState::kCancelled, msg);
+      lines.push_back(fmt::format("job {} ({} of {}): {}", job.id, job.type, job.vm, msg));
+      continue;
+    }
+    if (job.state_data.empty()) {
+      std::string msg = "its vmshift process died before it changed anything; nothing was changed";
+      store.finish(job.id, JobState::kRolledBack, msg);
+      lines.push_back(fmt::format("job {} ({} of {}): {}", job.id, job.type, job.vm, msg));
+      continue;
+    }
+    try {
+      Json params = Json::parse(job.params);
+      std::unique_ptr<guest::Guest> g = open_guest(spec_from(params.get("guest")), inv);
+      Observer quiet;
+      StoreContext ctx(store, job.id, migrate::live_storage_steps(), quiet, nullptr);
+      migrate::Result r = migrate::recover_live_storage(*g, job.state_data, ctx);
+      store.finish(job.id, job_state(r.outcome), r.message);
+      lines.push_back(fmt::format("job {} ({} of {}) recovered, {}: {}", job.id, job.type, job.vm,
+                                  to_string(job_state(r.outcome)), r.message));
+    } catch (const Error& e) {
+      // Not finished: the next vmshift command tries again.
+      lines.push_back(
+          fmt::format("job {} ({} of {}): its vmshift process died and recovery "
+                      "cannot proceed now: {}; it will be tried again",
+                      job.id, job.type, job.vm, e.what()));
+    }
+  }
+  return lines;
+}
+
+}  // namespace vmshift::core

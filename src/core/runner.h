@@ -1,0 +1,62 @@
+// Running jobs: waiting for a slot, holding the lease, reporting progress,
+// finishing, and recovering jobs whose process died.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/deadline.h"
+#include "core/job_store.h"
+#include "core/progress.h"
+#include "guest/guest.h"
+#include "hosts/inventory.h"
+#include "migrate/live_storage.h"
+
+namespace vmshift::core {
+
+// Where a job's guest is: a libvirt VM on an inventory host, or a bare QEMU
+// reached over its QMP socket.
+struct GuestSpec {
+  std::string kind;  // "libvirt" or "qmp"
+  std::string host;  // libvirt: inventory host; qmp: "local"
+  std::string vm;
+  std::string socket;
+};
+std::unique_ptr<guest::Guest> open_guest(const GuestSpec& spec, const hosts::Inventory& inventory);
+
+// What the CLI shows while a job runs.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void started(const Job&) {}
+  virtual void waiting(const std::string& /*why*/) {}
+  virtual void step(const std::string& /*name*/, StepState, const std::string& /*detail*/) {}
+  virtual void progress(std::string_view /*phase*/, const ProgressMeter&) {}
+  virtual void note(const std::string& /*message*/) {}
+};
+
+struct JobOutcome {
+  JobState state = JobState::kFailed;
+  std::string message;
+};
+
+LimitFn limits_from(const hosts::Inventory& inventory);
+
+std::int64_t create_live_storage_job(JobStore& store, const GuestSpec& spec,
+                                     const migrate::LiveStorageOptions& options);
+
+// Runs a queued job in this process until it ends. Waits for a slot until
+// queue_deadline (then the job is cancelled: nothing was changed). A set
+// `interrupted` (Ctrl-C) counts as a cancel request.
+JobOutcome run_job(const std::string& store_path, std::int64_t id,
+                   const hosts::Inventory& inventory, Observer& observer, Deadline queue_deadline,
+                   const std::atomic<bool>* interrupted = nullptr);
+
+// Finishes or undoes every job whose vmshift process died. One line per job
+// for the user.
+std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Inventory& inventory);
+
+}  // namespace vmshift::core
