@@ -27,7 +27,9 @@ std::string target_name(const qmp::BlockDevice& d) {
 }  // namespace
 
 std::string QmpGuest::job_id(const std::string& target) { return "vmshift-copy-" + target; }
-std::string QmpGuest::target_node(const std::string& target) { return "vmshift-dst-" + target; }
+std::string QmpGuest::target_node_prefix(const std::string& target) {
+  return "vmshift-dst-" + target + "-";
+}
 
 QmpGuest::QmpGuest(const std::string& socket)
     : socket_(socket), qmp_(qmp::ClientOptions{.name = socket}) {
@@ -75,13 +77,21 @@ void QmpGuest::start_copy(const CopyRequest& r) {
   // The destination image: same format and virtual size; for a shallow copy
   // it has the source's backing file.
   Argv create = {"qemu-img", "create", "-q", "-f", r.format};
-  if (r.shallow && !d.info.backing.empty())
-    create.insert(create.end(),
-                  {"-F", d.info.format == "raw" ? "raw" : "qcow2", "-b", d.info.backing.front()});
+  if (r.shallow && !d.info.backing.empty()) {
+    // The backing file's own format, as qemu-img reads it (-U: QEMU holds it).
+    Argv info = {"qemu-img", "info", "-U", "--output=json", d.info.backing.front()};
+    std::string fmt_name =
+        qmp::Json::parse(run_checked(info, Deadline::after(std::chrono::seconds(30))).out)
+            .get_string("format");
+    create.insert(create.end(), {"-F", fmt_name, "-b", d.info.backing.front()});
+  }
   create.insert(create.end(), {r.dest, std::to_string(d.info.capacity)});
   run_checked(create, Deadline::after(std::chrono::seconds(60)));
-  qmp::ImageNodeSpec spec{
-      .node_name = target_node(r.target), .filename = r.dest, .format = r.format};
+  std::string node = fmt::format("{}{}", target_node_prefix(r.target),
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  qmp::ImageNodeSpec spec{.node_name = node, .filename = r.dest, .format = r.format};
   if (r.format == "qcow2" && !r.shallow) spec.backing = qmp::Json::null();
   try {
     qmp::blockdev_add(qmp_, qmp::image_node(spec), soon());
@@ -89,7 +99,7 @@ void QmpGuest::start_copy(const CopyRequest& r) {
         qmp_,
         {.job_id = job_id(r.target),
          .device = d.node,
-         .target = target_node(r.target),
+         .target = node,
          .sync = r.shallow ? qmp::MirrorSync::kTop : qmp::MirrorSync::kFull,
          .speed = r.bandwidth > 0 ? std::optional<std::int64_t>(r.bandwidth) : std::nullopt,
          .copy_mode =
@@ -97,13 +107,14 @@ void QmpGuest::start_copy(const CopyRequest& r) {
         soon());
   } catch (...) {
     try {
-      qmp::blockdev_del(qmp_, target_node(r.target), soon());
+      qmp::blockdev_del(qmp_, node, soon());
     } catch (const Error&) {
     }
     storage_.remove(r.dest);
     throw;
   }
   old_nodes_[r.target] = d.node;
+  new_nodes_[r.target] = node;
 }
 
 std::optional<std::string> QmpGuest::ended_with(const std::string& target) {
@@ -163,6 +174,7 @@ std::chrono::milliseconds QmpGuest::pivot(const std::string& target, Deadline de
     }
     old_nodes_.erase(it);
   }
+  new_nodes_.erase(target);
   disks_.clear();
   return took;
 }
@@ -193,11 +205,26 @@ void QmpGuest::abort_copy(const std::string& target, Deadline deadline) {
       qmp_.wait_for_event("JOB_STATUS_CHANGE", deadline);
     }
   }
-  try {
-    qmp::blockdev_del(qmp_, target_node(target), soon());
-  } catch (const qmp::CommandError&) {
-    // Not added (the copy never started) or already gone.
+  // Remove the destination node: the one this object added, or (after a
+  // crash) any of vmshift's for this disk that the device does not use.
+  disks_ = read_disks();
+  std::string in_use = disks_.count(target) ? disks_[target].node : "";
+  std::vector<std::string> nodes;
+  if (auto it = new_nodes_.find(target); it != new_nodes_.end()) {
+    nodes.push_back(it->second);
+  } else {
+    for (const qmp::BlockNode& n : qmp::query_named_block_nodes(qmp_, soon()))
+      if (n.node_name.starts_with(target_node_prefix(target))) nodes.push_back(n.node_name);
   }
+  for (const auto& n : nodes) {
+    if (n == in_use) continue;
+    try {
+      qmp::blockdev_del(qmp_, n, soon());
+    } catch (const qmp::CommandError&) {
+      // Already gone.
+    }
+  }
+  new_nodes_.erase(target);
   old_nodes_.erase(target);
 }
 

@@ -30,9 +30,10 @@ class QmpGuest : public Guest {
   std::string active_path(const std::string& target) override;
   std::string persist_paths(const std::map<std::string, std::string>& paths) override;
 
-  // Names vmshift uses in QEMU for a disk's copy (for recovery).
+  // Names vmshift uses in QEMU for a disk's copy: the job, and the prefix
+  // of the destination node (unique per copy: a disk can move again).
   static std::string job_id(const std::string& target);
-  static std::string target_node(const std::string& target);
+  static std::string target_node_prefix(const std::string& target);
 
  private:
   struct Disk {
@@ -48,6 +49,7 @@ class QmpGuest : public Guest {
   LocalStorage storage_;
   std::map<std::string, Disk> disks_;
   std::map<std::string, std::string> old_nodes_;  // target -> source node, for blockdev-del
+  std::map<std::string, std::string> new_nodes_;  // target -> destination node
 };
 
 }  // namespace vmshift::guest
