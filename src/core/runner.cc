@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -20,6 +21,7 @@ using qmp::Json;
 constexpr auto kHeartbeat = std::chrono::seconds(3);
 constexpr auto kCancelPoll = std::chrono::milliseconds(300);
 constexpr auto kProgressWrite = std::chrono::milliseconds(500);
+constexpr auto kHoldLimit = std::chrono::minutes(10);
 
 Json spec_json(const GuestSpec& s) {
   return Json::object()
@@ -138,6 +140,17 @@ class StoreContext : public migrate::JobContext {
     return cancelling_;
   }
   void note(const std::string& message) override { obs_.note(message); }
+  // Fault injection for tests: VMSHIFT_HOLD_AT=POINT holds the job at that
+  // checkpoint until it is cancelled (or kHoldLimit passes), so a test can
+  // act on a job in a phase that is otherwise too short to hit.
+  void checkpoint(std::string_view point) override {
+    const char* hold = std::getenv("VMSHIFT_HOLD_AT");
+    if (hold == nullptr || point != hold) return;
+    obs_.note(fmt::format("held at {} (VMSHIFT_HOLD_AT) until cancelled", point));
+    Deadline limit = Deadline::after(kHoldLimit);
+    while (!cancel_requested() && !limit.expired())
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   void flush() {
     store_.set_progress(id_, meter_.done(), meter_.total(), meter_.rate(), meter_.eta_seconds());
   }

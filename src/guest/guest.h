@@ -49,10 +49,11 @@ class Storage {
   virtual std::optional<std::uint64_t> free_bytes(const std::string& dir) = 0;
   // Removes a file; no error if it is already gone.
   virtual void remove(const std::string& path) = 0;
-  // An identity of the file at path that is equal for two paths naming the
-  // same file (realpath and inode where the files are visible). nullopt if
-  // the path does not exist.
-  virtual std::optional<std::string> identity(const std::string& path) = 0;
+  // Whether two existing paths name the same file: the same path, a link to
+  // it (symbolic or hard), or the same file through another name of its
+  // directory (a symlinked or bind-mounted directory). False if either does
+  // not exist.
+  virtual bool same_file(const std::string& a, const std::string& b) = 0;
   // Allocated bytes of a file.
   virtual std::optional<std::uint64_t> allocation(const std::string& path) = 0;
 };

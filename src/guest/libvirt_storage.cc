@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 #include "base/log.h"
 #include "hosts/xml.h"
@@ -121,11 +122,50 @@ void LibvirtStorage::remove(const std::string& path) {
     hosts::throw_libvirt(fmt::format("cannot delete '{}' on host '{}'", path, conn_.host()));
 }
 
-std::optional<std::string> LibvirtStorage::identity(const std::string& path) {
-  hosts::Volume v = volume(path);
-  if (!v) return std::nullopt;
-  const char* key = virStorageVolGetKey(v.get());
-  return key != nullptr ? std::optional<std::string>(key) : std::nullopt;
+// libvirt shows neither real paths nor inodes, so: two directories are the
+// same if a probe file made in one appears in the other; two files are the
+// same if they are in the same directory under the same name, or if libvirt
+// sees the same sizes and nanosecond timestamps for both (it stats through
+// links, so a link shows its target's).
+bool LibvirtStorage::same_file(const std::string& a, const std::string& b) {
+  if (a == b) return exists(a);
+  hosts::Volume va = volume(a);
+  hosts::Volume vb = volume(b);
+  if (!va || !vb) return false;
+  if (basename_of(a) == basename_of(b) && same_dir(dirname_of(a), dirname_of(b))) return true;
+  auto fingerprint = [&](hosts::Volume& v) {
+    char* x = virStorageVolGetXMLDesc(v.get(), 0);
+    if (x == nullptr) return std::string();
+    hosts::Xml xml = hosts::Xml::parse(x);
+    std::free(x);
+    std::string mtime = xml.text("/volume/target/timestamps/mtime");
+    std::string ctime = xml.text("/volume/target/timestamps/ctime");
+    if (mtime.empty() || ctime.empty()) return std::string();
+    return fmt::format("{}/{}/{}/{}", xml.text("/volume/capacity"), xml.text("/volume/allocation"),
+                       mtime, ctime);
+  };
+  std::string fa = fingerprint(va);
+  return !fa.empty() && fa == fingerprint(vb);
+}
+
+bool LibvirtStorage::same_dir(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  static std::atomic<int> counter{0};
+  std::string name = fmt::format(".vmshift-probe-{}-{}", ::getpid(), ++counter);
+  std::string xml = fmt::format(
+      "<volume><name>{}</name><capacity>0</capacity><target><format type='raw'/></target>"
+      "</volume>",
+      name);
+  hosts::Volume probe(virStorageVolCreateXML(pool_for(a), xml.c_str(), 0));
+  if (!probe)
+    hosts::throw_libvirt(
+        fmt::format("cannot create a probe file in '{}' on host '{}'", a, conn_.host()));
+  hosts::Volume seen(virStorageVolLookupByName(pool_for(b), name.c_str()));
+  if (!seen) virResetLastError();
+  if (virStorageVolDelete(probe.get(), 0) != 0)
+    log::warn("storage", "cannot delete the probe file {}/{} on '{}'", a, name, conn_.host());
+  pool_for(a);  // refreshed: the probe is gone from the pool's list too
+  return static_cast<bool>(seen);
 }
 
 std::optional<std::uint64_t> LibvirtStorage::allocation(const std::string& path) {

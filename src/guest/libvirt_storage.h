@@ -22,12 +22,13 @@ class LibvirtStorage : public Storage {
   bool exists(const std::string& path) override;
   std::optional<std::uint64_t> free_bytes(const std::string& dir) override;
   void remove(const std::string& path) override;
-  std::optional<std::string> identity(const std::string& path) override;
+  bool same_file(const std::string& a, const std::string& b) override;
   std::optional<std::uint64_t> allocation(const std::string& path) override;
 
  private:
   virStoragePoolPtr pool_for(const std::string& dir);
   hosts::Volume volume(const std::string& path);  // null if none
+  bool same_dir(const std::string& a, const std::string& b);
 
   hosts::Connection conn_;
   std::map<std::string, hosts::Pool> pools_;  // directory -> pool

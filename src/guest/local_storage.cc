@@ -28,10 +28,12 @@ void LocalStorage::remove(const std::string& path) {
     throw_errno(ErrorCode::kIo, errno, fmt::format("cannot delete '{}'", path));
 }
 
-std::optional<std::string> LocalStorage::identity(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;  // follows links
-  return fmt::format("{}:{}", st.st_dev, st.st_ino);
+bool LocalStorage::same_file(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  // stat follows links: the device and inode of the file itself.
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 std::optional<std::uint64_t> LocalStorage::allocation(const std::string& path) {

@@ -11,7 +11,7 @@ class LocalStorage : public Storage {
   std::optional<std::uint64_t> free_bytes(const std::string& dir) override;
   void remove(const std::string& path) override;
   // "device:inode" of the file the path resolves to.
-  std::optional<std::string> identity(const std::string& path) override;
+  bool same_file(const std::string& a, const std::string& b) override;
   std::optional<std::uint64_t> allocation(const std::string& path) override;
 };
 

@@ -22,6 +22,10 @@ class JobContext {
   virtual void save_state(const std::string& json) = 0;
   virtual bool cancel_requested() = 0;
   virtual void note(const std::string& message) = 0;
+  // A named point of the run ("ready": every copy in sync, before the
+  // switch; "switched": right after it). A fault-injection hook for tests (VMSHIFT_HOLD_AT) may
+  // hold the job here until it is cancelled; otherwise returns at once.
+  virtual void checkpoint(std::string_view point) { (void)point; }
 };
 
 enum class Outcome { kCompleted, kFailed, kCancelled, kRolledBack };

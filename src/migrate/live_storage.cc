@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <thread>
@@ -185,20 +186,14 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
 
   LiveStoragePlan plan;
   std::set<std::string> dests;
-  // Identities of every file the VM uses, to refuse a destination that is one.
-  std::map<std::string, std::string> used;
+  // Every file the VM uses, to refuse a destination that is one.
+  std::vector<std::string> used;
   for (const auto& d : disks) {
-    for (const auto& f : std::vector<std::string>{d.path}) {
-      if (f.empty()) continue;
-      used[f] = f;
-      if (auto id = g.storage().identity(f)) used[*id] = f;
-    }
-    for (const auto& b : d.backing) {
-      used[b] = b;
-      if (auto id = g.storage().identity(b)) used[*id] = b;
-    }
+    if (!d.path.empty()) used.push_back(d.path);
+    used.insert(used.end(), d.backing.begin(), d.backing.end());
   }
   std::map<std::string, std::uint64_t> need_per_dir;
+  std::map<std::string, std::vector<std::string>> disks_per_dir;
   for (const auto& [d, dest] : chosen) {
     if (dest.empty() || dest.front() != '/')
       throw Error(
@@ -207,10 +202,10 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
     if (!dests.insert(dest).second)
       throw Error(ErrorCode::kInvalidArgument,
                   fmt::format("two disks would go to the same file '{}'", dest));
-    if (used.count(dest))
-      throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("destination '{}' of disk {} is a file the VM already uses ('{}')",
-                              dest, d.target, used.at(dest)));
+    if (std::find(used.begin(), used.end(), dest) != used.end())
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          fmt::format("destination '{}' of disk {} is a file the VM already uses", dest, d.target));
     DiskMove m;
     m.target = d.target;
     m.source = d.path;
@@ -222,11 +217,12 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
     // Throws when the directory does not exist on the host.
     g.storage().free_bytes(dir);
     if (g.storage().exists(dest)) {
-      auto id = g.storage().identity(dest);
-      if (id && used.count(*id))
-        throw Error(ErrorCode::kInvalidArgument,
-                    fmt::format("destination '{}' of disk {} is the file '{}' the VM already uses",
-                                dest, d.target, used.at(*id)));
+      for (const auto& f : used)
+        if (g.storage().same_file(dest, f))
+          throw Error(ErrorCode::kInvalidArgument,
+                      fmt::format("destination '{}' of disk {} is the file '{}' the VM already "
+                                  "uses (through a link or another name of its directory)",
+                                  dest, d.target, f));
       if (!o.force)
         throw Error(ErrorCode::kAlreadyExists,
                     fmt::format("destination '{}' of disk {} already exists (--force replaces it)",
@@ -237,6 +233,7 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
     if (!o.shallow)
       for (const auto& b : d.backing) m.need += g.storage().allocation(b).value_or(0);
     need_per_dir[dir] += m.need;
+    disks_per_dir[dir].push_back(m.target);
     plan.moves.push_back(std::move(m));
   }
   for (const auto& [dir, need] : need_per_dir) {
@@ -245,9 +242,11 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
     std::uint64_t want = need + need / 20 + (16u << 20);
     if (free && *free < want)
       throw Error(ErrorCode::kFailedPrecondition,
-                  fmt::format("not enough space in '{}': the disks going there need {} ({} "
-                              "allocated data and a margin), {} is free",
-                              dir, human_bytes(want), human_bytes(need), human_bytes(*free)));
+                  fmt::format("not enough space in '{}' for disk{} {}: {} needed ({} of "
+                              "allocated data and a margin), {} free",
+                              dir, disks_per_dir[dir].size() == 1 ? "" : "s",
+                              fmt::join(disks_per_dir[dir], ", "), human_bytes(want),
+                              human_bytes(need), human_bytes(*free)));
   }
   if (o.to_dir)
     plan.notes.push_back(
@@ -340,6 +339,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
   } catch (const Error& e) {
     return fail_before_pivot(fmt::format("Copy failed: {}", e.what()), Outcome::kFailed);
   }
+  job.checkpoint("ready");
   if (job.cancel_requested())
     return fail_before_pivot("Cancelled by request before the switch", Outcome::kCancelled);
   job.step(kCopy, StepState::kDone, fmt::format("{} in sync", summary(plan.moves)));
@@ -379,6 +379,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
   }
   job.pause(longest);
   job.step(kPivot, StepState::kDone, pivot_detail);
+  job.checkpoint("switched");
 
   // ---- verify: the running guest really uses the new files.
   job.step(kVerify, StepState::kRunning);
