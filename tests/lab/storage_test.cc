@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pty.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "base/subprocess.h"
 #include "qmp/json.h"
@@ -92,6 +95,35 @@ class StorageLab : public ::testing::Test {
     RunResult r = vmshift(a, extra_env);
     if (!r.status.success()) throw std::runtime_error("move-storage --detach failed: " + r.err);
     return qmp::Json::parse(r.out).get_int("job");
+  }
+  // Runs vmshift with its stderr on a pseudo-terminal, as in an
+  // interactive shell; returns what the terminal showed and the exit code.
+  std::pair<std::string, int> vmshift_on_terminal(const Argv& args) {
+    int master = -1, slave = -1;
+    char name[128] = {};
+    if (::openpty(&master, &slave, name, nullptr, nullptr) != 0)
+      throw std::runtime_error("openpty failed");
+    std::string shown;
+    std::thread reader([&] {
+      char buf[4096];
+      for (;;) {
+        ssize_t n = ::read(master, buf, sizeof buf);
+        if (n <= 0) break;  // EIO once every writer has closed the terminal
+        shown.append(buf, static_cast<std::size_t>(n));
+      }
+    });
+    SpawnOptions o = env();
+    o.pipe_stderr = false;
+    o.stderr_file = name;
+    Argv argv = {vmshift_bin()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p = spawn(argv, o);
+    ::close(slave);
+    std::optional<ExitStatus> st = p.wait(Deadline::after(300s));
+    if (!st) p.kill();
+    reader.join();
+    ::close(master);
+    return {shown, st ? st->code : -1};
   }
   std::string job_log(std::int64_t id) const {
     return read_file(fmt::format("{}/job-{}.log", state_->path(), id));
@@ -218,13 +250,17 @@ TEST_F(StorageLab, MovesOneSparseDiskWhileTheGuestWrites) {
 }
 
 // Test that two disks move at once to shared storage and the guest, writing
-// on both, loses nothing.
+// on both, loses nothing; on a terminal the move shows a progress bar and
+// each step.
 TEST_F(StorageLab, MovesTwoDisksAtOnce) {
-  boot("two", {"--disks", "2"});
+  boot("two", {"--disks", "2", "--disk-size", "512M", "--fill", "192"});
   expect_writes_continue("two", 1);
-  RunResult r = vmshift({"move-storage", "two", "--to", kShared});
-  ASSERT_TRUE(r.status.success()) << r.out << r.err;
-  EXPECT_THAT(r.err, HasSubstr("moving 2 disks of VM 'two' on host 'host1'"));
+  auto [shown, code] = vmshift_on_terminal({"move-storage", "two", "--to", kShared});
+  ASSERT_EQ(code, 0) << shown;
+  EXPECT_THAT(shown, HasSubstr("moving 2 disks of VM 'two' on host 'host1'"));
+  EXPECT_THAT(shown, ContainsRegex("\\[[#.]{24}\\] (copy|ready) +[0-9.]+%.* ETA")) << shown;
+  EXPECT_THAT(shown, ContainsRegex("pivot +done +vda [0-9]+ ms, vdb [0-9]+ ms")) << shown;
+  EXPECT_THAT(shown, HasSubstr("cleanup  done     source files deleted")) << shown;
   EXPECT_EQ(domstate("two"), "running");
   auto disks = live_disks("two");
   EXPECT_EQ(disks.at("vda"), kShared + "/two-vda.qcow2");
@@ -258,6 +294,9 @@ TEST_F(StorageLab, SyncWritesConvergeWhenTheGuestOutrunsTheCopy) {
   RunResult sync = vmshift(
       {"move-storage", "fast", "--to", kImages + "/fast", "--bandwidth", "1", "--sync-writes"});
   ASSERT_TRUE(sync.status.success()) << sync.out << sync.err;
+  // Not on a terminal: no progress bar, just the plan and the result.
+  EXPECT_THAT(sync.err, Not(HasSubstr("ETA"))) << sync.err;
+  EXPECT_THAT(sync.out, HasSubstr("completed: moved 1 disk")) << sync.out;
   EXPECT_EQ(domstate("fast"), "running");
   EXPECT_EQ(live_disks("fast").at("vda"), dst);
   EXPECT_FALSE(exists(src));
