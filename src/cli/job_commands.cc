@@ -247,7 +247,9 @@ int move_storage(const MoveStorageArgs& a, const hosts::Inventory& inv,
       for (const auto& m : plan.moves)
         fmt::print(stderr, "  {}: {} -> {} ({}, {} to copy)\n", m.target, m.source, m.dest,
                    m.format, human_bytes(m.need));
-      for (const auto& n : plan.notes) fmt::print(stderr, "  note: {}\n", n);
+      // The job itself reports its notes as it starts; a detached one cannot.
+      if (a.detach)
+        for (const auto& n : plan.notes) fmt::print(stderr, "  note: {}\n", n);
     }
   }
   core::JobStore store = core::JobStore::open(store_path);

@@ -149,7 +149,8 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
   if (state != "running" && state != "paused")
     throw Error(
         ErrorCode::kFailedPrecondition,
-        fmt::format("{} is {}: a live storage migration needs a running VM", g.describe(), state));
+        fmt::format("{} is {}: a live storage migration needs a running (or paused) VM",
+                    g.describe(), state));
   if (!o.to_dir && o.disks.empty())
     throw Error(ErrorCode::kInvalidArgument,
                 "say where the disks go: --to DIR or --disk TARGET=PATH");
@@ -172,7 +173,11 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
     for (const auto& d : disks)
       if (!d.path.empty()) chosen.emplace_back(d, into_dir(d));
   } else {
+    std::set<std::string> named;
     for (const auto& [target, path] : o.disks) {
+      if (!named.insert(target).second)
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("disk {} is named twice with --disk", target));
       const guest::DiskInfo& d = find(target);
       if (path.empty() && !o.to_dir)
         throw Error(ErrorCode::kInvalidArgument,

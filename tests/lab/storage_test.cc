@@ -464,6 +464,9 @@ TEST_F(StorageLab, RefusesBadRequestsAndChangesNothing) {
       {{"nosuchvm", "--to", kImages + "/taken"}, "no VM named 'nosuchvm'"},
       {{"refuse", "--disk", "vdz=" + kImages + "/taken/x.qcow2"}, "vdz"},
       {{"refuse", "--to", kImages + "/no/such/dir"}, kImages + "/no/such/dir"},
+      {{"refuse", "--disk", "vda=" + kImages + "/taken/1.qcow2", "--disk",
+        "vda=" + kImages + "/taken/2.qcow2"},
+       "disk vda is named twice"},
   };
   for (const auto& c : cases) {
     Argv a = {"move-storage"};
@@ -487,6 +490,11 @@ TEST_F(StorageLab, RefusesBadRequestsAndChangesNothing) {
   expect_writes_continue("refuse");
   expect_verified("refuse");
   destroy("refuse");
+  RunResult off = vmshift({"move-storage", "refuse", "--to", kShared});
+  EXPECT_EQ(off.status.code, 1);
+  EXPECT_THAT(off.err, HasSubstr("is shut off: a live storage migration needs a running"));
+  EXPECT_TRUE(exists(src));
+  EXPECT_FALSE(exists(kShared + "/refuse-vda.qcow2"));
 }
 
 // Test that three move-storage jobs started at once on one host, with the
