@@ -140,6 +140,12 @@ std::string human_bytes(std::uint64_t bytes) {
   return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
 }
 
+// A bandwidth shared by n copies (at least 1 byte/s each: 0 means unlimited).
+static std::uint64_t share(std::uint64_t bandwidth, std::size_t n) {
+  if (bandwidth == 0 || n == 0) return bandwidth;
+  return std::max<std::uint64_t>(1, bandwidth / n);
+}
+
 std::vector<std::string> live_storage_steps() {
   return {"check", "copy", "pivot", "verify", "persist", "cleanup"};
 }
@@ -300,10 +306,13 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
                     .dest = m.dest,
                     .format = m.format,
                     .shallow = o.shallow,
-                    .bandwidth = o.bandwidth,
+                    .bandwidth = share(o.bandwidth, plan.moves.size()),
                     .sync_writes = o.sync_writes});
       started.push_back(m);
     }
+    // --bandwidth is for the whole move: shared by the disks still copying.
+    std::size_t copying = plan.moves.size();
+    std::set<std::string> ready;
     std::uint64_t best_remaining = UINT64_MAX;
     auto best_time = std::chrono::steady_clock::now();
     for (;;) {
@@ -322,6 +331,13 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
         done += s.done;
         total += s.total;
         all_ready = all_ready && s.ready;
+        if (s.ready) ready.insert(m.target);
+      }
+      if (o.bandwidth > 0 && !all_ready && plan.moves.size() - ready.size() != copying) {
+        copying = plan.moves.size() - ready.size();
+        for (const auto& m : plan.moves)
+          if (!ready.count(m.target))
+            g.set_copy_bandwidth(m.target, share(o.bandwidth, copying));
       }
       job.progress(all_ready ? "ready" : "copy", done, total);
       if (all_ready) break;
