@@ -156,22 +156,6 @@ class LabGuests : public ::testing::Test {
     lab_ = nullptr;
   }
 
-  // Waits until the guest has acknowledged more writes than it had.
-  static void expect_writes_continue(const std::string& guest, int disk = 0) {
-    long long seen = last_ack(lab_->console(guest), disk);
-    EXPECT_TRUE(wait_until(60s, [&] { return last_ack(lab_->console(guest), disk) > seen + 5; }))
-        << guest << " stopped acknowledging writes on disk " << disk << " after " << seen;
-  }
-
-  static void expect_verified(const std::string& guest, int disks = 1) {
-    RunResult v = lab_->try_run({"verify", guest});
-    EXPECT_TRUE(v.status.success()) << v.out << v.err;
-    for (int d = 0; d < disks; ++d)
-      EXPECT_THAT(v.out, ::testing::ContainsRegex(fmt::format(
-                             "disk {} .*[1-9][0-9]* acknowledged writes, 0 lost writes", d)))
-          << v.out;
-  }
-
   static Lab* lab_;
 };
 Lab* LabGuests::lab_ = nullptr;
@@ -186,8 +170,8 @@ TEST_F(LabGuests, GuestBootsAndWrites) {
   RecordProperty("boot_to_first_ack_ms", static_cast<int>(boot.count()));
   EXPECT_LT(boot, 120s);
   EXPECT_EQ(trim(lab_->virsh("host1", {"domstate", "g1"})), "running");
-  expect_writes_continue("g1");
-  expect_verified("g1");
+  lab_->expect_writes_continue("g1");
+  lab_->expect_verified("g1");
   lab_->virsh("host1", {"destroy", "g1"});
 }
 
@@ -235,8 +219,8 @@ TEST_F(LabGuests, LiveMigrationOnSharedStorage) {
   EXPECT_THAT(lab_->virsh("host1", {"list", "--all", "--name"}), ::testing::Not(HasSubstr("gs")));
   // The guest's memory ledger (16 MiB of written pages) crossed the link.
   EXPECT_GT(link_bytes(*lab_, "host2") - before, 16LL << 20);
-  expect_writes_continue("gs");
-  expect_verified("gs");
+  lab_->expect_writes_continue("gs");
+  lab_->expect_verified("gs");
 }
 
 // Test that `virsh migrate --live --copy-storage-all` moves a writing guest
@@ -252,9 +236,9 @@ TEST_F(LabGuests, LiveMigrationCopyingLocalStorage) {
     std::string path = std::string("/var/lib/libvirt/images/") + disk;
     EXPECT_TRUE(lab_->in_host("host2", {"test", "-s", path}).status.success()) << path;
   }
-  expect_writes_continue("gl", 0);
-  expect_writes_continue("gl", 1);
-  expect_verified("gl", 2);
+  lab_->expect_writes_continue("gl", 0);
+  lab_->expect_writes_continue("gl", 1);
+  lab_->expect_verified("gl", 2);
 }
 
 }  // namespace

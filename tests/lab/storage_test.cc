@@ -161,19 +161,6 @@ class StorageLab : public ::testing::Test {
     std::string s = lab_->virsh("host1", {"domstate", guest});
     return s.substr(0, s.find('\n'));
   }
-  static void expect_writes_continue(const std::string& guest, int disk = 0) {
-    long long seen = last_ack(lab_->console(guest), disk);
-    EXPECT_TRUE(wait_until(60s, [&] { return last_ack(lab_->console(guest), disk) > seen + 5; }))
-        << guest << " stopped acknowledging writes on disk " << disk << " after " << seen;
-  }
-  static void expect_verified(const std::string& guest, int disks = 1) {
-    RunResult v = lab_->try_run({"verify", guest});
-    EXPECT_TRUE(v.status.success()) << v.out << v.err;
-    for (int d = 0; d < disks; ++d)
-      EXPECT_THAT(v.out, ContainsRegex(fmt::format(
-                             "disk {} .*[1-9][0-9]* acknowledged writes, 0 lost writes", d)))
-          << v.out;
-  }
   // Whether libvirt has a block job on the disk.
   static bool block_job(const std::string& guest, const std::string& disk) {
     std::string raw = lab_->virsh("host1", {"blockjob", guest, disk, "--raw"});
@@ -209,7 +196,7 @@ TEST_F(StorageLab, MovesOneSparseDiskWhileTheGuestWrites) {
   mkdir(kImages + "/moved");
   std::string src = kImages + "/one-vda.qcow2";
   std::string dst = kImages + "/moved/one-vda.qcow2";
-  expect_writes_continue("one");
+  lab_->expect_writes_continue("one");
   std::int64_t src_alloc = image_info(src).get_int("actual-size");
 
   RunResult r = vmshift({"move-storage", "one", "--to", kImages + "/moved", "--json"});
@@ -244,8 +231,8 @@ TEST_F(StorageLab, MovesOneSparseDiskWhileTheGuestWrites) {
   for (const char* s : {"check", "copy", "pivot", "verify", "persist", "cleanup"})
     EXPECT_EQ(step_state(j, s), "done") << s;
 
-  expect_writes_continue("one");
-  expect_verified("one");
+  lab_->expect_writes_continue("one");
+  lab_->expect_verified("one");
   destroy("one");
 }
 
@@ -254,7 +241,7 @@ TEST_F(StorageLab, MovesOneSparseDiskWhileTheGuestWrites) {
 // each step.
 TEST_F(StorageLab, MovesTwoDisksAtOnce) {
   boot("two", {"--disks", "2", "--disk-size", "512M", "--fill", "192"});
-  expect_writes_continue("two", 1);
+  lab_->expect_writes_continue("two", 1);
   auto [shown, code] = vmshift_on_terminal({"move-storage", "two", "--to", kShared});
   ASSERT_EQ(code, 0) << shown;
   EXPECT_THAT(shown, HasSubstr("moving 2 disks of VM 'two' on host 'host1'"));
@@ -267,9 +254,9 @@ TEST_F(StorageLab, MovesTwoDisksAtOnce) {
   EXPECT_EQ(disks.at("vdb"), kShared + "/two-vdb.qcow2");
   EXPECT_FALSE(exists(kImages + "/two-vda.qcow2"));
   EXPECT_FALSE(exists(kImages + "/two-vdb.qcow2"));
-  expect_writes_continue("two", 0);
-  expect_writes_continue("two", 1);
-  expect_verified("two", 2);
+  lab_->expect_writes_continue("two", 0);
+  lab_->expect_writes_continue("two", 1);
+  lab_->expect_verified("two", 2);
   destroy("two");
 }
 
@@ -281,7 +268,7 @@ TEST_F(StorageLab, SyncWritesConvergeWhenTheGuestOutrunsTheCopy) {
   mkdir(kImages + "/fast");
   std::string src = kImages + "/fast-vda.qcow2";
   std::string dst = kImages + "/fast/fast-vda.qcow2";
-  expect_writes_continue("fast");
+  lab_->expect_writes_continue("fast");
 
   RunResult slow = vmshift({"move-storage", "fast", "--to", kImages + "/fast", "--bandwidth", "1",
                             "--progress-timeout", "8"});
@@ -300,8 +287,8 @@ TEST_F(StorageLab, SyncWritesConvergeWhenTheGuestOutrunsTheCopy) {
   EXPECT_EQ(domstate("fast"), "running");
   EXPECT_EQ(live_disks("fast").at("vda"), dst);
   EXPECT_FALSE(exists(src));
-  expect_writes_continue("fast");
-  expect_verified("fast");
+  lab_->expect_writes_continue("fast");
+  lab_->expect_verified("fast");
   destroy("fast");
 }
 
@@ -313,7 +300,7 @@ TEST_F(StorageLab, CancelInCopyAndReadyPhases) {
   mkdir(kImages + "/cancel");
   std::string src = kImages + "/cancel-vda.qcow2";
   std::string dst = kImages + "/cancel/cancel-vda.qcow2";
-  expect_writes_continue("cancel");
+  lab_->expect_writes_continue("cancel");
 
   // Copy phase: 1 MiB/s keeps it copying for a while.
   std::int64_t id = detach({"cancel", "--to", kImages + "/cancel", "--bandwidth", "1"});
@@ -336,7 +323,7 @@ TEST_F(StorageLab, CancelInCopyAndReadyPhases) {
   EXPECT_EQ(live_disks("cancel").at("vda"), src);
   EXPECT_FALSE(exists(dst)) << "the partial destination was left behind";
   EXPECT_TRUE(exists(src));
-  expect_writes_continue("cancel");
+  lab_->expect_writes_continue("cancel");
 
   // Ready phase: the job holds once in sync (VMSHIFT_HOLD_AT), still mirroring.
   id = detach({"cancel", "--to", kImages + "/cancel"}, {"VMSHIFT_HOLD_AT=ready"});
@@ -355,8 +342,8 @@ TEST_F(StorageLab, CancelInCopyAndReadyPhases) {
   EXPECT_EQ(live_disks("cancel").at("vda"), src);
   EXPECT_FALSE(exists(dst)) << "the destination was left behind";
   EXPECT_EQ(domstate("cancel"), "running");
-  expect_writes_continue("cancel");
-  expect_verified("cancel");
+  lab_->expect_writes_continue("cancel");
+  lab_->expect_verified("cancel");
   destroy("cancel");
 }
 
@@ -369,7 +356,7 @@ TEST_F(StorageLab, KilledProcessIsRecovered) {
   mkdir(kImages + "/killed");
   std::string src = kImages + "/killed-vda.qcow2";
   std::string dst = kImages + "/killed/killed-vda.qcow2";
-  expect_writes_continue("killed");
+  lab_->expect_writes_continue("killed");
 
   // Killed during the copy.
   Process p = start_vmshift(
@@ -396,7 +383,7 @@ TEST_F(StorageLab, KilledProcessIsRecovered) {
   EXPECT_EQ(live_disks("killed").at("vda"), src);
   EXPECT_FALSE(exists(dst));
   EXPECT_FALSE(block_job("killed", "vda")) << "recovery left the mirror running";
-  expect_writes_continue("killed");
+  lab_->expect_writes_continue("killed");
 
   // Killed right after the switch.
   Process q = start_vmshift({"move-storage", "killed", "--to", kImages + "/killed", "--json"},
@@ -420,8 +407,8 @@ TEST_F(StorageLab, KilledProcessIsRecovered) {
   EXPECT_EQ(live_disks("killed", true).at("vda"), dst);
   EXPECT_FALSE(exists(src)) << "recovery did not finish the cleanup";
   EXPECT_EQ(domstate("killed"), "running");
-  expect_writes_continue("killed");
-  expect_verified("killed");
+  lab_->expect_writes_continue("killed");
+  lab_->expect_verified("killed");
   destroy("killed");
 }
 
@@ -440,7 +427,7 @@ TEST_F(StorageLab, RefusesBadRequestsAndChangesNothing) {
   lab_->in_host("host1", {"ln", "-s", src, kImages + "/alias.qcow2"});
   lab_->in_host("host1", {"ln", src, kImages + "/hard.qcow2"});
   lab_->in_host("host1", {"ln", "-s", ".", kImages + "/self"});
-  expect_writes_continue("refuse");
+  lab_->expect_writes_continue("refuse");
 
   struct Case {
     Argv args;
@@ -487,8 +474,8 @@ TEST_F(StorageLab, RefusesBadRequestsAndChangesNothing) {
       << "the existing destination was changed";
   lab_->in_host("host1", {"umount", kImages + "/small"});
   EXPECT_EQ(domstate("refuse"), "running");
-  expect_writes_continue("refuse");
-  expect_verified("refuse");
+  lab_->expect_writes_continue("refuse");
+  lab_->expect_verified("refuse");
   destroy("refuse");
   RunResult off = vmshift({"move-storage", "refuse", "--to", kShared});
   EXPECT_EQ(off.status.code, 1);
@@ -544,7 +531,7 @@ TEST_F(StorageLab, ThirdConcurrentMoveWaitsForASlot) {
   EXPECT_GE(by_start[2].get_int("started_ms"), first_end);
   for (const auto& g : guests) {
     EXPECT_EQ(live_disks(g).at("vda"), kShared + "/" + g + "-vda.qcow2");
-    expect_verified(g);
+    lab_->expect_verified(g);
     destroy(g);
   }
 }

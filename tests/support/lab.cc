@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,6 +13,7 @@
 
 #include "base/error.h"
 #include "ledger/ledger.h"
+#include "support/wait.h"
 
 #ifndef VMSHIFT_SOURCE_ROOT
 #error "VMSHIFT_SOURCE_ROOT must be defined"
@@ -151,6 +154,22 @@ std::string SystemState::diff(const SystemState& after) const {
   compare("mount", mounts, after.mounts);
   compare("process", processes, after.processes);
   return out;
+}
+
+void Lab::expect_writes_continue(const std::string& guest, int disk) {
+  long long seen = last_ack(console(guest), disk);
+  EXPECT_TRUE(wait_until(std::chrono::seconds(60),
+                         [&] { return last_ack(console(guest), disk) > seen + 5; }))
+      << guest << " stopped acknowledging writes on disk " << disk << " after " << seen;
+}
+
+void Lab::expect_verified(const std::string& guest, int disks) {
+  RunResult v = try_run({"verify", guest});
+  EXPECT_TRUE(v.status.success()) << v.out << v.err;
+  for (int d = 0; d < disks; ++d)
+    EXPECT_THAT(v.out, ::testing::ContainsRegex(fmt::format(
+                           "disk {} .*[1-9][0-9]* acknowledged writes, 0 lost writes", d)))
+        << v.out;
 }
 
 long long last_ack(const std::string& console, int disk) {

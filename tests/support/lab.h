@@ -40,6 +40,12 @@ class Lab {
 
   // virsh against a host, from the root namespace.
   std::string virsh(const std::string& host, const Argv& args);
+  // Waits (60 s at most) until a guest has acknowledged more writes on a
+  // disk than it had; a test failure if it does not.
+  void expect_writes_continue(const std::string& guest, int disk = 0);
+  // `lab verify`: a test failure unless every disk has acknowledged writes
+  // and none was lost.
+  void expect_verified(const std::string& guest, int disks = 1);
   // A command inside a host's namespaces.
   RunResult in_host(const std::string& host, const Argv& args,
                     std::chrono::seconds limit = std::chrono::seconds(120));

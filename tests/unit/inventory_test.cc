@@ -10,12 +10,14 @@
 #include <fstream>
 
 #include "base/error.h"
+#include "support/scoped_env.h"
 #include "support/temp_dir.h"
 
 namespace vmshift::hosts {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::ScopedEnv;
 
 const char* kFull = R"(
 [[host]]
@@ -106,28 +108,6 @@ TEST(Inventory, RejectsMistakes) {
   EXPECT_THAT(error_of(""), HasSubstr("no [[host]]"));
 }
 
-// Sets an environment variable for one test and puts it back.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::optional<std::string>& value) : name_(name) {
-    if (const char* old = ::getenv(name)) old_ = old;
-    if (value)
-      ::setenv(name, value->c_str(), 1);
-    else
-      ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      ::setenv(name_, old_->c_str(), 1);
-    else
-      ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 void write(const std::string& path, const std::string& host) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   std::ofstream(path) << "[[host]]\nname = \"" << host << "\"\nuri = \"qemu:///system\"\n";
@@ -149,9 +129,9 @@ TEST(Inventory, LookupOrder) {
   EXPECT_EQ(Inventory::load(dir.file("explicit.toml")).hosts()[0].name, "explicit");
   EXPECT_EQ(Inventory::load().hosts()[0].name, "env");
   {
-    ScopedEnv no_env("VMSHIFT_CONFIG", std::nullopt);
+    ScopedEnv no_env("VMSHIFT_CONFIG", nullptr);
     EXPECT_EQ(Inventory::load().hosts()[0].name, "xdg");
-    ScopedEnv no_xdg("XDG_CONFIG_HOME", std::nullopt);
+    ScopedEnv no_xdg("XDG_CONFIG_HOME", nullptr);
     EXPECT_EQ(Inventory::load().hosts()[0].name, "home");
     std::filesystem::remove(dir.file("home/.config/vmshift/config.toml"));
     // Then /etc/vmshift/config.toml, else the built-in inventory.

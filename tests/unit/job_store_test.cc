@@ -20,6 +20,7 @@
 #include "base/deadline.h"
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "support/scoped_env.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
 
@@ -29,6 +30,7 @@ namespace {
 using std::chrono::seconds;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using vmshift::testing::ScopedEnv;
 using vmshift::testing::TempDir;
 using vmshift::testing::wait_until;
 
@@ -86,27 +88,6 @@ std::string raw_query(const std::string& path, const std::string& sql) {
   EXPECT_EQ(sqlite3_exec(db.get(), sql.c_str(), add, &out, nullptr), SQLITE_OK);
   return out;
 }
-
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value != nullptr)
-      ::setenv(name, value, 1);
-    else
-      ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      ::setenv(name_, old_->c_str(), 1);
-    else
-      ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 // A pipe for signalling between a test and its children.
 struct Pipe {
