@@ -138,8 +138,7 @@ Inventory Inventory::parse(std::string_view text, const std::string& source) {
         bad(source, t->source(), fmt::format("{} needs 'hosts', a list of host names", ctx));
       for (const toml::node& h : *hosts) {
         auto name = h.value<std::string>();
-        if (!name)
-          bad(source, h.source(), fmt::format("'hosts' of {} must list host names", ctx));
+        if (!name) bad(source, h.source(), fmt::format("'hosts' of {} must list host names", ctx));
         if (!names.count(*name))
           bad(source, h.source(),
               fmt::format("{} names host '{}' that is not in the inventory", ctx, *name));

@@ -153,10 +153,9 @@ std::vector<std::string> live_storage_steps() {
 LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) {
   std::string state = g.state();
   if (state != "running" && state != "paused")
-    throw Error(
-        ErrorCode::kFailedPrecondition,
-        fmt::format("{} is {}: a live storage migration needs a running (or paused) VM",
-                    g.describe(), state));
+    throw Error(ErrorCode::kFailedPrecondition,
+                fmt::format("{} is {}: a live storage migration needs a running (or paused) VM",
+                            g.describe(), state));
   if (!o.to_dir && o.disks.empty())
     throw Error(ErrorCode::kInvalidArgument,
                 "say where the disks go: --to DIR or --disk TARGET=PATH");
@@ -336,8 +335,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
       if (o.bandwidth > 0 && !all_ready && plan.moves.size() - ready.size() != copying) {
         copying = plan.moves.size() - ready.size();
         for (const auto& m : plan.moves)
-          if (!ready.count(m.target))
-            g.set_copy_bandwidth(m.target, share(o.bandwidth, copying));
+          if (!ready.count(m.target)) g.set_copy_bandwidth(m.target, share(o.bandwidth, copying));
       }
       job.progress(all_ready ? "ready" : "copy", done, total);
       if (all_ready) break;
