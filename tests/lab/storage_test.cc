@@ -187,6 +187,49 @@ class StorageLab : public ::testing::Test {
 };
 Lab* StorageLab::lab_ = nullptr;
 
+// Test that `vmshift hosts` shows each lab host reachable with its CPU, free
+// memory and free space per storage location, and `vmshift vms` each disk
+// with format, sizes and path; an unknown host is an error naming the known.
+TEST_F(StorageLab, ListsHostsAndVms) {
+  boot("list", {"--disks", "2", "--disk-size", "128M", "--fill", "32"});
+  RunResult h = vmshift({"hosts", "--json"});
+  ASSERT_TRUE(h.status.success()) << h.out << h.err;
+  qmp::Json host = qmp::Json::parse(h.out).at(0);
+  EXPECT_EQ(host.get_string("name"), "host1");
+  EXPECT_EQ(host.get_string("state"), "up");
+  EXPECT_FALSE(host.get_string("cpu").empty());
+  EXPECT_GT(host.get_int("free_memory"), 0);
+  std::map<std::string, std::int64_t> free;
+  for (const auto& loc : host.get("storage").items())
+    free[loc.get_string("path")] = loc.find_int("free_bytes").value_or(-1);
+  EXPECT_GT(free[kImages], 0);
+  EXPECT_GT(free[kShared], 0);
+  RunResult table = vmshift({"hosts"});
+  EXPECT_THAT(table.out, ContainsRegex("host1 +up +\\S+ +[0-9.]+ [MG]iB")) << table.out;
+
+  RunResult v = vmshift({"vms", "--host", "host1", "--json"});
+  ASSERT_TRUE(v.status.success()) << v.out << v.err;
+  qmp::Json vm;
+  for (const auto& x : qmp::Json::parse(v.out).items())
+    if (x.get_string("name") == "list") vm = x;
+  ASSERT_FALSE(vm.is_null()) << v.out;
+  EXPECT_EQ(vm.get_string("state"), "running");
+  ASSERT_EQ(vm.get("disks").size(), 2u);
+  qmp::Json vdb = vm.get("disks").at(1);
+  EXPECT_EQ(vdb.get_string("target"), "vdb");
+  EXPECT_EQ(vdb.get_string("format"), "qcow2");
+  EXPECT_EQ(vdb.get_string("path"), kImages + "/list-vdb.qcow2");
+  EXPECT_EQ(vdb.get_int("capacity"), 128LL << 20);
+  EXPECT_GE(vdb.get_int("allocation"), 32LL << 20);
+  EXPECT_LT(vdb.get_int("allocation"), 100LL << 20);
+  EXPECT_EQ(vdb.get("backing").size(), 0u);
+
+  RunResult bad = vmshift({"vms", "--host", "nosuch"});
+  EXPECT_EQ(bad.status.code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("host1")) << bad.err;
+  destroy("list");
+}
+
 // Test that one disk of a writing guest moves to another directory with no
 // write lost: the guest runs on the new file (live and persistent
 // definition), the source file is gone, the job records the pause, and a
