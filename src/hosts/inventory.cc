@@ -45,7 +45,8 @@ int opt_limit(const toml::table& t, const char* key, int fallback, const std::st
               const std::string& ctx) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return fallback;
-  auto v = n->value<int64_t>();
+  // value_exact: no conversion from booleans or floats.
+  auto v = n->value_exact<int64_t>();
   if (!v || *v < 1 || *v > 64)
     bad(source, n->source(),
         fmt::format("'{}' of {} must be a whole number from 1 to 64", key, ctx));
@@ -116,6 +117,9 @@ Inventory Inventory::parse(std::string_view text, const std::string& source) {
   if (inv.hosts_.empty()) throw Error(ErrorCode::kBadData, fmt::format("{}: no [[host]]", source));
 
   std::set<std::string> storage_names;
+  if (root.contains("storage") && !root["storage"].is_array_of_tables())
+    bad(source, root["storage"].node()->source(),
+        "storage locations are written as [[storage]] tables");
   if (const toml::array* storage = root["storage"].as_array()) {
     for (const toml::node& node : *storage) {
       const toml::table* t = node.as_table();
@@ -129,7 +133,7 @@ Inventory Inventory::parse(std::string_view text, const std::string& source) {
         bad(source, t->get("path")->source(), fmt::format("'path' of {} must be absolute", ctx));
       s.pool = opt_string(*t, "pool", source, ctx);
       if (const toml::node* sh = t->get("shared")) {
-        auto v = sh->value<bool>();
+        auto v = sh->value_exact<bool>();
         if (!v) bad(source, sh->source(), fmt::format("'shared' of {} must be true or false", ctx));
         s.shared = *v;
       }

@@ -184,6 +184,9 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
         throw Error(ErrorCode::kInvalidArgument,
                     fmt::format("disk {} is named twice with --disk", target));
       const guest::DiskInfo& d = find(target);
+      if (d.path.empty())
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("disk {} has no file to move (an empty drive)", target));
       if (path.empty() && !o.to_dir)
         throw Error(ErrorCode::kInvalidArgument,
                     fmt::format("disk {} has no destination: write --disk {}=PATH or add --to DIR",
@@ -195,7 +198,7 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
     throw Error(ErrorCode::kNotFound, fmt::format("{} has no disk to move", g.describe()));
 
   LiveStoragePlan plan;
-  std::set<std::string> dests;
+  std::map<std::string, std::string> dests;  // destination -> disk
   // Every file the VM uses, to refuse a destination that is one.
   std::vector<std::string> used;
   for (const auto& d : disks) {
@@ -209,9 +212,10 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
       throw Error(
           ErrorCode::kInvalidArgument,
           fmt::format("destination '{}' of disk {} must be an absolute path", dest, d.target));
-    if (!dests.insert(dest).second)
+    if (auto [it, fresh] = dests.emplace(dest, d.target); !fresh)
       throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("two disks would go to the same file '{}'", dest));
+                  fmt::format("two disks would go to the same file '{}' (disks {} and {})", dest,
+                              it->second, d.target));
     if (std::find(used.begin(), used.end(), dest) != used.end())
       throw Error(
           ErrorCode::kInvalidArgument,
@@ -224,8 +228,11 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
     m.capacity = d.capacity;
     m.backing = d.backing;
     std::string dir = dirname_of(dest);
-    // Throws when the directory does not exist on the host.
-    g.storage().free_bytes(dir);
+    try {
+      g.storage().free_bytes(dir);  // throws when the directory is not there
+    } catch (const Error& e) {
+      throw Error(e.code(), fmt::format("destination of disk {}: {}", d.target, e.what()));
+    }
     if (g.storage().exists(dest)) {
       for (const auto& f : used)
         if (g.storage().same_file(dest, f))
