@@ -24,14 +24,6 @@ using namespace std::chrono_literals;
 
 Deadline soon() { return Deadline::after(30s); }
 
-std::string guest_file(const std::string& name) {
-  std::string path = build_root() + "/src/ledger/" + name;
-  if (!std::filesystem::exists(path))
-    throw std::runtime_error(path + " is missing: build the test guest (ninja -C " + build_root() +
-                             " src/ledger/vmlinuz, or scripts/guest-image)");
-  return path;
-}
-
 ledger::Console console_of(const std::string& path) {
   std::ifstream in(path);
   return ledger::parse_console(in);
@@ -45,27 +37,14 @@ struct Disk {
 // Boots the test guest on the given qcow2 disks with its console appended to `console`.
 std::unique_ptr<QemuProcess> boot(const TempDir& dir, const std::vector<Disk>& disks,
                                   const std::string& console, const std::string& extra = "") {
-  QemuProcess::Options o;
-  o.name = "guest";
-  o.memory = "192M";
-  o.start_paused = false;
-  o.serial_file = console;
-  o.extra_args = {"-kernel",   guest_file("vmlinuz"),
-                  "-initrd",   guest_file("initrd.img"),
-                  "-append",   "console=ttyS0 panic=-1 quiet vmshift.write_rate=50 " + extra,
-                  "-no-reboot"};
-  int i = 0;
+  std::vector<std::string> images;
   for (const auto& d : disks) {
     if (!std::filesystem::exists(d.path))
       run_tool({require_program("qemu-img", "qemu-utils"), "create", "-q", "-f", "qcow2", d.path,
                 d.size});
-    std::string node = fmt::format("disk{}", i++);
-    o.extra_args.insert(
-        o.extra_args.end(),
-        {"-blockdev",
-         qmp::image_node({.node_name = node, .filename = d.path, .cache_direct = true}).dump(),
-         "-device", fmt::format("virtio-blk-pci,drive={}", node)});
+    images.push_back(d.path);
   }
+  QemuProcess::Options o = test_guest_options(console, images, extra);
   return std::make_unique<QemuProcess>(dir, o);
 }
 

@@ -22,14 +22,6 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-std::string guest_file(const std::string& name) {
-  std::string path = build_root() + "/src/ledger/" + name;
-  if (!std::filesystem::exists(path))
-    throw std::runtime_error(path + " is missing: build the test guest (ninja -C " + build_root() +
-                             ")");
-  return path;
-}
-
 long long acks(const std::string& console, std::uint32_t disk) {
   std::ifstream in(console);
   ledger::Console c = ledger::parse_console(in);
@@ -48,30 +40,10 @@ class QmpMove : public ::testing::Test {
   // Boots the test guest on the given images (device ids vd0, vd1, ...) with
   // a second QMP monitor for vmshift at dir/vmshift.sock.
   void boot(const std::vector<std::string>& images) {
-    QemuProcess::Options o;
-    o.name = "guest";
-    o.memory = "192M";
-    o.start_paused = false;
-    o.serial_file = console();
-    o.extra_args = {"-kernel",
-                    guest_file("vmlinuz"),
-                    "-initrd",
-                    guest_file("initrd.img"),
-                    "-append",
-                    "console=ttyS0 panic=-1 quiet vmshift.write_rate=50",
-                    "-no-reboot",
-                    "-chardev",
-                    "socket,id=vmshift,path=" + socket() + ",server=on,wait=off",
-                    "-mon",
-                    "chardev=vmshift,mode=control"};
-    for (std::size_t i = 0; i < images.size(); ++i) {
-      std::string node = fmt::format("disk{}", i);
-      o.extra_args.insert(
-          o.extra_args.end(),
-          {"-blockdev",
-           qmp::image_node({.node_name = node, .filename = images[i], .cache_direct = true}).dump(),
-           "-device", fmt::format("virtio-blk-pci,drive={},id=vd{}", node, i)});
-    }
+    QemuProcess::Options o = test_guest_options(console(), images);
+    o.extra_args.insert(o.extra_args.end(),
+                        {"-chardev", "socket,id=vmshift,path=" + socket() + ",server=on,wait=off",
+                         "-mon", "chardev=vmshift,mode=control"});
     qemu_ = std::make_unique<QemuProcess>(dir_, o);
   }
 

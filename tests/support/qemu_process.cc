@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "hosts/accel.h"
 #include "qmp/commands.h"
+#include "support/lab.h"
 
 namespace vmshift::testing {
 
@@ -97,6 +98,37 @@ void QemuProcess::quit(Deadline deadline) {
   }
   if (!process_->wait(deadline)) process_->kill();
   qmp_->close();
+}
+
+std::string guest_image_file(const std::string& name) {
+  std::string path = build_root() + "/src/ledger/" + name;
+  if (!std::filesystem::exists(path))
+    throw std::runtime_error(path + " is missing: build the test guest (ninja -C " + build_root() +
+                             ", or scripts/guest-image)");
+  return path;
+}
+
+QemuProcess::Options test_guest_options(const std::string& console,
+                                        const std::vector<std::string>& images,
+                                        const std::string& append) {
+  QemuProcess::Options o;
+  o.name = "guest";
+  o.memory = "192M";
+  o.start_paused = false;
+  o.serial_file = console;
+  o.extra_args = {"-kernel",   guest_image_file("vmlinuz"),
+                  "-initrd",   guest_image_file("initrd.img"),
+                  "-append",   "console=ttyS0 panic=-1 quiet vmshift.write_rate=50 " + append,
+                  "-no-reboot"};
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    std::string node = fmt::format("disk{}", i);
+    o.extra_args.insert(
+        o.extra_args.end(),
+        {"-blockdev",
+         qmp::image_node({.node_name = node, .filename = images[i], .cache_direct = true}).dump(),
+         "-device", fmt::format("virtio-blk-pci,drive={},id=vd{}", node, i)});
+  }
+  return o;
 }
 
 }  // namespace vmshift::testing

@@ -24,6 +24,10 @@ std::string require_program(const std::string& name, const std::string& debian_p
 // Runs a program to completion with a deadline; throws with its stderr on failure.
 RunResult run_tool(const Argv& argv, std::chrono::seconds limit = std::chrono::seconds(120));
 
+// A file of the test guest (docs/guest.md) in the build tree: "vmlinuz" or
+// "initrd.img"; throws saying how to build it if it is missing.
+std::string guest_image_file(const std::string& name);
+
 class QemuProcess {
  public:
   struct Options {
@@ -54,5 +58,12 @@ class QemuProcess {
   std::unique_ptr<Process> process_;
   std::unique_ptr<qmp::Client> qmp_;
 };
+
+// Options that boot the test guest writing its ledger (write_rate=50, plus
+// `append`) on existing qcow2 images, attached as virtio disks with ids vd0,
+// vd1, ...; its serial console is appended to `console`.
+QemuProcess::Options test_guest_options(const std::string& console,
+                                        const std::vector<std::string>& images,
+                                        const std::string& append = "");
 
 }  // namespace vmshift::testing

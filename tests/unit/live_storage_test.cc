@@ -1,16 +1,17 @@
-// Live storage migration's rules, on a fake guest whose files are real files
-// in a temporary directory: the checks of the plan, and the order of steps,
-// undo and cleanup of a run.
+// plan_live_storage's checks and run_live_storage's steps, on a fake guest
+// whose disk files are real files in a temporary directory (LocalStorage),
+// with the free space and the copy jobs faked.
 #include "migrate/live_storage.h"
 
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <set>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "guest/local_storage.h"
@@ -19,85 +20,124 @@
 namespace vmshift::migrate {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::TempDir;
 
-// LocalStorage with an optional fixed free space, recording removals.
+// What the fakes did, in order: "remove PATH", "start vda", "abort vda",
+// "pivot vda", "persist".
+using Events = std::vector<std::string>;
+
+// Real files, but a free space the test chooses, and removals recorded.
 class FakeStorage : public guest::LocalStorage {
  public:
+  explicit FakeStorage(Events& events) : events_(events) {}
   std::optional<std::uint64_t> free_bytes(const std::string& dir) override {
-    std::optional<std::uint64_t> real = LocalStorage::free_bytes(dir);  // throws if missing
+    auto real = LocalStorage::free_bytes(dir);  // throws for a missing directory
     return free ? free : real;
   }
   void remove(const std::string& path) override {
+    events_.push_back("remove " + path);
     removed.push_back(path);
     LocalStorage::remove(path);
   }
+
   std::optional<std::uint64_t> free;
   std::vector<std::string> removed;
+
+ private:
+  Events& events_;
 };
 
-// A guest whose copies become ready after `polls_until_ready` status reads.
+// A guest whose copy of each disk is ready on its `ready_at`-th status read
+// (the 2nd by default), and whose pivot makes the disk use its destination.
 class FakeGuest : public guest::Guest {
  public:
   std::string describe() const override { return "VM 'fake'"; }
   std::string state() override { return state_; }
   std::vector<guest::DiskInfo> disks() override { return disks_; }
   guest::Storage& storage() override { return storage_; }
+
   void start_copy(const guest::CopyRequest& r) override {
+    events.push_back("start " + r.target);
     requests.push_back(r);
-    std::ofstream(r.dest) << "copy";
-    copies[r.target] = 0;
+    std::ofstream(r.dest) << "copy of " << r.target;  // the host creates the file
+    polls[r.target] = 0;
   }
   guest::CopyStatus copy_status(const std::string& target) override {
-    int& polls = copies.at(target);
-    ++polls;
-    return {.active = true,
-            .ready = polls > polls_until_ready,
-            .done = static_cast<std::uint64_t>(std::min(polls, polls_until_ready + 1)),
-            .total = static_cast<std::uint64_t>(polls_until_ready + 1)};
+    int n = ++polls.at(target);
+    int at = ready_at.count(target) ? ready_at.at(target) : 2;
+    if (copy_error) return {.active = false, .error = copy_error};
+    return {.active = true, .ready = n >= at, .done = n >= at ? 100u : 50u, .total = 100};
   }
   void set_copy_bandwidth(const std::string& target, std::uint64_t bps) override {
-    bandwidth_changes.emplace_back(target, bps);
+    bandwidth[target] = bps;
   }
   std::chrono::milliseconds pivot(const std::string& target, Deadline) override {
-    for (auto& d : disks_)
-      if (d.target == target)
-        for (const auto& r : requests)
-          if (r.target == target) d.path = r.dest;
-    pivoted.push_back(target);
-    return std::chrono::milliseconds(7);
+    events.push_back("pivot " + target);
+    if (target == fail_pivot) throw Error(ErrorCode::kCommandFailed, "pivot refused");
+    for (const auto& r : requests)
+      if (r.target == target) active[target] = r.dest;
+    return std::chrono::milliseconds(target == "vda" ? 3 : 9);
   }
-  void abort_copy(const std::string& target, Deadline) override { aborted.push_back(target); }
+  void abort_copy(const std::string& target, Deadline) override {
+    events.push_back("abort " + target);
+    if (target == fail_abort) throw Error(ErrorCode::kTimeout, "no answer");
+  }
   std::string active_path(const std::string& target) override {
+    if (wrong_active) return "/somewhere/else";
+    if (active.count(target)) return active.at(target);
     for (const auto& d : disks_)
       if (d.target == target) return d.path;
     return "";
   }
   std::string persist_paths(const std::map<std::string, std::string>& paths) override {
+    events.push_back("persist");
+    if (fail_persist) throw Error(ErrorCode::kCommandFailed, "define refused");
     persisted = paths;
     return "definition updated";
   }
 
+  int pivot_count() const {
+    int n = 0;
+    for (const auto& e : events) n += e.rfind("pivot ", 0) == 0;
+    return n;
+  }
+
+  Events events;
   std::string state_ = "running";
   std::vector<guest::DiskInfo> disks_;
-  FakeStorage storage_;
-  int polls_until_ready = 1;
-  std::map<std::string, int> copies;
+  FakeStorage storage_{events};
+  std::map<std::string, int> ready_at;
+  std::optional<std::string> copy_error;
+  std::string fail_pivot, fail_abort;
+  bool wrong_active = false, fail_persist = false;
+
+  std::map<std::string, int> polls;
   std::vector<guest::CopyRequest> requests;
-  std::vector<std::pair<std::string, std::uint64_t>> bandwidth_changes;
-  std::vector<std::string> pivoted, aborted;
+  std::map<std::string, std::uint64_t> bandwidth;
+  std::map<std::string, std::string> active;
   std::map<std::string, std::string> persisted;
 };
 
-class FakeContext : public JobContext {
+struct StepCall {
+  std::size_t index;
+  StepState state;
+  std::string detail;
+};
+
+// Records steps and progress; cancels when told to.
+class FakeJob : public JobContext {
  public:
   void step(std::size_t index, StepState state, const std::string& detail) override {
-    steps[index] = state;
-    details[index] = detail;
+    steps.push_back({index, state, detail});
   }
-  void progress(std::string_view, std::uint64_t, std::uint64_t) override {
-    if (cancel_after_progress && ++progress_calls >= cancel_after_progress) cancel = true;
+  void progress(std::string_view phase, std::uint64_t done, std::uint64_t total) override {
+    phases.emplace_back(phase);
+    last_done = done;
+    last_total = total;
+    if (cancel_on_progress) cancel = true;
   }
   void pause(std::chrono::milliseconds ms) override { paused = ms; }
   void save_state(const std::string& json) override { saved.push_back(json); }
@@ -108,254 +148,647 @@ class FakeContext : public JobContext {
     if (point == cancel_at) cancel = true;
   }
 
-  std::map<std::size_t, StepState> steps;
-  std::map<std::size_t, std::string> details;
+  // The last state recorded for a step, if any.
+  std::optional<StepState> last(std::size_t index) const {
+    std::optional<StepState> s;
+    for (const auto& c : steps)
+      if (c.index == index) s = c.state;
+    return s;
+  }
+  // "index:state" for every call, to check the order.
+  std::vector<std::string> trace() const {
+    std::vector<std::string> out;
+    for (const auto& c : steps)
+      out.push_back(std::to_string(c.index) + ":" + std::to_string(static_cast<int>(c.state)));
+    return out;
+  }
+
+  std::vector<StepCall> steps;
+  std::vector<std::string> phases, saved, points;
+  std::uint64_t last_done = 0, last_total = 0;
   std::optional<std::chrono::milliseconds> paused;
-  std::vector<std::string> saved;
-  std::vector<std::string> points;
-  bool cancel = false;
-  int cancel_after_progress = 0;
-  int progress_calls = 0;
+  bool cancel = false, cancel_on_progress = false;
   std::string cancel_at;
 };
 
-class LiveStorage : public ::testing::Test {
+// Step indexes, as live_storage_steps() names them.
+enum : std::size_t { kCheck, kCopy, kPivot, kVerify, kPersist, kCleanup };
+
+std::string st(std::size_t index, StepState s) {
+  return std::to_string(index) + ":" + std::to_string(static_cast<int>(s));
+}
+
+class LiveStoragePlanTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::filesystem::create_directories(dir_.file("src"));
     std::filesystem::create_directories(dir_.file("dst"));
-    add_disk("vda", "a.qcow2", 4096);
-    add_disk("vdb", "b.qcow2", 8192);
+    // allocation differs from the file size on purpose: the plan must take
+    // the guest's figure, not the file's.
+    add_disk("vda", src("a.qcow2"), 100, 4096);
+    add_disk("vdb", src("b.qcow2"), 100, 8192);
   }
-  void add_disk(const std::string& target, const std::string& file, std::uint64_t bytes) {
-    std::string path = dir_.file("src/" + file);
-    std::ofstream(path) << std::string(bytes, 'x');
+  void add_disk(const std::string& target, const std::string& path, std::size_t file_bytes,
+                std::uint64_t allocation) {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path) << std::string(file_bytes, 'x');
     guest_.disks_.push_back({.target = target,
                              .path = path,
                              .format = "qcow2",
-                             .capacity = 1 << 30,
-                             .allocation = bytes});
+                             .capacity = 1ull << 30,
+                             .allocation = allocation});
   }
   std::string src(const std::string& f) const { return dir_.file("src/" + f); }
   std::string dst(const std::string& f) const { return dir_.file("dst/" + f); }
 
-  // The refusal's message, or "" if the plan was accepted.
-  std::string refusal(const LiveStorageOptions& o) {
+  LiveStorageOptions to(const std::string& dir) const {
+    LiveStorageOptions o;
+    o.to_dir = dir;
+    return o;
+  }
+  // The refusal: its code and message; fails the test if the plan passes.
+  std::pair<ErrorCode, std::string> refusal(const LiveStorageOptions& o) {
     try {
-      plan_live_storage(guest_, o);
-      return "";
+      LiveStoragePlan p = plan_live_storage(guest_, o);
+      ADD_FAILURE() << "the plan was accepted with " << p.moves.size() << " moves";
+      return {ErrorCode::kInternal, ""};
     } catch (const Error& e) {
-      return e.what();
+      return {e.code(), e.what()};
     }
   }
 
-  TempDir dir_{"vmslst"};
+  TempDir dir_{"vmslsp"};
   FakeGuest guest_;
 };
 
-LiveStorageOptions to(const std::string& dir) {
-  LiveStorageOptions o;
-  o.to_dir = dir;
-  return o;
+// ---- plan: where the disks go
+
+// Test that --to DIR moves every disk into DIR under its own file name, and
+// copies the disk's target, source, format, capacity and allocation.
+TEST_F(LiveStoragePlanTest, ToDirMovesEveryDiskKeepingItsName) {
+  LiveStoragePlan p = plan_live_storage(guest_, to(dir_.file("dst")));
+  ASSERT_EQ(p.moves.size(), 2u);
+  EXPECT_EQ(p.moves[0].target, "vda");
+  EXPECT_EQ(p.moves[0].source, src("a.qcow2"));
+  EXPECT_EQ(p.moves[0].dest, dst("a.qcow2"));
+  EXPECT_EQ(p.moves[0].format, "qcow2");
+  EXPECT_EQ(p.moves[0].capacity, 1ull << 30);
+  EXPECT_EQ(p.moves[0].need, 4096u);
+  EXPECT_FALSE(p.moves[0].replace_existing);
+  EXPECT_EQ(p.moves[1].target, "vdb");
+  EXPECT_EQ(p.moves[1].dest, dst("b.qcow2"));
+  EXPECT_EQ(p.moves[1].need, 8192u);
+  EXPECT_THAT(p.notes, ElementsAre(HasSubstr("only disks move")));
 }
 
-// Test that --to DIR moves every disk into DIR under its own file name,
-// needing its allocated bytes, and that --disk picks disks and paths.
-TEST_F(LiveStorage, PlansWhichDisksGoWhere) {
-  LiveStoragePlan all = plan_live_storage(guest_, to(dir_.file("dst/")));
-  ASSERT_EQ(all.moves.size(), 2u);
-  EXPECT_EQ(all.moves[0].target, "vda");
-  EXPECT_EQ(all.moves[0].dest, dst("a.qcow2"));
-  EXPECT_EQ(all.moves[0].need, 4096u);
-  EXPECT_EQ(all.moves[1].dest, dst("b.qcow2"));
-
-  LiveStorageOptions one;
-  one.disks = {{"vdb", dst("renamed.qcow2")}};
-  LiveStoragePlan p = plan_live_storage(guest_, one);
-  ASSERT_EQ(p.moves.size(), 1u);
-  EXPECT_EQ(p.moves[0].target, "vdb");
-  EXPECT_EQ(p.moves[0].source, src("b.qcow2"));
-  EXPECT_EQ(p.moves[0].dest, dst("renamed.qcow2"));
-
-  LiveStorageOptions picked = to(dir_.file("dst"));
-  picked.disks = {{"vda", ""}};
-  p = plan_live_storage(guest_, picked);
-  ASSERT_EQ(p.moves.size(), 1u);
+// Test that trailing slashes of --to do not end up in the destination path.
+TEST_F(LiveStoragePlanTest, ToDirWithTrailingSlashes) {
+  LiveStoragePlan p = plan_live_storage(guest_, to(dir_.file("dst//")));
+  ASSERT_EQ(p.moves.size(), 2u);
   EXPECT_EQ(p.moves[0].dest, dst("a.qcow2"));
 }
 
-// Test that each bad request is refused with a message that names the disk
-// and the problem.
-TEST_F(LiveStorage, RefusesBadRequests) {
-  EXPECT_THAT(refusal({}), HasSubstr("say where the disks go"));
-
-  LiveStorageOptions unknown;
-  unknown.disks = {{"vdz", dst("z.qcow2")}};
-  EXPECT_THAT(refusal(unknown), HasSubstr("has no disk 'vdz' (disks: vda, vdb)"));
-
-  LiveStorageOptions twice;
-  twice.disks = {{"vda", dst("1.qcow2")}, {"vda", dst("2.qcow2")}};
-  EXPECT_THAT(refusal(twice), HasSubstr("disk vda is named twice"));
-
-  LiveStorageOptions same;
-  same.disks = {{"vda", dst("x.qcow2")}, {"vdb", dst("x.qcow2")}};
-  EXPECT_THAT(refusal(same), HasSubstr("two disks would go to the same file"));
-
-  LiveStorageOptions relative;
-  relative.disks = {{"vda", "x.qcow2"}};
-  EXPECT_THAT(refusal(relative), HasSubstr("must be an absolute path"));
-
-  LiveStorageOptions own;
-  own.disks = {{"vda", src("b.qcow2")}};
-  EXPECT_THAT(refusal(own), HasSubstr("of disk vda is a file the VM already uses"));
-
-  EXPECT_THAT(refusal(to(dir_.file("nowhere"))), HasSubstr(dir_.file("nowhere")));
-
-  std::ofstream(dst("a.qcow2")) << "old";
-  EXPECT_THAT(refusal(to(dir_.file("dst"))),
-              HasSubstr("destination '" + dst("a.qcow2") +
-                        "' of disk vda already exists (--force replaces it)"));
-  LiveStorageOptions force = to(dir_.file("dst"));
-  force.force = true;
-  LiveStoragePlan p = plan_live_storage(guest_, force);
-  EXPECT_TRUE(p.moves[0].replace_existing);
-  EXPECT_FALSE(p.moves[1].replace_existing);
-
-  guest_.state_ = "shut off";
-  EXPECT_THAT(refusal(to(dir_.file("dst"))), HasSubstr("is shut off"));
+// Test that --to skips a drive without a file (an empty CD-ROM) and moves
+// the others.
+TEST_F(LiveStoragePlanTest, ToDirSkipsDrivesWithoutAFile) {
+  guest_.disks_.push_back({.target = "hdc", .path = "", .format = "raw"});
+  LiveStoragePlan p = plan_live_storage(guest_, to(dir_.file("dst")));
+  ASSERT_EQ(p.moves.size(), 2u);
+  EXPECT_EQ(p.moves[0].target, "vda");
+  EXPECT_EQ(p.moves[1].target, "vdb");
 }
 
-// Test that a destination reaching the VM's own file through a symbolic
-// link, a hard link or a symlinked directory is refused even with --force.
-TEST_F(LiveStorage, RefusesTheVmsOwnFileThroughLinks) {
+// Test that --disk vda=PATH moves only vda, to exactly PATH, without the
+// --to note.
+TEST_F(LiveStoragePlanTest, DiskWithPathMovesOnlyThatDisk) {
+  std::filesystem::create_directories(dir_.file("x"));
+  LiveStorageOptions o;
+  o.disks = {{"vda", dir_.file("x/y")}};
+  LiveStoragePlan p = plan_live_storage(guest_, o);
+  ASSERT_EQ(p.moves.size(), 1u);
+  EXPECT_EQ(p.moves[0].target, "vda");
+  EXPECT_EQ(p.moves[0].source, src("a.qcow2"));
+  EXPECT_EQ(p.moves[0].dest, dir_.file("x/y"));
+  EXPECT_EQ(p.moves[0].need, 4096u);
+  EXPECT_TRUE(p.notes.empty());
+}
+
+// Test that --disk vdb with --to DIR moves only vdb, into DIR.
+TEST_F(LiveStoragePlanTest, DiskWithToMovesOnlyThatDiskIntoDir) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.disks = {{"vdb", ""}};
+  LiveStoragePlan p = plan_live_storage(guest_, o);
+  ASSERT_EQ(p.moves.size(), 1u);
+  EXPECT_EQ(p.moves[0].target, "vdb");
+  EXPECT_EQ(p.moves[0].dest, dst("b.qcow2"));
+}
+
+// Test that a paused VM can be planned for too, not only a running one.
+TEST_F(LiveStoragePlanTest, PausedVmIsAccepted) {
+  guest_.state_ = "paused";
+  EXPECT_EQ(plan_live_storage(guest_, to(dir_.file("dst"))).moves.size(), 2u);
+}
+
+// Test that the backing chain goes into the plan, and its allocated bytes
+// into the space needed, unless --shallow (which notes the file it keeps).
+TEST_F(LiveStoragePlanTest, BackingChainIsCopiedIntoThePlan) {
+  std::ofstream(src("base.qcow2")) << std::string(256 << 10, 'b');
+  std::ofstream(src("base0.qcow2")) << std::string(128 << 10, 'c');
+  guest_.disks_[0].backing = {src("base.qcow2"), src("base0.qcow2")};
+  std::uint64_t chain = *guest::LocalStorage().allocation(src("base.qcow2")) +
+                        *guest::LocalStorage().allocation(src("base0.qcow2"));
+  ASSERT_GT(chain, 0u);
+
+  LiveStoragePlan full = plan_live_storage(guest_, to(dir_.file("dst")));
+  EXPECT_EQ(full.moves[0].backing, guest_.disks_[0].backing);
+  EXPECT_EQ(full.moves[0].need, 4096u + chain);
+  EXPECT_TRUE(full.moves[1].backing.empty());
+  EXPECT_EQ(full.moves[1].need, 8192u);
+
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.shallow = true;
+  LiveStoragePlan top = plan_live_storage(guest_, o);
+  EXPECT_EQ(top.moves[0].backing, guest_.disks_[0].backing);
+  EXPECT_EQ(top.moves[0].need, 4096u);
+  EXPECT_THAT(top.notes, ::testing::Contains(HasSubstr("disk vda keeps its backing file '" +
+                                                       src("base.qcow2") + "' (--shallow)")));
+}
+
+// ---- plan: refusals
+
+// Test that a VM that is not running (or paused) is refused, naming the VM
+// and its state.
+TEST_F(LiveStoragePlanTest, RefusesVmNotRunning) {
+  guest_.state_ = "shut off";
+  auto [code, msg] = refusal(to(dir_.file("dst")));
+  EXPECT_EQ(code, ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(msg, HasSubstr("VM 'fake' is shut off: a live storage migration needs a running"));
+}
+
+// Test that a request with neither --to nor --disk is refused, saying what
+// to write; so is --disk TARGET without a path when there is no --to.
+TEST_F(LiveStoragePlanTest, RefusesNoDestination) {
+  auto [code, msg] = refusal({});
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg, HasSubstr("--to DIR or --disk TARGET=PATH"));
+
+  LiveStorageOptions o;
+  o.disks = {{"vda", ""}};
+  auto [code2, msg2] = refusal(o);
+  EXPECT_EQ(code2, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg2, HasSubstr("disk vda has no destination: write --disk vda=PATH or add --to"));
+}
+
+// Test that --disk naming a disk the VM does not have is refused, listing
+// the disks it has.
+TEST_F(LiveStoragePlanTest, RefusesUnknownDisk) {
+  LiveStorageOptions o;
+  o.disks = {{"vda", dst("a.qcow2")}, {"sdz", dst("z.qcow2")}};
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kNotFound);
+  EXPECT_THAT(msg, HasSubstr("VM 'fake' has no disk 'sdz' (disks: vda, vdb)"));
+}
+
+// Test that a destination directory that does not exist is refused, naming
+// it, whether it comes from --to or from --disk.
+TEST_F(LiveStoragePlanTest, RefusesMissingDestinationDirectory) {
+  auto [code, msg] = refusal(to(dir_.file("nowhere")));
+  EXPECT_EQ(code, ErrorCode::kNotFound);
+  EXPECT_THAT(msg, HasSubstr("'" + dir_.file("nowhere") + "'"));
+
+  LiveStorageOptions o;
+  o.disks = {{"vdb", dir_.file("nowhere/deeper/b.qcow2")}};
+  auto [code2, msg2] = refusal(o);
+  EXPECT_EQ(code2, ErrorCode::kNotFound);
+  EXPECT_THAT(msg2, HasSubstr("'" + dir_.file("nowhere/deeper") + "'"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("nowhere")));  // nothing was created
+}
+
+// Test that two disks sent to one file are refused, whether named so with
+// --disk or because --to puts two files of the same name in one directory.
+TEST_F(LiveStoragePlanTest, RefusesTwoDisksToTheSameFile) {
+  LiveStorageOptions o;
+  o.disks = {{"vda", dst("x.qcow2")}, {"vdb", dst("x.qcow2")}};
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg, HasSubstr("two disks would go to the same file '" + dst("x.qcow2") + "'"));
+
+  add_disk("vdc", dir_.file("other/a.qcow2"), 10, 10);  // same name as vda's file
+  auto [code2, msg2] = refusal(to(dir_.file("dst")));
+  EXPECT_EQ(code2, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg2, HasSubstr("two disks would go to the same file '" + dst("a.qcow2") + "'"));
+}
+
+// Test that a disk named twice with --disk is refused.
+TEST_F(LiveStoragePlanTest, RefusesDiskNamedTwice) {
+  LiveStorageOptions o;
+  o.disks = {{"vdb", dst("1.qcow2")}, {"vdb", dst("2.qcow2")}};
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg, HasSubstr("disk vdb is named twice with --disk"));
+}
+
+// Test that a relative destination is refused, naming it and the disk.
+TEST_F(LiveStoragePlanTest, RefusesRelativeDestination) {
+  LiveStorageOptions o;
+  o.disks = {{"vda", "dst/a.qcow2"}};
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg, HasSubstr("destination 'dst/a.qcow2' of disk vda must be an absolute path"));
+}
+
+// Test that an existing destination is refused without --force, naming the
+// disk and the file, and nothing is removed by planning.
+TEST_F(LiveStoragePlanTest, RefusesExistingDestination) {
+  std::ofstream(dst("b.qcow2")) << "old";
+  auto [code, msg] = refusal(to(dir_.file("dst")));
+  EXPECT_EQ(code, ErrorCode::kAlreadyExists);
+  EXPECT_THAT(msg, HasSubstr("destination '" + dst("b.qcow2") +
+                             "' of disk vdb already exists (--force replaces it)"));
+  EXPECT_TRUE(std::filesystem::exists(dst("b.qcow2")));
+  EXPECT_TRUE(guest_.storage_.removed.empty());
+}
+
+// Test that --force accepts an existing destination and marks only that
+// move replace_existing; planning still removes nothing.
+TEST_F(LiveStoragePlanTest, ForceAcceptsExistingDestination) {
+  std::ofstream(dst("b.qcow2")) << "old";
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.force = true;
+  LiveStoragePlan p = plan_live_storage(guest_, o);
+  ASSERT_EQ(p.moves.size(), 2u);
+  EXPECT_FALSE(p.moves[0].replace_existing);
+  EXPECT_TRUE(p.moves[1].replace_existing);
+  EXPECT_TRUE(std::filesystem::exists(dst("b.qcow2")));
+  EXPECT_TRUE(guest_.storage_.removed.empty());
+}
+
+// Test that a destination that is the path of a file the VM uses (another
+// disk's file) is refused, even with --force.
+TEST_F(LiveStoragePlanTest, RefusesTheSamePathAsAFileInUse) {
   LiveStorageOptions o;
   o.force = true;
-  std::filesystem::create_symlink(src("a.qcow2"), dst("sym.qcow2"));
-  o.disks = {{"vda", dst("sym.qcow2")}};
-  EXPECT_THAT(refusal(o), HasSubstr("is the file '" + src("a.qcow2") + "' the VM already uses"));
-
-  std::filesystem::create_hard_link(src("b.qcow2"), dst("hard.qcow2"));
-  o.disks = {{"vda", dst("hard.qcow2")}};
-  EXPECT_THAT(refusal(o), HasSubstr("is the file '" + src("b.qcow2") + "' the VM already uses"));
-
-  std::filesystem::create_directory_symlink(dir_.file("src"), dir_.file("alias"));
-  LiveStorageOptions dir_alias = to(dir_.file("alias"));
-  dir_alias.force = true;
-  EXPECT_THAT(refusal(dir_alias), HasSubstr("the VM already uses"));
+  o.disks = {{"vda", src("b.qcow2")}};
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg, HasSubstr("destination '" + src("b.qcow2") +
+                             "' of disk vda is a file the VM already uses"));
 }
 
-// Test that the space check adds up the disks going to one directory, with
-// a margin, and names them.
-TEST_F(LiveStorage, RefusesTooLittleSpace) {
-  guest_.storage_.free = 16u << 20;  // less than the 16 MiB margin plus the data
-  EXPECT_THAT(refusal(to(dir_.file("dst"))),
-              HasSubstr("not enough space in '" + dir_.file("dst") + "' for disks vda, vdb"));
-  guest_.storage_.free = 17u << 20;
-  EXPECT_EQ(refusal(to(dir_.file("dst"))), "");
-}
-
-// Test that a plan without --shallow needs the backing chain's data too,
-// and --shallow notes the backing file it keeps.
-TEST_F(LiveStorage, CountsTheBackingChainUnlessShallow) {
-  std::ofstream(src("base.qcow2")) << std::string(1 << 20, 'b');
-  guest_.disks_[0].backing = {src("base.qcow2")};
-  LiveStoragePlan full = plan_live_storage(guest_, to(dir_.file("dst")));
-  EXPECT_GE(full.moves[0].need, 4096u + (1u << 20));
-  LiveStorageOptions shallow = to(dir_.file("dst"));
-  shallow.shallow = true;
-  LiveStoragePlan top = plan_live_storage(guest_, shallow);
-  EXPECT_EQ(top.moves[0].need, 4096u);
-  EXPECT_THAT(top.notes.back(), HasSubstr("keeps its backing file '" + src("base.qcow2") + "'"));
-  // A backing file is one of the VM's files too.
-  LiveStorageOptions onto_base;
-  onto_base.disks = {{"vdb", src("base.qcow2")}};
-  EXPECT_THAT(refusal(onto_base), HasSubstr("is a file the VM already uses"));
-}
-
-// Test that a run copies, switches, checks, persists and deletes the
-// sources, in that order, recording the pause; --bandwidth is split between
-// the disks.
-TEST_F(LiveStorage, RunMovesAndCleansUp) {
-  LiveStorageOptions o = to(dir_.file("dst"));
-  o.bandwidth = 10 << 20;
-  LiveStoragePlan plan = plan_live_storage(guest_, o);
-  FakeContext job;
-  Result r = run_live_storage(guest_, plan, o, job);
-  EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.message;
-  EXPECT_THAT(r.message, HasSubstr("switch took 7 ms"));
-  for (std::size_t i = 0; i < live_storage_steps().size(); ++i)
-    EXPECT_EQ(job.steps[i], StepState::kDone) << live_storage_steps()[i];
-  ASSERT_EQ(guest_.requests.size(), 2u);
-  EXPECT_EQ(guest_.requests[0].bandwidth, 5u << 20);
-  EXPECT_EQ(guest_.requests[1].bandwidth, 5u << 20);
-  EXPECT_EQ(guest_.pivoted, (std::vector<std::string>{"vda", "vdb"}));
-  EXPECT_TRUE(guest_.aborted.empty());
-  EXPECT_EQ(job.paused, std::chrono::milliseconds(7));
-  EXPECT_EQ(guest_.persisted.at("vda"), dst("a.qcow2"));
-  EXPECT_FALSE(std::filesystem::exists(src("a.qcow2")));
-  EXPECT_FALSE(std::filesystem::exists(src("b.qcow2")));
-  EXPECT_TRUE(std::filesystem::exists(dst("a.qcow2")));
-  EXPECT_EQ(job.points, (std::vector<std::string>{"ready", "switched"}));
-  // Recovery can tell how far it got: the last state saved says so.
-  EXPECT_THAT(job.saved.back(), HasSubstr("done"));
-}
-
-// Test that --keep-source keeps the source files and marks cleanup skipped.
-TEST_F(LiveStorage, KeepSourceKeepsTheFiles) {
-  LiveStorageOptions o = to(dir_.file("dst"));
-  o.keep_source = true;
-  FakeContext job;
-  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
-  EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.message;
-  EXPECT_EQ(job.steps[5], StepState::kSkipped);
-  EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
-  EXPECT_TRUE(std::filesystem::exists(src("b.qcow2")));
-}
-
-// Test that a cancel during the copy, or at the ready point, ends every
-// copy, removes the destinations, never switches, and keeps the sources.
-TEST_F(LiveStorage, CancelUndoesTheCopies) {
-  for (std::string where : {"copy", "ready"}) {
-    SCOPED_TRACE(where);
-    FakeGuest g;
-    g.disks_ = guest_.disks_;
-    g.polls_until_ready = where == "copy" ? 1000 : 1;
-    LiveStorageOptions o = to(dir_.file("dst"));
-    FakeContext job;
-    if (where == "copy")
-      job.cancel_after_progress = 2;
-    else
-      job.cancel_at = "ready";
-    Result r = run_live_storage(g, plan_live_storage(g, o), o, job);
-    EXPECT_EQ(r.outcome, Outcome::kCancelled);
-    EXPECT_THAT(r.message, HasSubstr("The VM runs on its original disks"));
-    EXPECT_EQ(g.aborted, (std::vector<std::string>{"vda", "vdb"}));
-    EXPECT_TRUE(g.pivoted.empty());
-    EXPECT_EQ(job.steps[1], StepState::kUndone);
-    EXPECT_FALSE(job.steps.count(2)) << "the pivot step ran";
-    EXPECT_FALSE(std::filesystem::exists(dst("a.qcow2")));
-    EXPECT_FALSE(std::filesystem::exists(dst("b.qcow2")));
-    EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
-  }
-}
-
-// Test that options survive the job record (JSON) unchanged.
-TEST(LiveStorageOptionsJson, RoundTrip) {
+// Test that a destination that is a symbolic link to a file the VM uses is
+// refused, even with --force, naming the file it reaches.
+TEST_F(LiveStoragePlanTest, RefusesASymlinkToAFileInUse) {
+  std::filesystem::create_symlink(src("a.qcow2"), dst("link.qcow2"));
   LiveStorageOptions o;
-  o.to_dir = "/d";
-  o.disks = {{"vda", "/x/a.qcow2"}, {"vdb", ""}};
-  o.bandwidth = 123456;
+  o.force = true;
+  o.disks = {{"vdb", dst("link.qcow2")}};
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg, HasSubstr("destination '" + dst("link.qcow2") + "' of disk vdb is the file '" +
+                             src("a.qcow2") + "' the VM already uses"));
+  EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
+}
+
+// Test that a destination that is a hard link to a file the VM uses (the
+// same inode under another name) is refused, even with --force.
+TEST_F(LiveStoragePlanTest, RefusesAHardLinkToAFileInUse) {
+  std::filesystem::create_hard_link(src("b.qcow2"), dst("b.qcow2"));
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.force = true;
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg, HasSubstr("destination '" + dst("b.qcow2") + "' of disk vdb is the file '" +
+                             src("b.qcow2") + "' the VM already uses"));
+}
+
+// Test that a destination reaching the VM's file through a symlinked
+// directory (the same directory under another name) is refused, even with
+// --force.
+TEST_F(LiveStoragePlanTest, RefusesADirectoryAliasOfAFileInUse) {
+  std::filesystem::create_directory_symlink(dir_.file("src"), dir_.file("alias"));
+  LiveStorageOptions o = to(dir_.file("alias"));
+  o.force = true;
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg, HasSubstr("the VM already uses"));
+}
+
+// Test that a backing file counts as a file the VM uses: a destination
+// reaching it through a link is refused too.
+TEST_F(LiveStoragePlanTest, RefusesALinkToABackingFile) {
+  std::ofstream(src("base.qcow2")) << "base";
+  guest_.disks_[0].backing = {src("base.qcow2")};
+  std::filesystem::create_symlink(src("base.qcow2"), dst("b.qcow2"));
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.force = true;
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(msg, HasSubstr("of disk vdb is the file '" + src("base.qcow2") + "'"));
+}
+
+// Test that too little free space is refused, naming the directory, the
+// disks, and the sizes; the need is the allocation plus 5% and 16 MiB, so
+// exactly that much free is enough and one byte less is not.
+TEST_F(LiveStoragePlanTest, RefusesTooLittleFreeSpace) {
+  const std::uint64_t need = 4096 + 8192;
+  const std::uint64_t want = need + need / 20 + (16u << 20);
+  guest_.storage_.free = want - 1;
+  auto [code, msg] = refusal(to(dir_.file("dst")));
+  EXPECT_EQ(code, ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(msg, HasSubstr("not enough space in '" + dir_.file("dst") +
+                             "' for disks vda, vdb: " + human_bytes(want) + " needed (" +
+                             human_bytes(need) + " of allocated data and a margin), " +
+                             human_bytes(want - 1) + " free"));
+  guest_.storage_.free = want;
+  EXPECT_EQ(plan_live_storage(guest_, to(dir_.file("dst"))).moves.size(), 2u);
+}
+
+// Test that the free space is checked per directory: one disk alone in a
+// full directory is named alone ("disk", not "disks").
+TEST_F(LiveStoragePlanTest, FreeSpaceIsPerDirectory) {
+  std::filesystem::create_directories(dir_.file("dst2"));
+  guest_.storage_.free = 1024;
+  LiveStorageOptions o;
+  o.disks = {{"vdb", dir_.file("dst2/b.qcow2")}};
+  auto [code, msg] = refusal(o);
+  EXPECT_EQ(code, ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(msg, HasSubstr("not enough space in '" + dir_.file("dst2") + "' for disk vdb: "));
+  EXPECT_THAT(msg, HasSubstr("1.0 KiB free"));
+}
+
+// Test that naming a drive without a file (an empty CD-ROM) with --disk is
+// refused in the plan, naming it, instead of planning a copy of nothing.
+TEST_F(LiveStoragePlanTest, RefusesADriveWithoutAFile) {
+  guest_.disks_.push_back({.target = "hdc", .path = "", .format = "raw"});
+  LiveStorageOptions o;
+  o.disks = {{"hdc", dst("cd.iso")}};
+  auto [code, msg] = refusal(o);
+  EXPECT_THAT(msg, HasSubstr("hdc"));
+  EXPECT_THAT(msg, Not(HasSubstr("already exists")));
+
+  LiveStorageOptions forced = to(dir_.file("dst"));
+  forced.disks = {{"hdc", ""}};
+  forced.force = true;
+  auto [code2, msg2] = refusal(forced);
+  EXPECT_THAT(msg2, HasSubstr("hdc"));
+}
+
+// ---- options in the job record
+
+// Test that every option survives to_json and options_from_json.
+TEST(LiveStorageOptionsJsonTest, RoundTripsEveryField) {
+  LiveStorageOptions o;
+  o.to_dir = "/srv/fast";
+  o.disks = {{"vda", "/x/y.qcow2"}, {"vdb", ""}};
+  o.bandwidth = 5ull << 32;  // more than 32 bits
   o.sync_writes = true;
   o.keep_source = true;
   o.force = true;
   o.shallow = true;
-  o.progress_timeout = std::chrono::seconds(42);
+  o.progress_timeout = std::chrono::seconds(7);
   LiveStorageOptions back = options_from_json(qmp::Json::parse(to_json(o).dump()));
   EXPECT_EQ(back.to_dir, o.to_dir);
   EXPECT_EQ(back.disks, o.disks);
   EXPECT_EQ(back.bandwidth, o.bandwidth);
-  EXPECT_TRUE(back.sync_writes && back.keep_source && back.force && back.shallow);
-  EXPECT_EQ(back.progress_timeout, o.progress_timeout);
+  EXPECT_TRUE(back.sync_writes);
+  EXPECT_TRUE(back.keep_source);
+  EXPECT_TRUE(back.force);
+  EXPECT_TRUE(back.shallow);
+  EXPECT_EQ(back.progress_timeout, std::chrono::seconds(7));
+}
+
+// Test that default options (no --to, no --disk, all flags off) come back
+// the same: no destination directory appears, no flag turns on.
+TEST(LiveStorageOptionsJsonTest, RoundTripsDefaults) {
+  LiveStorageOptions back = options_from_json(qmp::Json::parse(to_json({}).dump()));
+  EXPECT_FALSE(back.to_dir);
+  EXPECT_TRUE(back.disks.empty());
+  EXPECT_EQ(back.bandwidth, 0u);
+  EXPECT_FALSE(back.sync_writes || back.keep_source || back.force || back.shallow);
+  EXPECT_EQ(back.progress_timeout, LiveStorageOptions{}.progress_timeout);
+}
+
+// ---- run
+
+// Test that a run whose copies are ready on the second poll goes through
+// every step in order, switches every disk, persists the new paths and
+// removes the sources.
+TEST_F(LiveStoragePlanTest, RunCompletesAndRemovesSources) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  LiveStoragePlan plan = plan_live_storage(guest_, o);
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan, o, job);
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_THAT(job.trace(),
+              ElementsAre(st(kCheck, StepState::kDone), st(kCopy, StepState::kRunning),
+                          st(kCopy, StepState::kDone), st(kPivot, StepState::kRunning),
+                          st(kPivot, StepState::kDone), st(kVerify, StepState::kRunning),
+                          st(kVerify, StepState::kDone), st(kPersist, StepState::kDone),
+                          st(kCleanup, StepState::kDone)));
+  EXPECT_EQ(guest_.polls.at("vda"), 2);  // not ready, then ready
+  EXPECT_EQ(guest_.polls.at("vdb"), 2);
+  EXPECT_THAT(job.phases, ElementsAre("copy", "ready"));
+  EXPECT_EQ(job.last_done, 200u);
+  EXPECT_EQ(job.last_total, 200u);
+  EXPECT_THAT(guest_.events,
+              ElementsAre("start vda", "start vdb", "pivot vda", "pivot vdb", "persist",
+                          "remove " + src("a.qcow2"), "remove " + src("b.qcow2")));
+  EXPECT_EQ(job.paused, std::chrono::milliseconds(9));  // the longest switch
+  EXPECT_EQ(guest_.persisted,
+            (std::map<std::string, std::string>{{"vda", dst("a.qcow2")}, {"vdb", dst("b.qcow2")}}));
+  EXPECT_FALSE(std::filesystem::exists(src("a.qcow2")));
+  EXPECT_FALSE(std::filesystem::exists(src("b.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(dst("a.qcow2")));
+  EXPECT_THAT(r.message, HasSubstr("switch took 9 ms"));
+  EXPECT_THAT(r.message, HasSubstr("source files deleted"));
+  EXPECT_THAT(job.points, ElementsAre("ready", "switched"));
+  EXPECT_THAT(job.saved.back(), HasSubstr("\"done\""));
+}
+
+// Test that the copy requests carry the options: format, shallow, sync
+// writes, and the bandwidth shared by the disks, given back to the disk
+// still copying once the other is ready.
+TEST_F(LiveStoragePlanTest, RunPassesOptionsToTheCopies) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.bandwidth = 10 << 20;
+  o.sync_writes = true;
+  o.shallow = true;
+  guest_.ready_at = {{"vda", 1}, {"vdb", 2}};
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  ASSERT_EQ(guest_.requests.size(), 2u);
+  for (const auto& req : guest_.requests) {
+    EXPECT_EQ(req.format, "qcow2");
+    EXPECT_TRUE(req.shallow);
+    EXPECT_TRUE(req.sync_writes);
+    EXPECT_EQ(req.bandwidth, 5u << 20);
+  }
+  EXPECT_EQ(guest_.requests[0].dest, dst("a.qcow2"));
+  EXPECT_EQ(guest_.bandwidth, (std::map<std::string, std::uint64_t>{{"vdb", 10u << 20}}));
+}
+
+// Test that --keep-source keeps the source files, removes nothing, and
+// marks the cleanup step skipped.
+TEST_F(LiveStoragePlanTest, RunWithKeepSourceRemovesNothing) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.keep_source = true;
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_EQ(guest_.pivot_count(), 2);
+  EXPECT_EQ(job.last(kCleanup), StepState::kSkipped);
+  EXPECT_TRUE(guest_.storage_.removed.empty());
+  EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(src("b.qcow2")));
+  EXPECT_THAT(r.message, HasSubstr("--keep-source"));
+}
+
+// Test that with --force the old destination file is removed before its
+// copy starts, and only that one.
+TEST_F(LiveStoragePlanTest, RunRemovesAReplacedDestinationFirst) {
+  std::ofstream(dst("b.qcow2")) << "old";
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.force = true;
+  o.keep_source = true;
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_THAT(guest_.events, ElementsAre("start vda", "remove " + dst("b.qcow2"), "start vdb",
+                                         "pivot vda", "pivot vdb", "persist"));
+}
+
+// Test that a cancel before the copies are ready ends every copy, removes
+// each destination after its copy ended, never switches, and keeps the
+// sources.
+TEST_F(LiveStoragePlanTest, CancelBeforeReadyUndoesTheCopies) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  FakeJob job;
+  job.cancel_on_progress = true;  // after the first poll, which is not ready
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  EXPECT_EQ(r.outcome, Outcome::kCancelled);
+  EXPECT_THAT(r.message, HasSubstr("Cancelled by request during the copy"));
+  EXPECT_THAT(r.message, HasSubstr("The VM runs on its original disks (vda on " + src("a.qcow2") +
+                                   ", vdb on " + src("b.qcow2") + ")"));
+  EXPECT_THAT(guest_.events,
+              ElementsAre("start vda", "start vdb", "abort vda", "remove " + dst("a.qcow2"),
+                          "abort vdb", "remove " + dst("b.qcow2")));
+  EXPECT_EQ(job.last(kCopy), StepState::kUndone);
+  EXPECT_FALSE(job.last(kPivot));
+  EXPECT_FALSE(std::filesystem::exists(dst("a.qcow2")));
+  EXPECT_FALSE(std::filesystem::exists(dst("b.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(src("b.qcow2")));
+  EXPECT_TRUE(guest_.persisted.empty());
+}
+
+// Test that a cancel at the "ready" point, after the copies are in sync but
+// before the switch, undoes the copies the same way.
+TEST_F(LiveStoragePlanTest, CancelAtReadyUndoesTheCopies) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  guest_.ready_at = {{"vda", 1}, {"vdb", 1}};
+  FakeJob job;
+  job.cancel_at = "ready";
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  EXPECT_EQ(r.outcome, Outcome::kCancelled);
+  EXPECT_THAT(r.message, HasSubstr("Cancelled by request before the switch"));
+  EXPECT_THAT(guest_.storage_.removed, ElementsAre(dst("a.qcow2"), dst("b.qcow2")));
+  EXPECT_EQ(guest_.pivot_count(), 0);
+  EXPECT_EQ(job.last(kCopy), StepState::kUndone);
+}
+
+// Test that a copy that cannot be ended keeps its destination file (a live
+// job may still write it) and the message says so; the other is undone.
+TEST_F(LiveStoragePlanTest, CancelKeepsTheFileOfACopyThatWouldNotEnd) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  guest_.fail_abort = "vda";
+  FakeJob job;
+  job.cancel_on_progress = true;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  EXPECT_EQ(r.outcome, Outcome::kCancelled);
+  EXPECT_THAT(guest_.storage_.removed, ElementsAre(dst("b.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(dst("a.qcow2")));
+  EXPECT_THAT(r.message, HasSubstr("the copy of vda could not be cancelled: no answer"));
+}
+
+// Test that a copy that stops with an error fails the run before any
+// switch, naming the disk and the error, and undoes the copies.
+TEST_F(LiveStoragePlanTest, CopyErrorFailsBeforeTheSwitch) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  guest_.copy_error = "No space left on device";
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message,
+              HasSubstr("Copy failed: the copy of disk vda stopped: No space left on device"));
+  EXPECT_EQ(job.last(kCopy), StepState::kFailed);
+  EXPECT_EQ(guest_.pivot_count(), 0);
+  EXPECT_THAT(guest_.storage_.removed, ElementsAre(dst("a.qcow2"), dst("b.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
+}
+
+// Test that when the second switch fails, the first disk stays switched,
+// the second's copy is ended and its file removed, and no source is deleted.
+TEST_F(LiveStoragePlanTest, FailedSecondPivotLeavesFirstSwitched) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  guest_.fail_pivot = "vdb";
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message, HasSubstr("Switching disk vdb failed: pivot refused."));
+  EXPECT_THAT(r.message, HasSubstr("Already switched, and running on the new files: vda on " +
+                                   dst("a.qcow2")));
+  EXPECT_THAT(r.message, HasSubstr("Still on the original files: vdb on " + src("b.qcow2")));
+  EXPECT_THAT(guest_.storage_.removed, ElementsAre(dst("b.qcow2")));
+  EXPECT_EQ(job.last(kPivot), StepState::kFailed);
+  EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(src("b.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(dst("a.qcow2")));
+}
+
+// Test that a guest not using the new file after the switch fails the
+// verify step and deletes no source.
+TEST_F(LiveStoragePlanTest, VerifyFailureKeepsSources) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  guest_.wrong_active = true;
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message,
+              HasSubstr("disk vda uses '/somewhere/else' instead of '" + dst("a.qcow2") + "'"));
+  EXPECT_EQ(job.last(kVerify), StepState::kFailed);
+  EXPECT_TRUE(guest_.storage_.removed.empty());
+  EXPECT_TRUE(guest_.persisted.empty());
+}
+
+// Test that a failed persist keeps the source files (a restart would use
+// them) and says so.
+TEST_F(LiveStoragePlanTest, PersistFailureKeepsSources) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  guest_.fail_persist = true;
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message, HasSubstr("could not be updated: define refused"));
+  EXPECT_EQ(job.last(kPersist), StepState::kFailed);
+  EXPECT_FALSE(job.last(kCleanup));
+  EXPECT_TRUE(guest_.storage_.removed.empty());
+  EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
+}
+
+// Test that cleanup deletes only the top layer: backing files stay, and the
+// note names them.
+TEST_F(LiveStoragePlanTest, CleanupLeavesBackingFiles) {
+  std::ofstream(src("base.qcow2")) << "base";
+  guest_.disks_[0].backing = {src("base.qcow2")};
+  LiveStorageOptions o = to(dir_.file("dst"));
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_THAT(guest_.storage_.removed, ElementsAre(src("a.qcow2"), src("b.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(src("base.qcow2")));
+  EXPECT_THAT(r.message, HasSubstr("backing files left in place"));
+  EXPECT_THAT(r.message, HasSubstr(src("base.qcow2")));
 }
 
 // Test the byte counts people read in plans and results.
