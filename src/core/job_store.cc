@@ -14,8 +14,10 @@
 #include <fstream>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 
+#include "base/deadline.h"
 #include "base/error.h"
 
 // One JobStore is one SQLite connection: use it from one thread at a time,
@@ -469,6 +471,27 @@ void migrate(sqlite3* db) {
   tx.commit();
 }
 
+// Switches the database to WAL mode; returns the journal mode it is in.
+// Switching needs the exclusive lock, and SQLite answers SQLITE_BUSY at once,
+// without its busy handler, when two connections that both read the file
+// want it (processes opening a new store together): so retry until deadline.
+std::string switch_to_wal(sqlite3* db, Deadline deadline) {
+  for (;;) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &raw, nullptr);
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, &sqlite3_finalize);
+    if (rc == SQLITE_OK) rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt.get(), 0);
+      return text != nullptr ? reinterpret_cast<const char*>(text) : "";
+    }
+    bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+    if (!busy || deadline.expired()) fail(db, "could not switch to WAL mode");
+    stmt.reset();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + ::getpid() % 20));
+  }
+}
+
 // mkdir -p; directories it creates get mode 0700.
 void make_dirs(const std::string& dir) {
   for (std::size_t pos = 1; pos <= dir.size(); ++pos) {
@@ -539,11 +562,7 @@ JobStore JobStore::open(const std::string& path) {
   // Refuse a newer database before changing anything in it.
   refuse_newer(db, user_version(db));
 
-  std::string mode;
-  {
-    Stmt wal(db, "PRAGMA journal_mode = WAL", "could not switch to WAL mode");
-    if (wal.step()) mode = wal.text(0);
-  }
+  std::string mode = switch_to_wal(db, Deadline::after(std::chrono::seconds(10)));
   if (mode != "wal") {
     throw Error(ErrorCode::kIo,
                 fmt::format("job store {}: could not switch to WAL mode (the journal mode is '{}')",

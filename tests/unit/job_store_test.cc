@@ -813,5 +813,30 @@ TEST_F(JobStoreTest, QueuedJobOfDeadProcessDoesNotBlock) {
   EXPECT_TRUE(store.try_start(young, limit_of(1)));
 }
 
+// Test that processes opening a job store that does not exist yet all at
+// once (as `vmshift move-storage` and `vmshift jobs` in two shells do) all
+// succeed: one creates it and switches it to WAL, the others wait their turn.
+TEST_F(JobStoreTest, ProcessesOpenANewStoreAtOnce) {
+  constexpr int kRounds = 10;
+  constexpr int kOpeners = 6;
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    std::string path = dir_.file("race" + std::to_string(round) + "/jobs.db");
+    Pipe go;
+    std::vector<std::unique_ptr<Child>> openers;
+    for (int i = 0; i < kOpeners; ++i) {
+      openers.push_back(std::make_unique<Child>([&] {
+        go.write.reset();
+        wait_for_eof(go.read, Deadline::after(seconds(20)));
+        JobStore store = JobStore::open(path);
+        store.list();
+        return 0;
+      }));
+    }
+    go.write.reset();
+    for (auto& o : openers) EXPECT_EQ(o->wait(), 0);
+  }
+}
+
 }  // namespace
 }  // namespace vmshift::core
