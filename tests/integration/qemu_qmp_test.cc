@@ -1,4 +1,4 @@
-// libqmp against a real qemu-system-x86_64 (KVM where /dev/kvm is usable,
+// libqmp against a real qemu-system-x86_64 (KVM where it is usable,
 // TCG otherwise). Every QEMU a test starts is killed when the test ends.
 #include <fmt/format.h>
 #include <gmock/gmock.h>
