@@ -120,6 +120,10 @@ SystemState system_state() {
     std::istringstream f(line);
     std::string id, parent, devno, root, mountpoint;
     f >> id >> parent >> devno >> root >> mountpoint;
+    // iproute2 makes /run/netns (and mounts each namespace under it) the
+    // first time any namespace is added on the machine, and keeps the
+    // directory mount for every later user: not the lab's to remove.
+    if (mountpoint == "/run/netns") continue;
     s.mounts.insert(mountpoint);
   }
   DIR* proc = ::opendir("/proc");
