@@ -56,6 +56,11 @@ class Storage {
   virtual bool same_file(const std::string& a, const std::string& b) = 0;
   // Allocated bytes of a file.
   virtual std::optional<std::uint64_t> allocation(const std::string& path) = 0;
+  // Creates an empty, sparse image (format "qcow2" or "raw") of capacity
+  // bytes at path, for a copy to fill. Throws Error(kAlreadyExists) if the
+  // file exists.
+  virtual void create_image(const std::string& path, const std::string& format,
+                            std::uint64_t capacity) = 0;
 };
 
 class Guest {

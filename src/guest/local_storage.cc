@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "base/error.h"
+#include "base/subprocess.h"
 
 namespace vmshift::guest {
 
@@ -40,6 +41,14 @@ std::optional<std::uint64_t> LocalStorage::allocation(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return std::nullopt;
   return static_cast<std::uint64_t>(st.st_blocks) * 512;
+}
+
+void LocalStorage::create_image(const std::string& path, const std::string& format,
+                                std::uint64_t capacity) {
+  if (exists(path))
+    throw Error(ErrorCode::kAlreadyExists, fmt::format("'{}' already exists", path));
+  Argv argv = {"qemu-img", "create", "-q", "-f", format, path, std::to_string(capacity)};
+  run_checked(argv, Deadline::after(std::chrono::seconds(60)));
 }
 
 }  // namespace vmshift::guest
