@@ -164,10 +164,11 @@ int jobs_wait(core::JobStore& store, std::int64_t id, int timeout_s, bool json) 
 }
 
 int jobs_run(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv, bool json,
-             const std::atomic<bool>* interrupted) {
+             int queue_timeout_s, const std::atomic<bool>* interrupted) {
   ProgressDisplay display(choose_display(json), id);
-  core::JobOutcome o = core::run_job(store_path, id, inv, display,
-                                     Deadline::after(std::chrono::hours(24)), interrupted);
+  core::JobOutcome o =
+      core::run_job(store_path, id, inv, display,
+                    Deadline::after(std::chrono::seconds(queue_timeout_s)), interrupted);
   core::JobStore store = core::JobStore::open(store_path);
   display.finished(o, store.get(id).pause_ms);
   return exit_code(o.state);
@@ -254,44 +255,49 @@ int move_storage(const MoveStorageArgs& a, const hosts::Inventory& inv,
   }
   core::JobStore store = core::JobStore::open(store_path);
   std::int64_t id = core::create_live_storage_job(store, spec, options);
-  if (a.detach) {
-    std::filesystem::path log =
-        std::filesystem::path(store_path).parent_path() / fmt::format("job-{}.log", id);
-    Argv argv = {"/proc/self/exe"};
-    if (!inv.source().empty() && inv.source().front() == '/')
-      argv.insert(argv.end(), {"--config", inv.source()});
-    argv.insert(argv.end(), {"jobs", "run", std::to_string(id), "--json"});
-    SpawnOptions so;
-    so.stdout_file = log.string();
-    so.stderr_file = log.string();
-    so.new_session = true;
-    so.extra_env.push_back("VMSHIFT_STATE_DIR=" +
-                           std::filesystem::path(store_path).parent_path().string());
-    Process p = spawn(argv, so);
-    // Until the background process waits for the job itself, this process
-    // is its waiter: staying alive until then keeps the job from looking
-    // orphaned to any vmshift command (the new one included).
-    Deadline claim = Deadline::after(std::chrono::seconds(30));
-    while (store.get(id).state == JobState::kQueued &&
-           store.waiter(id) != std::optional<std::int64_t>(p.pid()) && p.running() &&
-           !claim.expired())
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (!p.running() && !core::is_terminal(store.get(id).state))
-      throw Error(ErrorCode::kCommandFailed,
-                  fmt::format("the background process for job {} exited at once; see {}", id,
-                              log.string()));
-    // The background process now owns the job: it must outlive us.
-    p.release();
-    if (a.json)
-      fmt::print(
-          "{}\n",
-          Json::object().set("job", Json::integer(id)).set("detached", Json::boolean(true)).dump());
-    else
-      fmt::print("job {} runs in the background (log: {}); follow it with: vmshift jobs wait {}\n",
-                 id, log.string(), id);
-    return 0;
-  }
-  return jobs_run(store_path, id, inv, a.json, interrupted);
+  return start_job(store_path, id, inv, a.json, a.detach, a.queue_timeout, interrupted);
+}
+
+int start_job(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv,
+              bool json, bool detach, int queue_timeout_s, const std::atomic<bool>* interrupted) {
+  if (!detach) return jobs_run(store_path, id, inv, json, queue_timeout_s, interrupted);
+  core::JobStore store = core::JobStore::open(store_path);
+  std::filesystem::path log =
+      std::filesystem::path(store_path).parent_path() / fmt::format("job-{}.log", id);
+  Argv argv = {"/proc/self/exe"};
+  if (!inv.source().empty() && inv.source().front() == '/')
+    argv.insert(argv.end(), {"--config", inv.source()});
+  argv.insert(argv.end(), {"jobs", "run", std::to_string(id), "--json", "--queue-timeout",
+                           std::to_string(queue_timeout_s)});
+  SpawnOptions so;
+  so.stdout_file = log.string();
+  so.stderr_file = log.string();
+  so.new_session = true;
+  so.extra_env.push_back("VMSHIFT_STATE_DIR=" +
+                         std::filesystem::path(store_path).parent_path().string());
+  Process p = spawn(argv, so);
+  // Until the background process waits for the job itself, this process
+  // is its waiter: staying alive until then keeps the job from looking
+  // orphaned to any vmshift command (the new one included).
+  Deadline claim = Deadline::after(std::chrono::seconds(30));
+  while (store.get(id).state == JobState::kQueued &&
+         store.waiter(id) != std::optional<std::int64_t>(p.pid()) && p.running() &&
+         !claim.expired())
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!p.running() && !core::is_terminal(store.get(id).state))
+    throw Error(
+        ErrorCode::kCommandFailed,
+        fmt::format("the background process for job {} exited at once; see {}", id, log.string()));
+  // The background process now owns the job: it must outlive us.
+  p.release();
+  if (json)
+    fmt::print(
+        "{}\n",
+        Json::object().set("job", Json::integer(id)).set("detached", Json::boolean(true)).dump());
+  else
+    fmt::print("job {} runs in the background (log: {}); follow it with: vmshift jobs wait {}\n",
+               id, log.string(), id);
+  return 0;
 }
 
 }  // namespace vmshift::cli

@@ -14,6 +14,7 @@
 #include "base/subprocess.h"
 #include "cli/inventory_commands.h"
 #include "cli/job_commands.h"
+#include "cli/migrate_commands.h"
 #include "core/job_store.h"
 #include "core/runner.h"
 #include "hosts/accel.h"
@@ -78,6 +79,45 @@ void recover(core::JobStore& store, const hosts::Inventory& inv) {
     fmt::print(stderr, "vmshift: {}\n", line);
 }
 
+// The options `plan` and `migrate` share.
+void add_migrate_options(CLI::App* cmd, MigrateArgs& a) {
+  cmd->add_option("VM", a.vm, "The VM (a libvirt domain name)")->required();
+  cmd->add_option("--to", a.to, "The destination host (from the inventory)")->required();
+  cmd->add_option("--host", a.host, "The VM's host now (default: the one that has it)");
+  cmd->add_option("--type", a.type,
+                  "Force a transfer type: live, live-vsm (default: chosen from the VM's state "
+                  "and storage)");
+  cmd->add_option("--storage", a.storage,
+                  "Copy the disks into this storage location of the destination");
+  cmd->add_option("--disk", a.disks, "TARGET=PATH: copy this disk to PATH on the destination");
+  cmd->add_option("--bandwidth", a.bandwidth_mib, "At most this many MiB/s");
+  cmd->add_option("--compress", a.compress,
+                  "Compress memory: xbzrle (default), or zstd over multifd (--parallel)")
+      ->expected(0, 1)
+      ->default_str("");
+  cmd->add_option("--parallel", a.parallel, "Memory over N connections (multifd)");
+  cmd->add_flag("--auto-converge", a.auto_converge,
+                "Slow the guest's CPUs down if it dirties memory faster than the link carries");
+  cmd->add_flag("--postcopy", a.postcopy,
+                "Allow switching to post-copy (the VM runs on the destination while the rest of "
+                "its memory follows)");
+  cmd->add_option("--max-downtime", a.max_downtime_ms,
+                  "The longest pause at the switch-over, ms (QEMU's default: 300)");
+  cmd->add_option("--timeout-per-gib", a.timeout_per_gib,
+                  "Give up (see --timeout-action) after this many seconds per GiB to move");
+  cmd->add_option("--progress-timeout", a.progress_timeout,
+                  "Give up (see --timeout-action) after this many seconds without progress")
+      ->capture_default_str();
+  cmd->add_option("--timeout-action", a.timeout_action,
+                  "On a timeout: abort (the VM stays on the source), postcopy, or suspend (pause "
+                  "the guest so the rest converges)")
+      ->capture_default_str();
+  cmd->add_flag("--tls", a.tls, "Encrypt the migration with libvirt's TLS");
+  cmd->add_flag("--keep-source", a.keep_source, "Keep the source's disk files after a copy");
+  cmd->add_flag("--force", a.force, "Replace existing destination files");
+  cmd->add_flag("--json", a.json, "JSON output");
+}
+
 }  // namespace
 }  // namespace vmshift::cli
 
@@ -107,6 +147,9 @@ int main(int argc, char** argv) {
   auto* hosts_cmd = app.add_subcommand(
       "hosts", "List the inventory's hosts: reachability, CPU, free memory, free space");
   hosts_cmd->add_flag("--json", json, "One JSON document instead of a table");
+  auto* baseline_cmd = hosts_cmd->add_subcommand(
+      "baseline", "A CPU model every host supports, and VMs whose CPU cannot move to some host");
+  baseline_cmd->add_flag("--json", json, "One JSON document");
   auto* vms_cmd = app.add_subcommand("vms", "List VMs with their state and disks");
   std::optional<std::string> vms_host;
   vms_cmd->add_option("--host", vms_host, "Only this host");
@@ -131,6 +174,8 @@ int main(int argc, char** argv) {
   run_cmd->group("");  // internal: what --detach starts
   run_cmd->add_option("ID", job_id)->required();
   run_cmd->add_flag("--json", json);
+  int run_queue_timeout = 86400;
+  run_cmd->add_option("--queue-timeout", run_queue_timeout);
 
   cli::MoveStorageArgs ms;
   auto* move_cmd = app.add_subcommand(
@@ -162,6 +207,25 @@ int main(int argc, char** argv) {
   move_cmd->add_flag("--detach", ms.detach, "Run in the background; print the job id");
   move_cmd->add_flag("--json", ms.json, "Progress as one JSON object per line");
 
+  cli::MigrateArgs ma;
+  auto* plan_cmd = app.add_subcommand(
+      "plan", "Show how a VM would move to a host: the transfer type, every check, a prediction");
+  cli::add_migrate_options(plan_cmd, ma);
+  auto* migrate_cmd =
+      app.add_subcommand("migrate", "Move a VM to another host (live, or live with its disks)");
+  cli::add_migrate_options(migrate_cmd, ma);
+  migrate_cmd->add_flag("--detach", ma.detach, "Run in the background; print the job id");
+  migrate_cmd
+      ->add_option("--queue-timeout", ma.queue_timeout,
+                   "Give up after waiting this many seconds for a free slot")
+      ->capture_default_str();
+  auto* rate_cmd = app.add_subcommand("rate", "Rank every host as a destination for a VM");
+  std::string rate_vm;
+  std::optional<std::string> rate_host;
+  rate_cmd->add_option("VM", rate_vm, "The VM")->required();
+  rate_cmd->add_option("--host", rate_host, "The VM's host now (default: the one that has it)");
+  rate_cmd->add_flag("--json", json, "JSON instead of a table");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*version) {
@@ -171,6 +235,7 @@ int main(int argc, char** argv) {
     if (*qmp_cmd) return cli::run_qmp(socket, command, args_text, timeout_s);
 
     hosts::Inventory inv = hosts::Inventory::load(config);
+    if (*baseline_cmd) return cli::hosts_baseline(inv, json);
     if (*hosts_cmd) return cli::list_hosts(inv, json);
     if (*vms_cmd) return cli::list_vms(inv, vms_host, json);
 
@@ -185,10 +250,14 @@ int main(int argc, char** argv) {
       if (*show_cmd) return cli::jobs_show(store, job_id, json);
       if (*cancel_cmd) return cli::jobs_cancel(store, job_id);
       if (*wait_cmd) return cli::jobs_wait(store, job_id, wait_timeout, json);
-      if (*run_cmd) return cli::jobs_run(store_path, job_id, inv, json, &cli::interrupted);
+      if (*run_cmd)
+        return cli::jobs_run(store_path, job_id, inv, json, run_queue_timeout, &cli::interrupted);
       return cli::jobs_list(store, json, limit);
     }
     if (*move_cmd) return cli::move_storage(ms, inv, store_path, &cli::interrupted);
+    if (*plan_cmd) return cli::plan(ma, inv, store_path);
+    if (*migrate_cmd) return cli::migrate(ma, inv, store_path, &cli::interrupted);
+    if (*rate_cmd) return cli::rate(rate_vm, rate_host, inv, store_path, json);
   } catch (const Error& e) {
     std::fprintf(stderr, "vmshift: %s\n", e.what());
     return 1;

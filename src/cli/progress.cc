@@ -97,13 +97,33 @@ void ProgressDisplay::progress(std::string_view phase, const core::ProgressMeter
     int filled = static_cast<int>(m.percent() / 100 * kWidth);
     std::string bar = std::string(static_cast<std::size_t>(filled), '#') +
                       std::string(static_cast<std::size_t>(kWidth - filled), '.');
-    fmt::print(stderr, "\r\033[K  [{}] {:<5} {:5.1f}%  {} / {}  {}/s  ETA {}", bar, phase,
+    fmt::print(stderr, "\r\033[K  [{}] {:<5} {:5.1f}%  {} / {}  {}/s  ETA {}{}", bar, phase,
                m.percent(), human_bytes(static_cast<std::uint64_t>(m.done())),
                human_bytes(static_cast<std::uint64_t>(m.total())),
-               human_bytes(static_cast<std::uint64_t>(m.rate())), format_eta(m.eta_seconds()));
+               human_bytes(static_cast<std::uint64_t>(m.rate())), format_eta(m.eta_seconds()),
+               extra_);
     std::fflush(stderr);
     bar_shown_ = true;
   }
+}
+
+void ProgressDisplay::detail(const Json& figures) {
+  if (mode_ == Display::kJson) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_detail_ < std::chrono::milliseconds(1000)) return;
+    last_detail_ = now;
+    Json j = figures.clone();
+    j.set("event", Json::string("stats")).set("job", Json::integer(job_));
+    emit(j);
+    return;
+  }
+  extra_.clear();
+  if (auto pass = figures.find_int("iteration"); pass && *pass > 0)
+    extra_ += fmt::format("  pass {}", *pass);
+  if (auto dirty = figures.find_int("dirty_rate"); dirty && *dirty > 0)
+    extra_ += fmt::format("  dirty {}/s", human_bytes(static_cast<std::uint64_t>(*dirty)));
+  if (auto throttle = figures.find_int("throttle"); throttle && *throttle > 0)
+    extra_ += fmt::format("  throttle {}%", *throttle);
 }
 
 void ProgressDisplay::note(const std::string& message) {

@@ -22,6 +22,7 @@ class ProgressDisplay : public core::Observer {
   void step(const std::string& name, core::StepState state, const std::string& detail) override;
   void progress(std::string_view phase, const core::ProgressMeter& meter) override;
   void note(const std::string& message) override;
+  void detail(const qmp::Json& figures) override;
   void finished(const core::JobOutcome& outcome, std::optional<std::int64_t> pause_ms);
 
  private:
@@ -30,6 +31,8 @@ class ProgressDisplay : public core::Observer {
   std::int64_t job_;
   bool bar_shown_ = false;
   std::chrono::steady_clock::time_point last_{};
+  std::chrono::steady_clock::time_point last_detail_{};
+  std::string extra_;  // shown after the bar: memory pass, dirty rate
 };
 
 std::string format_eta(std::optional<double> seconds);

@@ -9,7 +9,9 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "core/preflight.h"
 #include "guest/libvirt_guest.h"
+#include "guest/libvirt_host.h"
 #include "guest/qmp_guest.h"
 #include "hosts/libvirt.h"
 #include "qmp/json.h"
@@ -140,6 +142,7 @@ class StoreContext : public migrate::JobContext {
     return cancelling_;
   }
   void note(const std::string& message) override { obs_.note(message); }
+  void detail(const Json& figures) override { obs_.detail(figures); }
   // Fault injection for tests: VMSHIFT_HOLD_AT=POINT holds the job at that
   // checkpoint until it is cancelled (or kHoldLimit passes), so a test can
   // act on a job in a phase that is otherwise too short to hit.
@@ -199,12 +202,97 @@ std::int64_t create_live_storage_job(JobStore& store, const GuestSpec& spec,
   j.type = "live-storage";
   j.source_host = spec.host;
   j.dest_host = spec.host;
-  j.slots = {{spec.host, LimitClass::kStorage}};
+  j.slots = slots_for(j.type, spec.host, spec.host);
   j.steps = migrate::live_storage_steps();
   j.params =
       Json::object().set("guest", spec_json(spec)).set("options", migrate::to_json(options)).dump();
   return store.create(j);
 }
+
+std::vector<Slot> slots_for(const std::string& type, const std::string& source,
+                            const std::string& dest) {
+  if (type == "live-storage") return {{source, LimitClass::kStorage}};
+  std::vector<Slot> slots = {{source, LimitClass::kLive}, {dest, LimitClass::kLive}};
+  // A live VSM counts as one live and one storage migration on both hosts.
+  if (type == "live-vsm")
+    slots.insert(slots.end(), {{source, LimitClass::kStorage}, {dest, LimitClass::kStorage}});
+  return slots;
+}
+
+std::int64_t create_live_migration_job(JobStore& store, const std::string& type,
+                                       const migrate::LiveMigrationPlan& plan,
+                                       const migrate::LiveMigrationOptions& options) {
+  NewJob j;
+  j.vm = plan.vm;
+  j.type = type;
+  j.source_host = plan.source_host;
+  j.dest_host = plan.dest_host;
+  j.slots = slots_for(type, plan.source_host, plan.dest_host);
+  j.steps = migrate::live_migration_steps();
+  migrate::LiveMigrationOptions o = options;
+  o.type = type;  // a rerun after a wait plans the same type
+  j.params =
+      Json::object().set("plan", migrate::to_json(plan)).set("options", migrate::to_json(o)).dump();
+  return store.create(j);
+}
+
+namespace {
+
+bool is_live_migration(const std::string& type) { return type == "live" || type == "live-vsm"; }
+
+std::vector<std::string> steps_of(const std::string& type) {
+  return is_live_migration(type) ? migrate::live_migration_steps() : migrate::live_storage_steps();
+}
+
+guest::LibvirtHost open_host(const hosts::Inventory& inv, const std::string& name) {
+  const hosts::HostConfig& h = inv.host(name);
+  return guest::LibvirtHost(hosts::Connection::open(h.uri, h.name));
+}
+
+// Runs a live-storage job; returns nullopt when its checks refused it.
+migrate::Result run_live_storage_job(const Job& job, const hosts::Inventory& inv, JobStore& store,
+                                     StoreContext& ctx, Observer& obs) {
+  Json params = Json::parse(job.params);
+  GuestSpec spec = spec_from(params.get("guest"));
+  migrate::LiveStorageOptions options = migrate::options_from_json(params.get("options"));
+  std::unique_ptr<guest::Guest> g = open_guest(spec, inv);
+  migrate::LiveStoragePlan plan;
+  try {
+    // The checks run again: things may have changed while the job waited.
+    plan = migrate::plan_live_storage(*g, options);
+  } catch (const Error& e) {
+    store.set_step(job.id, 0, StepState::kFailed, e.what());
+    return {migrate::Outcome::kFailed, fmt::format("Refused: {}. Nothing was changed.", e.what())};
+  }
+  for (const auto& n : plan.notes) obs.note(n);
+  return migrate::run_live_storage(*g, plan, options, ctx);
+}
+
+migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& inv, JobStore& store,
+                                       StoreContext& ctx, Observer& obs) {
+  Json params = Json::parse(job.params);
+  migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
+  // The checks run again: things may have changed while the job waited.
+  PlanRequest req{job.vm, job.source_host, options};
+  Preflight pf = preflight(inv, req, nullptr, PreflightOptions{.measure = false});
+  if (!pf.plan.ok()) {
+    std::string why = fmt::format("{}", fmt::join(pf.plan.failures(), "; "));
+    store.set_step(job.id, 0, StepState::kFailed, why);
+    return {migrate::Outcome::kFailed,
+            fmt::format("Refused: {}. Nothing was changed; the VM stays on host '{}'.", why,
+                        job.source_host)};
+  }
+  migrate::LiveMigrationPlan plan = pf.plan.live;
+  // Keep the prediction made when the job was created (it measured the guest).
+  migrate::LiveMigrationPlan first = migrate::live_plan_from_json(params.get("plan"));
+  plan.prediction = first.prediction;
+  for (const auto& n : pf.plan.notes) obs.note(n);
+  guest::LibvirtHost src = open_host(inv, job.source_host);
+  guest::LibvirtHost dst = open_host(inv, job.dest_host);
+  return migrate::run_live_migration(src, dst, plan, options, ctx);
+}
+
+}  // namespace
 
 JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv,
                    Observer& obs, Deadline queue_deadline, const std::atomic<bool>* interrupted) {
@@ -235,26 +323,13 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::
   Job job = store.get(id);
   obs.started(job);
   Heartbeat heartbeat(store_path, id);
-  StoreContext ctx(store, id, migrate::live_storage_steps(), obs, interrupted);
+  StoreContext ctx(store, id, steps_of(job.type), obs, interrupted);
   migrate::Result result;
   try {
-    Json params = Json::parse(job.params);
-    GuestSpec spec = spec_from(params.get("guest"));
-    migrate::LiveStorageOptions options = migrate::options_from_json(params.get("options"));
-    std::unique_ptr<guest::Guest> g = open_guest(spec, inv);
-    migrate::LiveStoragePlan plan;
-    try {
-      // The checks run again: things may have changed while the job waited.
-      plan = migrate::plan_live_storage(*g, options);
-    } catch (const Error& e) {
-      store.set_step(id, 0, StepState::kFailed, e.what());
-      result = {migrate::Outcome::kFailed,
-                fmt::format("Refused: {}. Nothing was changed.", e.what())};
-      store.finish(id, JobState::kFailed, result.message);
-      return {JobState::kFailed, result.message};
-    }
-    for (const auto& n : plan.notes) obs.note(n);
-    result = migrate::run_live_storage(*g, plan, options, ctx);
+    if (is_live_migration(job.type))
+      result = run_live_migration_job(job, inv, store, ctx, obs);
+    else
+      result = run_live_storage_job(job, inv, store, ctx, obs);
     ctx.flush();
   } catch (const std::exception& e) {
     result = {migrate::Outcome::kFailed,
@@ -286,10 +361,17 @@ std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Invent
     }
     try {
       Json params = Json::parse(job.params);
-      std::unique_ptr<guest::Guest> g = open_guest(spec_from(params.get("guest")), inv);
       Observer quiet;
-      StoreContext ctx(store, job.id, migrate::live_storage_steps(), quiet, nullptr);
-      migrate::Result r = migrate::recover_live_storage(*g, job.state_data, ctx);
+      StoreContext ctx(store, job.id, steps_of(job.type), quiet, nullptr);
+      migrate::Result r;
+      if (is_live_migration(job.type)) {
+        guest::LibvirtHost src = open_host(inv, job.source_host);
+        guest::LibvirtHost dst = open_host(inv, job.dest_host);
+        r = migrate::recover_live_migration(src, dst, job.state_data, ctx);
+      } else {
+        std::unique_ptr<guest::Guest> g = open_guest(spec_from(params.get("guest")), inv);
+        r = migrate::recover_live_storage(*g, job.state_data, ctx);
+      }
       store.finish(job.id, job_state(r.outcome), r.message);
       lines.push_back(fmt::format("job {} ({} of {}) recovered, {}: {}", job.id, job.type, job.vm,
                                   to_string(job_state(r.outcome)), r.message));

@@ -13,7 +13,9 @@
 #include "core/progress.h"
 #include "guest/guest.h"
 #include "hosts/inventory.h"
+#include "migrate/live_migration.h"
 #include "migrate/live_storage.h"
+#include "qmp/json.h"
 
 namespace vmshift::core {
 
@@ -36,6 +38,8 @@ class Observer {
   virtual void step(const std::string& /*name*/, StepState, const std::string& /*detail*/) {}
   virtual void progress(std::string_view /*phase*/, const ProgressMeter&) {}
   virtual void note(const std::string& /*message*/) {}
+  // Type-specific figures of the running phase (see migrate::JobContext).
+  virtual void detail(const qmp::Json& /*figures*/) {}
 };
 
 struct JobOutcome {
@@ -47,6 +51,13 @@ LimitFn limits_from(const hosts::Inventory& inventory);
 
 std::int64_t create_live_storage_job(JobStore& store, const GuestSpec& spec,
                                      const migrate::LiveStorageOptions& options);
+// A live or live-vsm job from a plan whose checks passed.
+std::int64_t create_live_migration_job(JobStore& store, const std::string& type,
+                                       const migrate::LiveMigrationPlan& plan,
+                                       const migrate::LiveMigrationOptions& options);
+// The per-host slots a job of this type holds while it runs.
+std::vector<Slot> slots_for(const std::string& type, const std::string& source,
+                            const std::string& dest);
 
 // Runs a queued job in this process until it ends. Waits for a slot until
 // queue_deadline (then the job is cancelled: nothing was changed). A set

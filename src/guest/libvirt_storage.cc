@@ -199,8 +199,8 @@ void LibvirtStorage::create_image(const std::string& path, const std::string& fo
       hosts::xml_escape(basename_of(path)), capacity, hosts::xml_escape(format));
   hosts::Volume v(virStorageVolCreateXML(pool_for(dirname_of(path)), xml.c_str(), 0));
   if (!v)
-    hosts::throw_libvirt(fmt::format("cannot create the {} image '{}' on host '{}'", format, path,
-                                     conn_.host()));
+    hosts::throw_libvirt(
+        fmt::format("cannot create the {} image '{}' on host '{}'", format, path, conn_.host()));
 }
 
 }  // namespace vmshift::guest

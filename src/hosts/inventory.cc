@@ -69,6 +69,29 @@ std::string normal_dir(std::string path) {
 
 }  // namespace
 
+std::optional<double> parse_link_rate(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() &&
+         ((text[digits] >= '0' && text[digits] <= '9') || text[digits] == '.'))
+    ++digits;
+  if (digits == 0) return std::nullopt;
+  double value = std::strtod(std::string(text.substr(0, digits)).c_str(), nullptr);
+  std::string_view unit = text.substr(digits);
+  double bits;
+  if (unit == "kbit")
+    bits = value * 1e3;
+  else if (unit == "mbit")
+    bits = value * 1e6;
+  else if (unit == "gbit")
+    bits = value * 1e9;
+  else if (unit == "tbit")
+    bits = value * 1e12;
+  else
+    return std::nullopt;
+  if (bits <= 0) return std::nullopt;
+  return bits / 8;
+}
+
 Inventory Inventory::local_default() {
   Inventory inv;
   inv.source_ = "(built-in: this machine only)";
@@ -100,13 +123,20 @@ Inventory Inventory::parse(std::string_view text, const std::string& source) {
       ctx = fmt::format("host '{}'", h.name);
       check_keys(*t,
                  {"name", "uri", "peer_uri", "migration_address", "max_storage_migrations",
-                  "max_live_migrations"},
+                  "max_live_migrations", "link_rate"},
                  source, ctx);
       h.uri = need_string(*t, "uri", source, ctx);
       h.peer_uri = opt_string(*t, "peer_uri", source, ctx);
       h.migration_address = opt_string(*t, "migration_address", source, ctx);
       h.max_storage_migrations = opt_limit(*t, "max_storage_migrations", 2, source, ctx);
       h.max_live_migrations = opt_limit(*t, "max_live_migrations", 2, source, ctx);
+      if (auto rate = opt_string(*t, "link_rate", source, ctx)) {
+        h.link_rate = parse_link_rate(*rate);
+        if (!h.link_rate)
+          bad(source, t->get("link_rate")->source(),
+              fmt::format("'link_rate' of {} must be a rate such as \"1gbit\" or \"200mbit\"",
+                          ctx));
+      }
       if (!names.insert(h.name).second)
         bad(source, t->source(), fmt::format("host '{}' is listed twice", h.name));
       inv.hosts_.push_back(std::move(h));

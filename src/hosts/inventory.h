@@ -17,7 +17,14 @@ struct HostConfig {
   std::optional<std::string> migration_address;  // address for migration data
   int max_storage_migrations = 2;
   int max_live_migrations = 2;
+  // The rate of the host's migration link in bytes per second, written as
+  // "10gbit", "1gbit", "200mbit" (for predictions); nullopt: measured.
+  std::optional<double> link_rate;
 };
+
+// "10gbit", "1gbit", "200mbit", "500kbit" (bits per second, decimal, as tc
+// writes them) in bytes per second; nullopt if it is not one.
+std::optional<double> parse_link_rate(std::string_view text);
 
 struct StorageConfig {
   std::string name;

@@ -119,6 +119,110 @@ std::uint64_t Connection::free_memory() const {
   return m;
 }
 
+std::vector<std::string> Connection::domain_uuids() const {
+  virDomainPtr* list = nullptr;
+  int n = virConnectListAllDomains(get(), &list, 0);
+  if (n < 0) throw_libvirt(fmt::format("cannot list VMs on host '{}'", host_));
+  std::vector<std::string> uuids;
+  for (int i = 0; i < n; ++i) {
+    Domain d(list[i]);
+    uuids.push_back(domain_uuid(d.get()));
+  }
+  std::free(list);
+  return uuids;
+}
+
+namespace {
+const char* or_null(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+}  // namespace
+
+std::string Connection::domain_capabilities(const std::string& emulator, const std::string& arch,
+                                            const std::string& machine,
+                                            const std::string& virt_type) const {
+  char* x = virConnectGetDomainCapabilities(get(), or_null(emulator), or_null(arch),
+                                            or_null(machine), or_null(virt_type), 0);
+  if (x == nullptr)
+    throw_libvirt(fmt::format("host '{}' cannot run a {} guest of machine type {} with {}", host_,
+                              virt_type, machine, emulator.empty() ? "its QEMU" : emulator));
+  std::string s = x;
+  std::free(x);
+  return s;
+}
+
+std::string Connection::cpu_incompatibility(const std::string& cpu_xml, const std::string& emulator,
+                                            const std::string& arch, const std::string& machine,
+                                            const std::string& virt_type) const {
+  int r = virConnectCompareHypervisorCPU(get(), or_null(emulator), or_null(arch), or_null(machine),
+                                         or_null(virt_type), cpu_xml.c_str(), 0);
+  if (r == VIR_CPU_COMPARE_IDENTICAL || r == VIR_CPU_COMPARE_SUPERSET) return "";
+  if (r == VIR_CPU_COMPARE_INCOMPATIBLE) {
+    // Ask again with FAIL_INCOMPATIBLE: the error then names what is missing.
+    virConnectCompareHypervisorCPU(get(), or_null(emulator), or_null(arch), or_null(machine),
+                                   or_null(virt_type), cpu_xml.c_str(),
+                                   VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE);
+    virErrorPtr e = virGetLastError();
+    std::string why = e != nullptr && e->message != nullptr
+                          ? e->message
+                          : fmt::format("host '{}' cannot provide the guest's CPU", host_);
+    virResetLastError();
+    return why;
+  }
+  throw_libvirt(fmt::format("cannot compare the guest's CPU with host '{}'", host_));
+}
+
+std::vector<std::pair<std::string, bool>> Connection::networks() const {
+  virNetworkPtr* list = nullptr;
+  int n = virConnectListAllNetworks(get(), &list, 0);
+  if (n < 0) throw_libvirt(fmt::format("cannot list the networks of host '{}'", host_));
+  std::vector<std::pair<std::string, bool>> out;
+  for (int i = 0; i < n; ++i) {
+    const char* name = virNetworkGetName(list[i]);
+    out.emplace_back(name != nullptr ? name : "?", virNetworkIsActive(list[i]) == 1);
+    virNetworkFree(list[i]);
+  }
+  std::free(list);
+  return out;
+}
+
+std::optional<std::vector<std::string>> Connection::interfaces() const {
+  virInterfacePtr* list = nullptr;
+  int n = virConnectListAllInterfaces(get(), &list, 0);
+  if (n < 0) {
+    virResetLastError();
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    const char* name = virInterfaceGetName(list[i]);
+    if (name != nullptr) out.emplace_back(name);
+    virInterfaceFree(list[i]);
+  }
+  std::free(list);
+  return out;
+}
+
+std::string baseline_cpu(const Connection& conn, const std::vector<std::string>& cpu_xmls,
+                         const std::string& emulator, const std::string& arch,
+                         const std::string& machine, const std::string& virt_type) {
+  std::vector<const char*> xmls;
+  for (const auto& x : cpu_xmls) xmls.push_back(x.c_str());
+  char* r = virConnectBaselineHypervisorCPU(
+      conn.get(), or_null(emulator), or_null(arch), or_null(machine), or_null(virt_type),
+      xmls.data(), static_cast<unsigned int>(xmls.size()), VIR_CONNECT_BASELINE_CPU_MIGRATABLE);
+  if (r == nullptr)
+    throw_libvirt(fmt::format("cannot compute a CPU model common to {} hosts", cpu_xmls.size()));
+  std::string s = r;
+  std::free(r);
+  return s;
+}
+
+std::string domain_uuid(virDomainPtr dom) {
+  char buf[VIR_UUID_STRING_BUFLEN] = {};
+  if (virDomainGetUUIDString(dom, buf) != 0)
+    throw_libvirt(fmt::format("cannot get the UUID of VM '{}'", domain_name(dom)));
+  return buf;
+}
+
 std::string domain_xml(virDomainPtr dom, unsigned int flags) {
   char* x = virDomainGetXMLDesc(dom, flags);
   if (x == nullptr)

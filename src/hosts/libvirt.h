@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -51,6 +52,23 @@ class Connection {
   std::string hostname() const;
   std::string capabilities() const;
   std::uint64_t free_memory() const;
+  // The domain UUIDs defined on the host.
+  std::vector<std::string> domain_uuids() const;
+  // What this host's hypervisor offers for a guest of this emulator, arch,
+  // machine type and virt type (virConnectGetDomainCapabilities). Throws
+  // when it offers nothing, e.g. no such emulator or machine type.
+  std::string domain_capabilities(const std::string& emulator, const std::string& arch,
+                                  const std::string& machine, const std::string& virt_type) const;
+  // virConnectCompareHypervisorCPU: whether this host can run a guest CPU
+  // (a <cpu> element). Returns "" when it can, or libvirt's reason.
+  std::string cpu_incompatibility(const std::string& cpu_xml, const std::string& emulator,
+                                  const std::string& arch, const std::string& machine,
+                                  const std::string& virt_type) const;
+  // Active and inactive libvirt networks: name -> active.
+  std::vector<std::pair<std::string, bool>> networks() const;
+  // Host interfaces libvirt knows (bridges among them); nullopt when the
+  // host's libvirt has no interface driver.
+  std::optional<std::vector<std::string>> interfaces() const;
 
  private:
   struct Close {
@@ -62,6 +80,14 @@ class Connection {
 };
 
 std::string domain_xml(virDomainPtr dom, unsigned int flags = 0);
+std::string domain_uuid(virDomainPtr dom);
+
+// virConnectBaselineHypervisorCPU on conn: the CPU model every one of the
+// given host CPU definitions (the host-model <cpu> of each host's domain
+// capabilities) supports, as a guest <cpu> element.
+std::string baseline_cpu(const Connection& conn, const std::vector<std::string>& cpu_xmls,
+                         const std::string& emulator, const std::string& arch,
+                         const std::string& machine, const std::string& virt_type);
 std::string domain_name(virDomainPtr dom);
 // "running", "paused", "shut off", ...
 std::string domain_state(virDomainPtr dom);

@@ -107,6 +107,16 @@ std::string Xml::to_string() const {
   return s;
 }
 
+std::string Xml::element(const std::string& xpath) const {
+  auto found = nodes(doc_.get(), xpath);
+  if (found.empty()) return "";
+  std::unique_ptr<xmlBuffer, decltype(&xmlBufferFree)> buf(xmlBufferCreate(), &xmlBufferFree);
+  if (!buf) throw std::bad_alloc();
+  xmlNodeDump(buf.get(), doc_.get(), found.front(), 0, 0);
+  return std::string(reinterpret_cast<const char*>(xmlBufferContent(buf.get())),
+                     static_cast<std::size_t>(xmlBufferLength(buf.get())));
+}
+
 std::string xml_escape(std::string_view text) {
   std::string out;
   for (char c : text) {

@@ -31,6 +31,8 @@ class Xml {
   // Removes every node expr selects; returns how many.
   int remove(const std::string& xpath);
   std::string to_string() const;
+  // The first element expr selects, as XML text; "" when none.
+  std::string element(const std::string& xpath) const;
 
  private:
   struct Free {

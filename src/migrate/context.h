@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "qmp/json.h"
+
 namespace vmshift::migrate {
 
 enum class StepState { kRunning, kDone, kFailed, kSkipped, kUndone };
@@ -18,6 +20,9 @@ class JobContext {
   // phase: "copy", "pivot", ... for the progress display.
   virtual void progress(std::string_view phase, std::uint64_t done, std::uint64_t total) = 0;
   virtual void pause(std::chrono::milliseconds measured) = 0;
+  // Type-specific figures of the running phase (e.g. a live migration's
+  // memory and disk counters, dirty rate, pass); shown with --json.
+  virtual void detail(const qmp::Json& figures) { (void)figures; }
   // What recovery needs if this process dies; saved before each change.
   virtual void save_state(const std::string& json) = 0;
   virtual bool cancel_requested() = 0;

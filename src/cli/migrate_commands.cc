@@ -1,0 +1,334 @@
+#include "cli/migrate_commands.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "cli/job_commands.h"
+#include "cli/table.h"
+#include "core/preflight.h"
+#include "core/runner.h"
+#include "hosts/domain.h"
+#include "hosts/libvirt.h"
+#include "hosts/xml.h"
+#include "qmp/json.h"
+
+namespace vmshift::cli {
+
+using migrate::human_bytes;
+using qmp::Json;
+
+namespace {
+
+std::string secs(std::chrono::milliseconds ms) {
+  return fmt::format("{:.1f} s", static_cast<double>(ms.count()) / 1000.0);
+}
+
+std::string rate_text(std::optional<double> bytes_per_s) {
+  if (!bytes_per_s) return "unknown";
+  return human_bytes(static_cast<std::uint64_t>(*bytes_per_s)) + "/s";
+}
+
+Json plan_json(const core::Preflight& pf) {
+  const core::MigrationPlan& p = pf.plan;
+  Json checks = Json::array();
+  for (const auto& c : p.checks)
+    checks.push(Json::object()
+                    .set("name", Json::string(c.name))
+                    .set("status", Json::string(core::to_string(c.status)))
+                    .set("reason", Json::string(c.reason)));
+  Json notes = Json::array();
+  for (const auto& n : p.notes) notes.push(Json::string(n));
+  Json j = Json::object()
+               .set("vm", Json::string(p.live.vm))
+               .set("source_host", Json::string(p.live.source_host))
+               .set("dest_host", Json::string(p.live.dest_host))
+               .set("type", Json::string(p.type))
+               .set("why", Json::string(p.why))
+               .set("ok", Json::boolean(p.ok()))
+               .set("checks", checks)
+               .set("notes", notes)
+               .set("plan", migrate::to_json(p.live))
+               .set("link_rate", Json::number(p.link.bytes_per_s))
+               .set("link_basis", Json::string(p.link.basis));
+  if (pf.guest.dirty_bytes_per_s) j.set("dirty_rate", Json::number(*pf.guest.dirty_bytes_per_s));
+  if (pf.guest.disk_write_bytes_per_s)
+    j.set("disk_write_rate", Json::number(*pf.guest.disk_write_bytes_per_s));
+  const migrate::Prediction& pr = p.live.prediction;
+  j.set("prediction", Json::object()
+                          .set("total_ms", Json::integer(pr.total.count()))
+                          .set("pause_ms", Json::integer(pr.pause.count()))
+                          .set("disk_ms", Json::integer(pr.disk_time.count()))
+                          .set("memory_ms", Json::integer(pr.memory_time.count()))
+                          .set("passes", Json::integer(pr.passes))
+                          .set("converges", Json::boolean(pr.converges)));
+  return j;
+}
+
+void print_plan(const core::Preflight& pf, std::FILE* out) {
+  const core::MigrationPlan& p = pf.plan;
+  fmt::print(out, "plan: VM '{}' from host '{}' to host '{}'\n", p.live.vm, p.live.source_host,
+             p.live.dest_host);
+  fmt::print(out, "type: {} ({})\n", p.type, p.why);
+  fmt::print(out, "checks:\n");
+  std::size_t width = 0;
+  for (const auto& c : p.checks) width = std::max(width, c.name.size());
+  for (const auto& c : p.checks)
+    fmt::print(out, "  {:<4}  {:<{}}  {}\n", core::to_string(c.status), c.name, width, c.reason);
+  if (!p.live.copies.empty()) {
+    fmt::print(out, "disks copied:\n");
+    for (const auto& m : p.live.copies)
+      fmt::print(out, "  {}: {} -> {}:{} ({}, {} allocated)\n", m.target, m.source,
+                 p.live.dest_host, m.dest, m.format, human_bytes(m.need));
+  }
+  for (const auto& [t, path] : p.live.shared)
+    fmt::print(out, "  {}: {} stays (shared storage)\n", t, path);
+  if (pf.guest.state == "running" || pf.guest.state == "paused") {
+    fmt::print(out, "prediction: {}\n", p.live.prediction.explain());
+    fmt::print(out, "  from: RAM {}, dirty rate {}, disk writes {}, link {}\n",
+               human_bytes(pf.guest.domain.memory_bytes), rate_text(pf.guest.dirty_bytes_per_s),
+               rate_text(pf.guest.disk_write_bytes_per_s), p.link.basis);
+  }
+  for (const auto& n : p.notes) fmt::print(out, "note: {}\n", n);
+  if (p.ok())
+    fmt::print(out, "result: ready: no check failed\n");
+  else
+    fmt::print(out, "result: refused: {} check{} failed; nothing was changed\n",
+               p.failures().size(), p.failures().size() == 1 ? "" : "s");
+}
+
+}  // namespace
+
+core::PlanRequest plan_request(const MigrateArgs& a, const hosts::Inventory& inv) {
+  if (!a.to) throw Error(ErrorCode::kInvalidArgument, "say where the VM goes: --to HOST");
+  inv.host(*a.to);  // an unknown host names the known ones
+  core::PlanRequest r;
+  r.vm = a.vm;
+  r.source_host = a.host ? (inv.host(*a.host), *a.host) : core::find_vm_host(inv, a.vm);
+  migrate::LiveMigrationOptions& o = r.options;
+  o.dest_host = *a.to;
+  o.type = a.type;
+  o.storage = a.storage;
+  for (const auto& d : a.disks) {
+    auto eq = d.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == d.size())
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("--disk '{}' must be TARGET=PATH (e.g. vda=/srv/vm/vda.qcow2)", d));
+    o.disks.emplace_back(d.substr(0, eq), d.substr(eq + 1));
+  }
+  if (a.bandwidth_mib < 0)
+    throw Error(ErrorCode::kInvalidArgument, "--bandwidth cannot be negative");
+  o.bandwidth = static_cast<std::uint64_t>(a.bandwidth_mib * 1024 * 1024);
+  if (a.compress) {
+    o.compress = a.compress->empty() ? "xbzrle" : *a.compress;
+    if (o.compress != "xbzrle" && o.compress != "zstd")
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("--compress takes xbzrle or zstd, not '{}'", o.compress));
+  }
+  if (a.parallel < 0 || a.parallel > 64)
+    throw Error(ErrorCode::kInvalidArgument, "--parallel takes 1 to 64 connections");
+  o.parallel = a.parallel;
+  o.auto_converge = a.auto_converge;
+  o.postcopy = a.postcopy;
+  if (a.max_downtime_ms < 0)
+    throw Error(ErrorCode::kInvalidArgument, "--max-downtime cannot be negative");
+  o.max_downtime = std::chrono::milliseconds(a.max_downtime_ms);
+  o.timeout_per_gib = std::chrono::seconds(a.timeout_per_gib);
+  o.progress_timeout = std::chrono::seconds(a.progress_timeout);
+  if (a.timeout_action != "abort" && a.timeout_action != "postcopy" &&
+      a.timeout_action != "suspend")
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("--timeout-action takes abort, postcopy or suspend, not '{}'",
+                            a.timeout_action));
+  if (a.timeout_action == "postcopy" && !a.postcopy)
+    throw Error(ErrorCode::kInvalidArgument,
+                "--timeout-action postcopy needs --postcopy (post-copy must be allowed from the "
+                "start)");
+  o.timeout_action = a.timeout_action;
+  o.tls = a.tls;
+  o.keep_source = a.keep_source;
+  o.force = a.force;
+  return r;
+}
+
+int plan(const MigrateArgs& a, const hosts::Inventory& inv, const std::string& store_path) {
+  core::PlanRequest req = plan_request(a, inv);
+  core::JobStore store = core::JobStore::open(store_path);
+  core::Preflight pf = core::preflight(inv, req, &store);
+  if (a.json)
+    fmt::print("{}\n", plan_json(pf).dump());
+  else
+    print_plan(pf, stdout);
+  return pf.plan.ok() ? 0 : 1;
+}
+
+int migrate(const MigrateArgs& a, const hosts::Inventory& inv, const std::string& store_path,
+            const std::atomic<bool>* interrupted) {
+  core::PlanRequest req = plan_request(a, inv);
+  std::int64_t id;
+  {
+    core::JobStore store = core::JobStore::open(store_path);
+    core::Preflight pf = core::preflight(inv, req, &store);
+    if (!a.json) print_plan(pf, stderr);
+    if (!pf.plan.ok())
+      throw Error(ErrorCode::kFailedPrecondition,
+                  fmt::format("refused: {}. Nothing was changed; the VM stays on host '{}'.",
+                              fmt::join(pf.plan.failures(), "; "), req.source_host));
+    id = core::create_live_migration_job(store, pf.plan.type, pf.plan.live, req.options);
+  }
+  return start_job(store_path, id, inv, a.json, a.detach, a.queue_timeout, interrupted);
+}
+
+int rate(const std::string& vm, std::optional<std::string> host, const hosts::Inventory& inv,
+         const std::string& store_path, bool json) {
+  std::string source = host ? (inv.host(*host), *host) : core::find_vm_host(inv, vm);
+  core::JobStore store = core::JobStore::open(store_path);
+  struct Row {
+    std::string host;
+    core::Preflight pf;
+    core::Rating rating;
+  };
+  std::vector<Row> rows;
+  std::optional<core::GuestView> measured;
+  for (const auto& h : inv.hosts()) {
+    if (h.name == source) continue;
+    core::PlanRequest req;
+    req.vm = vm;
+    req.source_host = source;
+    req.options.dest_host = h.name;
+    // The guest is measured once; every destination is planned with it.
+    core::Preflight pf =
+        core::preflight(inv, req, &store, core::PreflightOptions{.measure = !measured});
+    if (!measured && (pf.guest.dirty_bytes_per_s || !pf.guest.measure_note.empty()))
+      measured = pf.guest;
+    if (measured) {
+      pf.guest.dirty_bytes_per_s = measured->dirty_bytes_per_s;
+      pf.guest.disk_write_bytes_per_s = measured->disk_write_bytes_per_s;
+      pf.guest.measure_note = measured->measure_note;
+      pf.plan = core::plan_migration(req, pf.guest, pf.dest, inv, pf.link);
+    }
+    rows.push_back({h.name, std::move(pf), {}});
+  }
+  std::int64_t fastest = 0;
+  for (const auto& r : rows)
+    if (r.pf.plan.ok() && (fastest == 0 || r.pf.plan.live.prediction.total.count() < fastest))
+      fastest = r.pf.plan.live.prediction.total.count();
+  for (auto& r : rows)
+    r.rating = core::rate_plan(r.pf.plan, r.pf.dest, r.pf.guest.domain.memory_bytes, fastest);
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& x, const Row& y) {
+    if (x.rating.stars != y.rating.stars) return x.rating.stars > y.rating.stars;
+    return x.pf.plan.live.prediction.total < y.pf.plan.live.prediction.total;
+  });
+  if (json) {
+    Json all = Json::array();
+    for (const auto& r : rows)
+      all.push(Json::object()
+                   .set("host", Json::string(r.host))
+                   .set("stars", Json::integer(r.rating.stars))
+                   .set("type", Json::string(r.pf.plan.type))
+                   .set("reason", Json::string(r.rating.reason))
+                   .set("predicted_ms", Json::integer(r.pf.plan.live.prediction.total.count())));
+    fmt::print("{}\n", all.dump());
+    return 0;
+  }
+  fmt::print("destinations for VM '{}' (now on host '{}'), best first:\n", vm, source);
+  Table t({"HOST", "RATING", "TYPE", "PREDICTED", "WHY"});
+  for (const auto& r : rows) {
+    std::string stars = std::string(static_cast<std::size_t>(r.rating.stars), '*') +
+                        std::string(static_cast<std::size_t>(5 - r.rating.stars), '.');
+    t.add({r.host, stars, r.pf.plan.type,
+           r.pf.plan.ok() ? secs(r.pf.plan.live.prediction.total) : "-", r.rating.reason});
+  }
+  if (t.empty())
+    fmt::print("no other host in the inventory {}\n", inv.source());
+  else
+    fmt::print("{}", t.render());
+  return 0;
+}
+
+int hosts_baseline(const hosts::Inventory& inv, bool json) {
+  struct HostCpu {
+    std::string name;
+    hosts::Connection conn;
+    std::string cpu_xml;
+    std::string model;
+  };
+  std::vector<HostCpu> up;
+  std::vector<std::string> unreachable;
+  for (const auto& h : inv.hosts()) {
+    try {
+      hosts::Connection c = hosts::Connection::open(h.uri, h.name);
+      hosts::Xml caps = hosts::Xml::parse(c.capabilities());
+      up.push_back({h.name, c, caps.element("/capabilities/host/cpu"),
+                    caps.text("/capabilities/host/cpu/model")});
+    } catch (const Error& e) {
+      unreachable.push_back(fmt::format("{} ({})", h.name, e.what()));
+    }
+  }
+  if (up.empty())
+    throw Error(ErrorCode::kConnection,
+                fmt::format("no host answers: {}", fmt::join(unreachable, "; ")));
+  std::vector<std::string> cpus;
+  for (const auto& h : up) cpus.push_back(h.cpu_xml);
+  std::string baseline = hosts::baseline_cpu(up.front().conn, cpus, "", "x86_64", "", "");
+  std::string model = hosts::Xml::parse(baseline).text("/cpu/model");
+
+  // VMs whose CPU definition some host cannot provide.
+  Json blocked = Json::array();
+  std::vector<std::string> lines;
+  for (const auto& h : up) {
+    for (const auto& name : h.conn.domain_names()) {
+      hosts::Domain d = h.conn.domain(name);
+      hosts::DomainFacts f = hosts::parse_domain(hosts::domain_xml(d.get()));
+      if (f.cpu_xml.empty()) continue;
+      std::vector<std::string> cannot;
+      for (const auto& other : up) {
+        if (other.name == h.name) continue;
+        std::string why;
+        try {
+          why =
+              other.conn.cpu_incompatibility(f.cpu_xml, f.emulator, f.arch, f.machine, f.virt_type);
+        } catch (const Error& e) {
+          why = e.what();
+        }
+        if (!why.empty()) {
+          cannot.push_back(fmt::format("{} ({})", other.name, why));
+          blocked.push(Json::object()
+                           .set("vm", Json::string(name))
+                           .set("host", Json::string(h.name))
+                           .set("cannot_move_to", Json::string(other.name))
+                           .set("reason", Json::string(why)));
+        }
+      }
+      if (!cannot.empty())
+        lines.push_back(fmt::format("  {} on {} (CPU {} {}): cannot move to {}", name, h.name,
+                                    f.cpu_mode, f.cpu_model, fmt::join(cannot, "; ")));
+    }
+  }
+  if (json) {
+    Json hosts_json = Json::array();
+    for (const auto& h : up)
+      hosts_json.push(
+          Json::object().set("host", Json::string(h.name)).set("cpu", Json::string(h.model)));
+    fmt::print("{}\n", Json::object()
+                           .set("hosts", hosts_json)
+                           .set("baseline_model", Json::string(model))
+                           .set("baseline_xml", Json::string(baseline))
+                           .set("blocked", blocked)
+                           .dump());
+    return 0;
+  }
+  for (const auto& h : up) fmt::print("{}: host CPU {}\n", h.name, h.model);
+  for (const auto& u : unreachable) fmt::print("unreachable: {}\n", u);
+  fmt::print("CPU model every host supports: {}\n", model.empty() ? "(none named)" : model);
+  fmt::print("use it in a VM's definition so that it can move to any of these hosts:\n{}\n",
+             baseline);
+  if (lines.empty())
+    fmt::print("every VM with a CPU definition can move to every other host\n");
+  else
+    fmt::print("VMs that cannot move to some host:\n{}\n", fmt::join(lines, "\n"));
+  return 0;
+}
+
+}  // namespace vmshift::cli

@@ -1,0 +1,48 @@
+// vmshift plan, migrate, rate and hosts baseline: moving VMs between hosts.
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/planner.h"
+#include "hosts/inventory.h"
+
+namespace vmshift::cli {
+
+struct MigrateArgs {
+  std::string vm;
+  std::optional<std::string> to;    // destination host
+  std::optional<std::string> host;  // source host (default: where the VM is)
+  std::optional<std::string> type;
+  std::optional<std::string> storage;
+  std::vector<std::string> disks;  // TARGET=PATH
+  double bandwidth_mib = 0;
+  std::optional<std::string> compress;  // "" from a bare --compress: xbzrle
+  int parallel = 0;
+  bool auto_converge = false;
+  bool postcopy = false;
+  int max_downtime_ms = 0;
+  int timeout_per_gib = 0;
+  int progress_timeout = 120;
+  std::string timeout_action = "abort";
+  bool tls = false;
+  bool keep_source = false;
+  bool force = false;
+  bool detach = false;
+  bool json = false;
+  int queue_timeout = 3600;
+};
+
+// The request the planner gets; throws Error(kInvalidArgument) on bad options.
+core::PlanRequest plan_request(const MigrateArgs& args, const hosts::Inventory& inventory);
+
+int plan(const MigrateArgs& args, const hosts::Inventory& inventory, const std::string& store_path);
+int migrate(const MigrateArgs& args, const hosts::Inventory& inventory,
+            const std::string& store_path, const std::atomic<bool>* interrupted);
+int rate(const std::string& vm, std::optional<std::string> host, const hosts::Inventory& inventory,
+         const std::string& store_path, bool json);
+int hosts_baseline(const hosts::Inventory& inventory, bool json);
+
+}  // namespace vmshift::cli

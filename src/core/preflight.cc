@@ -1,0 +1,221 @@
+#include "core/preflight.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "guest/libvirt_guest.h"
+#include "hosts/domain.h"
+#include "hosts/xml.h"
+
+namespace vmshift::core {
+namespace {
+
+using migrate::human_bytes;
+
+constexpr double kAssumedLink = 1e9 / 8;  // 1 Gbit/s
+
+struct Rates {
+  std::optional<double> dirty;
+  std::optional<double> disk_writes;
+  std::string note;
+};
+
+std::uint64_t written_bytes(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks) {
+  std::uint64_t sum = 0;
+  for (const auto& d : disks) {
+    virDomainBlockStatsStruct st{};
+    if (virDomainBlockStats(dom, d.target.c_str(), &st, sizeof st) == 0 && st.wr_bytes > 0)
+      sum += static_cast<std::uint64_t>(st.wr_bytes);
+    else
+      virResetLastError();
+  }
+  return sum;
+}
+
+// libvirt's dirty-rate calculation (QEMU's calc-dirty-rate, page sampling)
+// over `period`, and the disks' write rate over the same time.
+Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
+              std::chrono::seconds period) {
+  Rates r;
+  auto start = std::chrono::steady_clock::now();
+  std::uint64_t written0 = written_bytes(dom, disks);
+  bool calc = virDomainStartDirtyRateCalc(dom, static_cast<int>(period.count()), 0) == 0;
+  if (!calc) {
+    virErrorPtr e = virGetLastError();
+    r.note = fmt::format("libvirt cannot measure it: {}",
+                         e != nullptr && e->message != nullptr ? e->message : "no reason given");
+    virResetLastError();
+    std::this_thread::sleep_for(period);
+  }
+  Deadline limit = Deadline::after(period + std::chrono::seconds(5));
+  while (calc) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    virDomainPtr doms[] = {dom, nullptr};
+    virDomainStatsRecordPtr* records = nullptr;
+    int n = virDomainListGetStats(doms, VIR_DOMAIN_STATS_DIRTYRATE, &records, 0);
+    if (n < 0) {
+      virResetLastError();
+      r.note = "libvirt gave no dirty-rate statistics";
+      break;
+    }
+    int status = -1;
+    long long mib = -1;
+    if (n > 0) {
+      virTypedParamsGetInt(records[0]->params, records[0]->nparams, "dirtyrate.calc_status",
+                           &status);
+      virTypedParamsGetLLong(records[0]->params, records[0]->nparams,
+                             "dirtyrate.megabytes_per_second", &mib);
+    }
+    virDomainStatsRecordListFree(records);
+    if (status == VIR_DOMAIN_DIRTYRATE_MEASURED && mib >= 0) {
+      r.dirty = static_cast<double>(mib) * 1024 * 1024;
+      break;
+    }
+    if (limit.expired()) {
+      r.note = "the dirty-rate calculation did not finish in time";
+      break;
+    }
+  }
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::uint64_t written1 = written_bytes(dom, disks);
+  if (elapsed > 0 && written1 >= written0)
+    r.disk_writes = static_cast<double>(written1 - written0) / elapsed;
+  return r;
+}
+
+std::string peer_uri_of(const hosts::HostConfig& h) {
+  if (h.peer_uri) return *h.peer_uri;
+  return h.uri;  // the same URI works from the other host (e.g. qemu+ssh://host/system)
+}
+
+}  // namespace
+
+std::string find_vm_host(const hosts::Inventory& inv, const std::string& vm) {
+  std::vector<std::string> defined, active, unreachable;
+  for (const auto& h : inv.hosts()) {
+    try {
+      hosts::Connection c = hosts::Connection::open(h.uri, h.name);
+      virDomainPtr d = virDomainLookupByName(c.get(), vm.c_str());
+      if (d == nullptr) {
+        virResetLastError();
+        continue;
+      }
+      hosts::Domain dom(d);
+      defined.push_back(h.name);
+      if (hosts::domain_active(dom.get())) active.push_back(h.name);
+    } catch (const Error&) {
+      unreachable.push_back(h.name);
+    }
+  }
+  if (active.size() == 1) return active.front();
+  if (active.size() > 1)
+    throw Error(ErrorCode::kFailedPrecondition,
+                fmt::format("VM '{}' runs on several hosts ({}): say which with --host", vm,
+                            fmt::join(active, ", ")));
+  if (defined.size() == 1) return defined.front();
+  if (defined.size() > 1)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("VM '{}' is defined on {}: say which with --host", vm,
+                            fmt::join(defined, " and ")));
+  throw Error(ErrorCode::kNotFound,
+              fmt::format("no VM named '{}' on any host of the inventory {}{}", vm, inv.source(),
+                          unreachable.empty()
+                              ? ""
+                              : fmt::format(" (unreachable: {})", fmt::join(unreachable, ", "))));
+}
+
+LinkRate link_rate(const hosts::Inventory& inv, const std::string& a, const std::string& b,
+                   JobStore* history) {
+  std::optional<double> configured;
+  for (const auto& name : {a, b}) {
+    for (const auto& h : inv.hosts())
+      if (h.name == name && h.link_rate)
+        configured = configured ? std::min(*configured, *h.link_rate) : *h.link_rate;
+  }
+  if (configured)
+    return {*configured, fmt::format("{}/s, from the inventory's link_rate",
+                                     human_bytes(static_cast<std::uint64_t>(*configured)))};
+  if (history != nullptr) {
+    for (const Job& j : history->list(200)) {
+      if (j.state != JobState::kCompleted || (j.type != "live" && j.type != "live-vsm")) continue;
+      bool between =
+          (j.source_host == a && j.dest_host == b) || (j.source_host == b && j.dest_host == a);
+      if (!between || !j.started || !j.ended || j.bytes_done <= 0) continue;
+      double secs = std::chrono::duration<double>(*j.ended - *j.started).count();
+      if (secs <= 0) continue;
+      double rate = static_cast<double>(j.bytes_done) / secs;
+      return {rate, fmt::format("{}/s, measured by job {} ({} in {:.1f} s)",
+                                human_bytes(static_cast<std::uint64_t>(rate)), j.id,
+                                human_bytes(static_cast<std::uint64_t>(j.bytes_done)), secs)};
+    }
+  }
+  return {kAssumedLink,
+          "125.0 MiB/s (1 Gbit/s), assumed: set link_rate in the inventory, or "
+          "the first migration between the hosts measures it"};
+}
+
+Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStore* history,
+                    const PreflightOptions& opts) {
+  Preflight pf;
+  const hosts::HostConfig& src_cfg = inv.host(req.source_host);
+  hosts::Connection src = hosts::Connection::open(src_cfg.uri, src_cfg.name);
+  hosts::Domain dom = src.domain(req.vm);
+  bool active = hosts::domain_active(dom.get());
+  pf.guest.state = hosts::domain_state(dom.get());
+  pf.guest.domain = hosts::parse_domain(
+      hosts::domain_xml(dom.get(), active ? 0 : static_cast<unsigned>(VIR_DOMAIN_XML_INACTIVE)));
+  guest::LibvirtGuest lg(src, req.vm);
+  std::vector<guest::DiskInfo> disks = lg.disks();
+  for (const auto& d : disks) {
+    PlanDisk pd;
+    pd.info = d;
+    for (const auto& b : d.backing) pd.chain_allocation += lg.storage().allocation(b).value_or(0);
+    if (!d.path.empty()) pd.location = inv.storage_for(req.source_host, d.path);
+    pf.guest.disks.push_back(pd);
+  }
+
+  // The destination.
+  const std::string& dest_name = req.options.dest_host;
+  pf.dest.host = dest_name;
+  try {
+    const hosts::HostConfig& dst_cfg = inv.host(dest_name);
+    pf.dest.peer_uri = peer_uri_of(dst_cfg);
+    if (dst_cfg.migration_address) pf.dest.migrate_uri = "tcp://" + *dst_cfg.migration_address;
+    hosts::Connection dst = hosts::Connection::open(dst_cfg.uri, dst_cfg.name);
+    pf.dest.free_memory = dst.free_memory();
+    pf.dest.domain_names = dst.domain_names();
+    pf.dest.domain_uuids = dst.domain_uuids();
+    pf.dest.networks = dst.networks();
+    pf.dest.interfaces = dst.interfaces();
+    const hosts::DomainFacts& d = pf.guest.domain;
+    try {
+      pf.dest.domcaps_xml = dst.domain_capabilities(d.emulator, d.arch, d.machine, d.virt_type);
+      if (!d.cpu_xml.empty())
+        pf.dest.cpu_incompatible =
+            dst.cpu_incompatibility(d.cpu_xml, d.emulator, d.arch, d.machine, d.virt_type);
+    } catch (const Error& e) {
+      pf.dest.domcaps_error = e.what();
+    }
+    pf.dest_storage = std::make_unique<guest::LibvirtStorage>(dst);
+    pf.dest.storage = pf.dest_storage.get();
+  } catch (const Error& e) {
+    pf.dest.error = e.what();
+  }
+
+  pf.link = link_rate(inv, req.source_host, dest_name, history);
+  if (active && opts.measure && pf.dest.error.empty()) {
+    Rates r = measure(dom.get(), disks, opts.measure_time);
+    pf.guest.dirty_bytes_per_s = r.dirty;
+    pf.guest.disk_write_bytes_per_s = r.disk_writes;
+    pf.guest.measure_note = r.note;
+  }
+  pf.plan = plan_migration(req, pf.guest, pf.dest, inv, pf.link);
+  return pf;
+}
+
+}  // namespace vmshift::core

@@ -1,0 +1,46 @@
+// Gathers what the planner needs from the two hosts (libvirt only: works
+// from a machine that sees neither host's files), then plans.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/job_store.h"
+#include "core/planner.h"
+#include "guest/libvirt_storage.h"
+#include "hosts/inventory.h"
+#include "hosts/libvirt.h"
+
+namespace vmshift::core {
+
+struct Preflight {
+  GuestView guest;
+  DestView dest;
+  LinkRate link;
+  MigrationPlan plan;
+  // Keeps dest.storage valid (it may hold transient pools on the host).
+  std::unique_ptr<guest::LibvirtStorage> dest_storage;
+};
+
+struct PreflightOptions {
+  // Measure the guest's memory dirty rate (libvirt's dirty-rate
+  // calculation, about 1 s) and disk write rate for the prediction.
+  bool measure = true;
+  std::chrono::seconds measure_time{1};
+};
+
+// The inventory host that has the VM (the one where it runs, if several
+// define it). Throws Error(kNotFound) naming the hosts tried.
+std::string find_vm_host(const hosts::Inventory& inventory, const std::string& vm);
+
+// The link rate between two hosts: the inventory's link_rate (the lower of
+// the two), else what the newest completed migration between them
+// achieved (from the job store), else an assumed 1 Gbit/s.
+LinkRate link_rate(const hosts::Inventory& inventory, const std::string& a, const std::string& b,
+                   JobStore* history);
+
+Preflight preflight(const hosts::Inventory& inventory, const PlanRequest& request,
+                    JobStore* history, const PreflightOptions& options = {});
+
+}  // namespace vmshift::core

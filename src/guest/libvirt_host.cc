@@ -1,0 +1,327 @@
+#include "guest/libvirt_host.h"
+
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "base/log.h"
+#include "hosts/xml.h"
+
+namespace vmshift::guest {
+namespace {
+
+// virTypedParameter arrays that libvirt allocates, freed with the owner.
+class TypedParams {
+ public:
+  TypedParams() = default;
+  TypedParams(const TypedParams&) = delete;
+  TypedParams& operator=(const TypedParams&) = delete;
+  ~TypedParams() { virTypedParamsFree(params_, n_); }
+
+  void add(const char* name, const std::string& value) {
+    if (virTypedParamsAddString(&params_, &n_, &max_, name, value.c_str()) < 0)
+      hosts::throw_libvirt(fmt::format("cannot set the migration parameter {}", name));
+  }
+  void add(const char* name, unsigned long long value) {
+    if (virTypedParamsAddULLong(&params_, &n_, &max_, name, value) < 0)
+      hosts::throw_libvirt(fmt::format("cannot set the migration parameter {}", name));
+  }
+  void add(const char* name, int value) {
+    if (virTypedParamsAddInt(&params_, &n_, &max_, name, value) < 0)
+      hosts::throw_libvirt(fmt::format("cannot set the migration parameter {}", name));
+  }
+  virTypedParameterPtr get() const { return params_; }
+  int size() const { return n_; }
+  // Takes over an array libvirt returned.
+  virTypedParameterPtr* out_params() { return &params_; }
+  int* out_size() { return &n_; }
+
+  std::uint64_t ull(const char* name) const {
+    unsigned long long v = 0;
+    return virTypedParamsGetULLong(params_, n_, name, &v) == 1 ? v : 0;
+  }
+  bool has(const char* name) const { return virTypedParamsGet(params_, n_, name) != nullptr; }
+
+ private:
+  virTypedParameterPtr params_ = nullptr;
+  int n_ = 0;
+  int max_ = 0;
+};
+
+void fill_params(const MigrationRequest& r, TypedParams& p) {
+  if (!r.migrate_uri.empty()) p.add(VIR_MIGRATE_PARAM_URI, r.migrate_uri);
+  if (!r.dest_xml.empty()) p.add(VIR_MIGRATE_PARAM_DEST_XML, r.dest_xml);
+  if (!r.persist_xml.empty()) p.add(VIR_MIGRATE_PARAM_PERSIST_XML, r.persist_xml);
+  for (const auto& d : r.copy_disks) p.add(VIR_MIGRATE_PARAM_MIGRATE_DISKS, d);
+  if (r.bandwidth > 0)  // libvirt takes MiB/s
+    p.add(VIR_MIGRATE_PARAM_BANDWIDTH,
+          static_cast<unsigned long long>(std::max<std::uint64_t>(1, r.bandwidth >> 20)));
+  if (!r.compression.empty()) p.add(VIR_MIGRATE_PARAM_COMPRESSION, r.compression);
+  if (r.parallel > 0) p.add(VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, r.parallel);
+}
+
+// The shared state of a migration and the thread that runs it; the thread
+// holds its own reference, so it may outlive the LiveMigration object.
+struct Shared {
+  hosts::Connection conn;
+  hosts::Domain dom;
+  std::string vm;
+  std::string host;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<std::string> result;
+  bool postcopy = false;
+};
+
+class LibvirtMigration : public LiveMigration {
+ public:
+  LibvirtMigration(std::shared_ptr<Shared> s, const MigrationRequest& r)
+      : s_(std::move(s)), max_downtime_(r.max_downtime) {
+    std::string dconnuri = r.dest_peer_uri;
+    unsigned int flags = migration_flags(r);
+    auto params = std::make_shared<TypedParams>();
+    fill_params(r, *params);
+    std::thread([s = s_, params, dconnuri, flags] {
+      int rc = virDomainMigrateToURI3(s->dom.get(), dconnuri.c_str(), params->get(),
+                                      static_cast<unsigned int>(params->size()), flags);
+      std::string why;
+      if (rc != 0) {
+        virErrorPtr e = virGetLastError();
+        why = e != nullptr && e->message != nullptr ? e->message : "libvirt gave no reason";
+        virResetLastError();
+      }
+      std::lock_guard lock(s->mu);
+      s->result = why;
+      s->cv.notify_all();
+    }).detach();
+  }
+
+  ~LibvirtMigration() override {
+    // A migration still running when its owner goes is cancelled; the
+    // thread finishes on its own (it holds what it needs).
+    if (!result()) {
+      abort();
+      wait(Deadline::after(std::chrono::seconds(30)));
+    }
+  }
+
+  MigrationStats stats() override {
+    MigrationStats st;
+    TypedParams p;
+    int type = VIR_DOMAIN_JOB_NONE;
+    if (virDomainGetJobStats(s_->dom.get(), &type, p.out_params(), p.out_size(), 0) != 0) {
+      virResetLastError();  // the domain may be gone from the source already
+      return st;
+    }
+    st.active = type == VIR_DOMAIN_JOB_BOUNDED || type == VIR_DOMAIN_JOB_UNBOUNDED;
+    st.elapsed_ms = p.ull(VIR_DOMAIN_JOB_TIME_ELAPSED);
+    st.memory_total = p.ull(VIR_DOMAIN_JOB_MEMORY_TOTAL);
+    st.memory_processed = p.ull(VIR_DOMAIN_JOB_MEMORY_PROCESSED);
+    st.memory_remaining = p.ull(VIR_DOMAIN_JOB_MEMORY_REMAINING);
+    st.memory_bps = p.ull(VIR_DOMAIN_JOB_MEMORY_BPS);
+    st.disk_total = p.ull(VIR_DOMAIN_JOB_DISK_TOTAL);
+    st.disk_processed = p.ull(VIR_DOMAIN_JOB_DISK_PROCESSED);
+    st.disk_remaining = p.ull(VIR_DOMAIN_JOB_DISK_REMAINING);
+    st.disk_bps = p.ull(VIR_DOMAIN_JOB_DISK_BPS);
+    std::uint64_t page = p.ull(VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE);
+    st.dirty_bytes_per_s = p.ull(VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE) * (page > 0 ? page : 4096);
+    st.iteration = p.ull(VIR_DOMAIN_JOB_MEMORY_ITERATION);
+    st.throttle_percent = p.ull(VIR_DOMAIN_JOB_AUTO_CONVERGE_THROTTLE);
+    {
+      std::lock_guard lock(s_->mu);
+      st.postcopy = s_->postcopy;
+    }
+    if (st.active && !downtime_set_ && max_downtime_.count() > 0) {
+      // Set once the job runs: libvirt applies it to the running migration.
+      if (virDomainMigrateSetMaxDowntime(
+              s_->dom.get(), static_cast<unsigned long long>(max_downtime_.count()), 0) != 0) {
+        virErrorPtr e = virGetLastError();
+        log::warn("migrate", "cannot set the maximum downtime of {}: {}", s_->vm,
+                  e != nullptr && e->message != nullptr ? e->message : "?");
+        virResetLastError();
+      }
+      downtime_set_ = true;
+    }
+    return st;
+  }
+
+  std::optional<std::string> result() override {
+    std::lock_guard lock(s_->mu);
+    return s_->result;
+  }
+
+  std::optional<std::string> wait(Deadline deadline) override {
+    std::unique_lock lock(s_->mu);
+    s_->cv.wait_until(lock, deadline.time_point(), [&] { return s_->result.has_value(); });
+    return s_->result;
+  }
+
+  void abort() override {
+    if (virDomainAbortJob(s_->dom.get()) != 0) {
+      // No job (it ended meanwhile) is not an error here.
+      virResetLastError();
+    }
+  }
+
+  void switch_to_postcopy() override {
+    if (virDomainMigrateStartPostCopy(s_->dom.get(), 0) != 0)
+      hosts::throw_libvirt(fmt::format("cannot switch the migration of '{}' to post-copy", s_->vm));
+    std::lock_guard lock(s_->mu);
+    s_->postcopy = true;
+  }
+
+  void suspend_source() override {
+    if (virDomainSuspend(s_->dom.get()) != 0)
+      hosts::throw_libvirt(fmt::format("cannot pause '{}' on host '{}'", s_->vm, s_->host));
+  }
+
+ private:
+  std::shared_ptr<Shared> s_;
+  std::chrono::milliseconds max_downtime_;
+  bool downtime_set_ = false;
+};
+
+}  // namespace
+
+std::string MigrationStats::phase() const {
+  if (postcopy) return "post-copy";
+  if (disk_total > 0 && memory_processed == 0 && iteration == 0) return "disks";
+  return "memory";
+}
+
+unsigned int migration_flags(const MigrationRequest& r) {
+  unsigned int f = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
+                   VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_ABORT_ON_ERROR;
+  if (!r.copy_disks.empty()) f |= VIR_MIGRATE_NON_SHARED_DISK;
+  if (r.auto_converge) f |= VIR_MIGRATE_AUTO_CONVERGE;
+  if (r.postcopy) f |= VIR_MIGRATE_POSTCOPY;
+  if (r.tls) f |= VIR_MIGRATE_TLS;
+  if (r.parallel > 0) f |= VIR_MIGRATE_PARALLEL;
+  if (!r.compression.empty()) f |= VIR_MIGRATE_COMPRESSED;
+  return f;
+}
+
+std::vector<std::string> migration_params(const MigrationRequest& r) {
+  TypedParams p;
+  fill_params(r, p);
+  std::vector<std::string> out;
+  for (int i = 0; i < p.size(); ++i) {
+    const virTypedParameter& t = p.get()[i];
+    std::string value;
+    switch (t.type) {
+      case VIR_TYPED_PARAM_STRING:
+        value = t.value.s;
+        break;
+      case VIR_TYPED_PARAM_ULLONG:
+        value = std::to_string(t.value.ul);
+        break;
+      case VIR_TYPED_PARAM_INT:
+        value = std::to_string(t.value.i);
+        break;
+      default:
+        value = "?";
+    }
+    out.push_back(fmt::format("{}={}", t.field, value));
+  }
+  return out;
+}
+
+LibvirtHost::LibvirtHost(hosts::Connection conn) : conn_(conn), storage_(conn) {}
+
+hosts::Domain LibvirtHost::find(const std::string& vm) {
+  virDomainPtr d = virDomainLookupByName(conn_.get(), vm.c_str());
+  if (d == nullptr) {
+    virErrorPtr e = virGetLastError();
+    if (e != nullptr && e->code == VIR_ERR_NO_DOMAIN) {
+      virResetLastError();
+      return hosts::Domain();
+    }
+    hosts::throw_libvirt(fmt::format("cannot look up VM '{}' on host '{}'", vm, conn_.host()));
+  }
+  return hosts::Domain(d);
+}
+
+std::optional<std::string> LibvirtHost::vm_state(const std::string& vm) {
+  hosts::Domain d = find(vm);
+  if (!d) return std::nullopt;
+  return hosts::domain_state(d.get());
+}
+
+bool LibvirtHost::vm_persistent(const std::string& vm) {
+  hosts::Domain d = find(vm);
+  return d && virDomainIsPersistent(d.get()) == 1;
+}
+
+std::map<std::string, std::string> LibvirtHost::vm_disks(const std::string& vm, bool persistent) {
+  hosts::Domain d = conn_.domain(vm);
+  hosts::Xml xml =
+      hosts::Xml::parse(hosts::domain_xml(d.get(), persistent ? VIR_DOMAIN_XML_INACTIVE : 0));
+  std::map<std::string, std::string> out;
+  int n = xml.count("/domain/devices/disk[@device='disk']");
+  for (int i = 1; i <= n; ++i) {
+    std::string x = fmt::format("/domain/devices/disk[@device='disk'][{}]", i);
+    std::string path = xml.text(x + "/source/@file");
+    if (path.empty()) path = xml.text(x + "/source/@dev");
+    out[xml.text(x + "/target/@dev")] = path;
+  }
+  return out;
+}
+
+std::string LibvirtHost::vm_xml(const std::string& vm, bool persistent) {
+  hosts::Domain d = conn_.domain(vm);
+  return hosts::domain_xml(d.get(), VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_SECURE |
+                                        (persistent ? VIR_DOMAIN_XML_INACTIVE : 0));
+}
+
+bool LibvirtHost::vm_job_active(const std::string& vm) {
+  hosts::Domain d = find(vm);
+  if (!d) return false;
+  virDomainJobInfo info{};
+  if (virDomainGetJobInfo(d.get(), &info) != 0) {
+    virResetLastError();
+    return false;
+  }
+  return info.type == VIR_DOMAIN_JOB_BOUNDED || info.type == VIR_DOMAIN_JOB_UNBOUNDED;
+}
+
+std::optional<std::int64_t> LibvirtHost::last_downtime_ms(const std::string& vm) {
+  hosts::Domain d = find(vm);
+  if (!d) return std::nullopt;
+  TypedParams p;
+  int type = VIR_DOMAIN_JOB_NONE;
+  if (virDomainGetJobStats(d.get(), &type, p.out_params(), p.out_size(),
+                           VIR_DOMAIN_JOB_STATS_COMPLETED) != 0) {
+    virResetLastError();
+    return std::nullopt;
+  }
+  if (!p.has(VIR_DOMAIN_JOB_DOWNTIME)) return std::nullopt;
+  return static_cast<std::int64_t>(p.ull(VIR_DOMAIN_JOB_DOWNTIME));
+}
+
+void LibvirtHost::undefine(const std::string& vm) {
+  hosts::Domain d = find(vm);
+  if (!d) return;
+  if (hosts::domain_active(d.get()))
+    throw Error(ErrorCode::kFailedPrecondition,
+                fmt::format("VM '{}' runs on host '{}': not removing it", vm, conn_.host()));
+  if (virDomainUndefineFlags(d.get(), VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                          VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) != 0)
+    hosts::throw_libvirt(fmt::format("cannot undefine VM '{}' on host '{}'", vm, conn_.host()));
+}
+
+std::unique_ptr<LiveMigration> LibvirtHost::start_migration(const std::string& vm,
+                                                            const MigrationRequest& request) {
+  auto s = std::make_shared<Shared>();
+  s->conn = conn_;
+  s->dom = conn_.domain(vm);
+  s->vm = vm;
+  s->host = conn_.host();
+  if (!hosts::domain_active(s->dom.get()))
+    throw Error(ErrorCode::kFailedPrecondition,
+                fmt::format("VM '{}' is not running on host '{}'", vm, conn_.host()));
+  return std::make_unique<LibvirtMigration>(std::move(s), request);
+}
+
+}  // namespace vmshift::guest

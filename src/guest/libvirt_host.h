@@ -1,0 +1,46 @@
+// A libvirt host as migrations between hosts see it. A migration is
+// peer-to-peer: vmshift asks the source's libvirtd (virDomainMigrateToURI3
+// with VIR_MIGRATE_PEER2PEER), which talks to the destination's libvirtd
+// itself; vmshift only needs to reach the two hosts' libvirt.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "guest/libvirt_storage.h"
+#include "guest/migration.h"
+#include "hosts/libvirt.h"
+
+namespace vmshift::guest {
+
+class LibvirtHost : public MigrationHost {
+ public:
+  explicit LibvirtHost(hosts::Connection conn);
+
+  std::string name() const override { return conn_.host(); }
+  Storage& storage() override { return storage_; }
+  std::optional<std::string> vm_state(const std::string& vm) override;
+  bool vm_persistent(const std::string& vm) override;
+  std::map<std::string, std::string> vm_disks(const std::string& vm, bool persistent) override;
+  std::string vm_xml(const std::string& vm, bool persistent) override;
+  bool vm_job_active(const std::string& vm) override;
+  std::optional<std::int64_t> last_downtime_ms(const std::string& vm) override;
+  void undefine(const std::string& vm) override;
+  std::unique_ptr<LiveMigration> start_migration(const std::string& vm,
+                                                 const MigrationRequest& request) override;
+
+  const hosts::Connection& connection() const { return conn_; }
+
+ private:
+  hosts::Domain find(const std::string& vm);  // null if none
+
+  hosts::Connection conn_;
+  LibvirtStorage storage_;
+};
+
+// The libvirt flags and typed parameters of a request, for tests and logs:
+// "name=value" lines in the order they are passed.
+unsigned int migration_flags(const MigrationRequest& request);
+std::vector<std::string> migration_params(const MigrationRequest& request);
+
+}  // namespace vmshift::guest

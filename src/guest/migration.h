@@ -1,0 +1,96 @@
+// A host as a migration between hosts sees it, and one running migration.
+// LibvirtHost implements both on libvirt's API; unit tests use fakes.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/deadline.h"
+#include "guest/guest.h"
+
+namespace vmshift::guest {
+
+struct MigrationRequest {
+  // How the source host's libvirtd reaches the destination's (peer-to-peer).
+  std::string dest_peer_uri;
+  // Where the migration data goes: "tcp://ADDRESS", or "" for libvirt's choice.
+  std::string migrate_uri;
+  // Disks copied during the migration (NBD + mirror); the others are shared.
+  std::vector<std::string> copy_disks;
+  // The definition to start on the destination ("" keeps the source's),
+  // e.g. with the copied disks' new paths; and the one to store there.
+  std::string dest_xml;
+  std::string persist_xml;
+  std::uint64_t bandwidth = 0;  // bytes per second; 0 = unlimited
+  std::string compression;      // "" none, "xbzrle", "zstd" (needs parallel)
+  int parallel = 0;             // multifd connections; 0 = one stream
+  bool auto_converge = false;
+  bool postcopy = false;  // allow a switch to post-copy
+  bool tls = false;
+  std::chrono::milliseconds max_downtime{0};  // 0: QEMU's default (300 ms)
+};
+
+struct MigrationStats {
+  bool active = false;  // a migration job runs on the source
+  std::uint64_t elapsed_ms = 0;
+  std::uint64_t memory_total = 0, memory_processed = 0, memory_remaining = 0, memory_bps = 0;
+  std::uint64_t disk_total = 0, disk_processed = 0, disk_remaining = 0, disk_bps = 0;
+  std::uint64_t dirty_bytes_per_s = 0;  // the guest's memory dirty rate, as QEMU sees it
+  std::uint64_t iteration = 0;          // memory passes so far
+  std::uint64_t throttle_percent = 0;   // auto-converge CPU throttle
+  bool postcopy = false;                // switched to post-copy
+  // "disks" while the disks copy, then "memory"; "post-copy" after the switch.
+  std::string phase() const;
+};
+
+// One migration of one VM, running in the background from start until it
+// ends. Every call returns at once (they talk to the source's libvirtd).
+class LiveMigration {
+ public:
+  virtual ~LiveMigration() = default;
+  virtual MigrationStats stats() = 0;
+  // nullopt while it runs; then "" when it succeeded, or why it failed.
+  virtual std::optional<std::string> result() = 0;
+  // Waits for the result until the deadline.
+  virtual std::optional<std::string> wait(Deadline deadline) = 0;
+  // Asks the source to cancel (effective before the switch-over).
+  virtual void abort() = 0;
+  virtual void switch_to_postcopy() = 0;
+  // Pauses the guest on the source, so that the rest converges at once.
+  virtual void suspend_source() = 0;
+};
+
+// A host that VMs move from and to.
+class MigrationHost {
+ public:
+  virtual ~MigrationHost() = default;
+  virtual std::string name() const = 0;
+  virtual Storage& storage() = 0;
+
+  // The state of the VM of that name here ("running", "paused", "shut
+  // off", ...), or nullopt when no VM of that name is defined here.
+  virtual std::optional<std::string> vm_state(const std::string& vm) = 0;
+  virtual bool vm_persistent(const std::string& vm) = 0;
+  // target -> source file of each disk, live or (inactive) persistent.
+  virtual std::map<std::string, std::string> vm_disks(const std::string& vm, bool persistent) = 0;
+  // The definition, migratable (no host-specific parts), for rewriting:
+  // the running one, or the persistent one.
+  virtual std::string vm_xml(const std::string& vm, bool persistent) = 0;
+  // Whether a migration (or another async job) of the VM runs here.
+  virtual bool vm_job_active(const std::string& vm) = 0;
+  // The guest's pause of the last migration that ended here, if known.
+  virtual std::optional<std::int64_t> last_downtime_ms(const std::string& vm) = 0;
+  // Removes a VM that is not running (its definition only; no files).
+  virtual void undefine(const std::string& vm) = 0;
+
+  // Starts migrating a running VM of this host. Throws if it cannot start.
+  virtual std::unique_ptr<LiveMigration> start_migration(const std::string& vm,
+                                                         const MigrationRequest& request) = 0;
+};
+
+}  // namespace vmshift::guest

@@ -1,0 +1,572 @@
+#include "migrate/live_migration.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "base/error.h"
+#include "hosts/domain.h"
+
+namespace vmshift::migrate {
+namespace {
+
+using qmp::Json;
+
+enum Step : std::size_t { kCheck, kPrepare, kMigrate, kVerify, kCleanup };
+constexpr auto kPoll = std::chrono::milliseconds(200);
+// How long an abort may take to end the migration on the source.
+constexpr auto kAbortWait = std::chrono::seconds(120);
+// How long recovery waits for a migration still running in libvirtd.
+constexpr auto kRecoveryWait = std::chrono::minutes(10);
+
+struct Saved {
+  std::string phase = "prepare";  // prepare, migrate, switched, done, undone
+  std::string vm;
+  bool keep_source = false;
+  std::vector<DiskMove> copies;
+  std::vector<std::string> created;  // destination images this job created
+
+  std::string dump() const {
+    Json disks = Json::array();
+    for (const auto& m : copies)
+      disks.push(Json::object()
+                     .set("target", Json::string(m.target))
+                     .set("source", Json::string(m.source))
+                     .set("dest", Json::string(m.dest)));
+    Json made = Json::array();
+    for (const auto& c : created) made.push(Json::string(c));
+    return Json::object()
+        .set("phase", Json::string(phase))
+        .set("vm", Json::string(vm))
+        .set("keep_source", Json::boolean(keep_source))
+        .set("copies", disks)
+        .set("created", made)
+        .dump();
+  }
+  static Saved parse(const std::string& text) {
+    Json j = Json::parse(text);
+    Saved s;
+    s.phase = j.get_string("phase");
+    s.vm = j.get_string("vm");
+    s.keep_source = j.get_bool("keep_source");
+    for (const Json& d : j.get("copies").items()) {
+      DiskMove m;
+      m.target = d.get_string("target");
+      m.source = d.get_string("source");
+      m.dest = d.get_string("dest");
+      s.copies.push_back(m);
+    }
+    for (const Json& c : j.get("created").items()) s.created.push_back(c.as_string());
+    return s;
+  }
+};
+
+std::string list_copies(const std::vector<DiskMove>& copies, bool dest) {
+  std::string s;
+  for (const auto& m : copies)
+    s += fmt::format("{}{} {}", s.empty() ? "" : ", ", m.target, dest ? m.dest : m.source);
+  return s;
+}
+
+// Removes what this job made on the destination, unless the VM runs there.
+// Returns problems as sentences.
+std::vector<std::string> undo_destination(guest::MigrationHost& dst, const std::string& vm,
+                                          const std::vector<std::string>& created) {
+  std::vector<std::string> problems;
+  std::optional<std::string> state;
+  try {
+    state = dst.vm_state(vm);
+  } catch (const Error& e) {
+    problems.push_back(
+        fmt::format("cannot check host '{}' for a leftover VM: {}; its files "
+                    "were kept: {}",
+                    dst.name(), e.what(), fmt::join(created, ", ")));
+    return problems;
+  }
+  if (state && (*state == "running" || *state == "paused")) {
+    problems.push_back(fmt::format("VM '{}' is {} on host '{}': nothing was removed there", vm,
+                                   *state, dst.name()));
+    return problems;
+  }
+  if (state) {
+    // The planner refused a destination with a VM of this name: this
+    // definition is the migration's leftover.
+    try {
+      dst.undefine(vm);
+    } catch (const Error& e) {
+      problems.push_back(
+          fmt::format("a leftover definition of '{}' on host '{}' could not be "
+                      "removed: {}",
+                      vm, dst.name(), e.what()));
+    }
+  }
+  for (const auto& path : created) {
+    try {
+      dst.storage().remove(path);
+    } catch (const Error& e) {
+      problems.push_back(
+          fmt::format("'{}' on host '{}' could not be removed: {}", path, dst.name(), e.what()));
+    }
+  }
+  return problems;
+}
+
+std::string with_problems(std::string message, const std::vector<std::string>& problems) {
+  for (const auto& p : problems) message += "; " + p;
+  return message;
+}
+
+std::string delete_sources(guest::MigrationHost& src, const std::vector<DiskMove>& copies,
+                           bool keep) {
+  if (copies.empty()) return "no source files to delete (shared storage)";
+  if (keep) return fmt::format("source files kept on host '{}' (--keep-source)", src.name());
+  std::vector<std::string> problems, backing;
+  for (const auto& m : copies) {
+    try {
+      src.storage().remove(m.source);
+    } catch (const Error& e) {
+      problems.push_back(fmt::format("'{}' could not be deleted: {}", m.source, e.what()));
+    }
+    backing.insert(backing.end(), m.backing.begin(), m.backing.end());
+  }
+  std::string note = fmt::format("source files deleted on host '{}'", src.name());
+  if (!problems.empty()) note += fmt::format(", except: {}", fmt::join(problems, "; "));
+  if (!backing.empty())
+    note += fmt::format(" (backing files left in place, other VMs may use them: {})",
+                        fmt::join(backing, ", "));
+  return note;
+}
+
+std::string secs(std::chrono::milliseconds ms) {
+  return fmt::format("{:.1f} s", static_cast<double>(ms.count()) / 1000.0);
+}
+
+}  // namespace
+
+std::vector<std::string> live_migration_steps() {
+  return {"check", "prepare", "migrate", "verify", "cleanup"};
+}
+
+guest::MigrationRequest migration_request(const LiveMigrationPlan& plan,
+                                          const LiveMigrationOptions& o,
+                                          const std::string& dest_xml,
+                                          const std::string& persist_xml) {
+  guest::MigrationRequest r;
+  r.dest_peer_uri = plan.dest_peer_uri;
+  r.migrate_uri = plan.migrate_uri;
+  for (const auto& m : plan.copies) r.copy_disks.push_back(m.target);
+  r.dest_xml = dest_xml;
+  r.persist_xml = persist_xml;
+  r.bandwidth = o.bandwidth;
+  r.compression = o.compress;
+  r.parallel = o.parallel;
+  if (o.compress == "zstd" && r.parallel == 0) r.parallel = 2;  // zstd needs multifd
+  r.auto_converge = o.auto_converge;
+  r.postcopy = o.postcopy || o.timeout_action == "postcopy";
+  r.tls = o.tls;
+  r.max_downtime = o.max_downtime;
+  return r;
+}
+
+Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
+                          const LiveMigrationPlan& plan, const LiveMigrationOptions& o,
+                          JobContext& job) {
+  Saved saved;
+  saved.vm = plan.vm;
+  saved.keep_source = o.keep_source;
+  saved.copies = plan.copies;
+  job.save_state(saved.dump());
+  const std::string& vm = plan.vm;
+  std::string route = fmt::format("host '{}' to host '{}'", src.name(), dst.name());
+  job.step(
+      kCheck, StepState::kDone,
+      plan.copies_storage()
+          ? fmt::format("{} disk{} to copy, {} shared", plan.copies.size(),
+                        plan.copies.size() == 1 ? "" : "s", plan.shared.size())
+          : fmt::format("shared storage: only memory moves ({})", human_bytes(plan.memory_bytes)));
+
+  // A failure before the switch-over: the VM stays on the source.
+  auto fail_before_switch = [&](Step step, const std::string& why, Outcome outcome) {
+    job.step(step, outcome == Outcome::kCancelled ? StepState::kUndone : StepState::kFailed, why);
+    std::vector<std::string> problems = undo_destination(dst, vm, saved.created);
+    saved.phase = "undone";
+    job.save_state(saved.dump());
+    std::string where;
+    try {
+      where = src.vm_state(vm).value_or("not defined");
+    } catch (const Error& e) {
+      where = fmt::format("unknown ({})", e.what());
+    }
+    std::string msg = fmt::format(
+        "{}. The VM stays on host '{}' ({}), unchanged{}.", why, src.name(), where,
+        saved.created.empty()
+            ? ""
+            : fmt::format("; the destination images on host '{}' were removed", dst.name()));
+    return Result{outcome, with_problems(msg, problems)};
+  };
+
+  // ---- prepare: destination images, and the definition with new paths.
+  job.step(kPrepare, StepState::kRunning);
+  std::string dest_xml, persist_xml;
+  try {
+    for (const auto& m : plan.copies) {
+      if (job.cancel_requested())
+        return fail_before_switch(kPrepare, "Cancelled by request before the migration",
+                                  Outcome::kCancelled);
+      if (o.force && dst.storage().exists(m.dest)) dst.storage().remove(m.dest);
+      // Recorded first: a crash right after the create must still remove it.
+      saved.created.push_back(m.dest);
+      job.save_state(saved.dump());
+      dst.storage().create_image(m.dest, m.format, m.capacity);
+    }
+    std::vector<std::pair<std::string, std::string>> moved;
+    for (const auto& m : plan.copies)
+      if (m.dest != m.source) moved.emplace_back(m.target, m.dest);
+    if (!moved.empty()) {
+      dest_xml = hosts::rewrite_disk_paths(src.vm_xml(vm, false), moved);
+      if (src.vm_persistent(vm))
+        persist_xml = hosts::rewrite_disk_paths(src.vm_xml(vm, true), moved);
+    }
+  } catch (const Error& e) {
+    return fail_before_switch(kPrepare,
+                              fmt::format("Preparing host '{}' failed: {}", dst.name(), e.what()),
+                              Outcome::kFailed);
+  }
+  job.step(kPrepare, StepState::kDone,
+           plan.copies.empty() ? "nothing to create"
+                               : fmt::format("created on host '{}': {}", dst.name(),
+                                             list_copies(plan.copies, true)));
+
+  // ---- migrate
+  job.step(kMigrate, StepState::kRunning);
+  saved.phase = "migrate";
+  job.save_state(saved.dump());
+  std::unique_ptr<guest::LiveMigration> mig;
+  try {
+    mig = src.start_migration(vm, migration_request(plan, o, dest_xml, persist_xml));
+  } catch (const Error& e) {
+    return fail_before_switch(kMigrate, fmt::format("The migration could not start: {}", e.what()),
+                              Outcome::kFailed);
+  }
+  auto start = std::chrono::steady_clock::now();
+  std::optional<Deadline> overall;
+  if (o.timeout_per_gib.count() > 0) {
+    double gib = static_cast<double>(plan.memory_bytes +
+                                     [&] {
+                                       std::uint64_t b = 0;
+                                       for (const auto& m : plan.copies) b += m.need;
+                                       return b;
+                                     }()) /
+                 static_cast<double>(1ull << 30);
+    overall = Deadline::after(std::chrono::milliseconds(static_cast<std::int64_t>(
+        std::max(1.0, gib) * static_cast<double>(o.timeout_per_gib.count()) * 1000)));
+  }
+  std::uint64_t best_remaining = UINT64_MAX;
+  auto best_time = start;
+  bool cancelled = false, timed_out_action_taken = false;
+  std::string timeout_note;
+  guest::MigrationStats last;
+  std::optional<std::string> outcome;
+  for (;;) {
+    outcome = mig->wait(Deadline::after(kPoll));
+    if (outcome) break;
+    if (!cancelled && job.cancel_requested()) {
+      if (last.postcopy) {
+        job.note(
+            "cancel ignored: the migration is in post-copy; the VM already runs on the "
+            "destination and must finish there");
+      } else {
+        cancelled = true;
+        mig->abort();
+      }
+    }
+    guest::MigrationStats s = mig->stats();
+    if (!s.active) continue;
+    last = s;
+    std::uint64_t total = s.memory_total + s.disk_total;
+    std::uint64_t done = s.memory_processed + s.disk_processed;
+    job.progress(s.phase(), done, total);
+    job.detail(
+        Json::object()
+            .set("phase", Json::string(s.phase()))
+            .set("memory_total", Json::integer(static_cast<std::int64_t>(s.memory_total)))
+            .set("memory_processed", Json::integer(static_cast<std::int64_t>(s.memory_processed)))
+            .set("memory_remaining", Json::integer(static_cast<std::int64_t>(s.memory_remaining)))
+            .set("memory_bps", Json::integer(static_cast<std::int64_t>(s.memory_bps)))
+            .set("disk_total", Json::integer(static_cast<std::int64_t>(s.disk_total)))
+            .set("disk_processed", Json::integer(static_cast<std::int64_t>(s.disk_processed)))
+            .set("disk_remaining", Json::integer(static_cast<std::int64_t>(s.disk_remaining)))
+            .set("dirty_rate", Json::integer(static_cast<std::int64_t>(s.dirty_bytes_per_s)))
+            .set("iteration", Json::integer(static_cast<std::int64_t>(s.iteration)))
+            .set("throttle", Json::integer(static_cast<std::int64_t>(s.throttle_percent))));
+    if (cancelled || timed_out_action_taken) continue;
+    // Converging means what is left keeps reaching new lows.
+    std::uint64_t remaining = s.memory_remaining + s.disk_remaining;
+    auto now = std::chrono::steady_clock::now();
+    if (remaining < best_remaining) {
+      best_remaining = remaining;
+      best_time = now;
+    }
+    bool stalled = now - best_time > o.progress_timeout;
+    bool too_long = overall && overall->expired();
+    if (!stalled && !too_long) continue;
+    std::string why = stalled ? fmt::format("no progress for {} s (--progress-timeout; {} left)",
+                                            o.progress_timeout.count(), human_bytes(remaining))
+                              : fmt::format(
+                                    "the time limit of {} s per GiB passed "
+                                    "(--timeout-per-gib)",
+                                    o.timeout_per_gib.count());
+    if (o.timeout_action == "postcopy" && !s.postcopy && s.phase() == "memory") {
+      try {
+        mig->switch_to_postcopy();
+        timeout_note = why + ": switched to post-copy";
+        job.note(timeout_note);
+        timed_out_action_taken = true;
+        continue;
+      } catch (const Error& e) {
+        job.note(fmt::format("{}; the switch to post-copy failed: {}; aborting", why, e.what()));
+      }
+    } else if (o.timeout_action == "suspend") {
+      try {
+        mig->suspend_source();
+        timeout_note = why + ": the guest was paused so that the migration completes";
+        job.note(timeout_note);
+        timed_out_action_taken = true;
+        continue;
+      } catch (const Error& e) {
+        job.note(fmt::format("{}; pausing the guest failed: {}; aborting", why, e.what()));
+      }
+    }
+    timeout_note = why;
+    cancelled = true;
+    mig->abort();
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+
+  if (!outcome->empty()) {
+    // Failed, cancelled or aborted by a timeout. Unless post-copy had
+    // started, libvirt resumed the VM on the source.
+    if (last.postcopy) {
+      job.step(kMigrate, StepState::kFailed, *outcome);
+      saved.phase = "switched";
+      job.save_state(saved.dump());
+      return Result{Outcome::kFailed,
+                    fmt::format("The migration failed in post-copy: {}. The VM had already "
+                                "switched to host '{}' and may be paused there; libvirt can "
+                                "recover it (virsh migrate --postcopy --postcopy-resume). No "
+                                "file was deleted.",
+                                *outcome, dst.name())};
+    }
+    if (!timeout_note.empty())
+      return fail_before_switch(kMigrate, fmt::format("Aborted: {}", timeout_note),
+                                Outcome::kFailed);
+    if (cancelled)
+      return fail_before_switch(kMigrate, "Cancelled by request during the migration",
+                                Outcome::kCancelled);
+    return fail_before_switch(kMigrate, fmt::format("The migration failed: {}", *outcome),
+                              Outcome::kFailed);
+  }
+  saved.phase = "switched";
+  job.save_state(saved.dump());
+  std::optional<std::int64_t> downtime = dst.last_downtime_ms(vm);
+  if (downtime) job.pause(std::chrono::milliseconds(*downtime));
+  job.step(kMigrate, StepState::kDone,
+           fmt::format("{} in {}{}; pause {}", route, secs(took),
+                       last.iteration > 0 ? fmt::format(", {} memory passes", last.iteration) : "",
+                       downtime ? fmt::format("{} ms", *downtime) : "not reported"));
+  job.checkpoint("switched");
+
+  // ---- verify: the VM runs on the destination, on the expected files.
+  job.step(kVerify, StepState::kRunning);
+  std::vector<std::string> wrong;
+  std::optional<std::string> state = dst.vm_state(vm);
+  if (!state || (*state != "running" && *state != "paused"))
+    wrong.push_back(
+        fmt::format("the VM is {} on host '{}'", state.value_or("not defined"), dst.name()));
+  if (wrong.empty()) {
+    std::map<std::string, std::string> live = dst.vm_disks(vm, false);
+    for (const auto& m : plan.copies)
+      if (live[m.target] != m.dest)
+        wrong.push_back(
+            fmt::format("disk {} uses '{}' instead of '{}'", m.target, live[m.target], m.dest));
+    for (const auto& [target, path] : plan.shared)
+      if (live[target] != path)
+        wrong.push_back(
+            fmt::format("disk {} uses '{}' instead of '{}'", target, live[target], path));
+    if (!dst.vm_persistent(vm))
+      wrong.push_back(fmt::format("the VM is not defined persistently on host '{}'", dst.name()));
+  }
+  if (!wrong.empty()) {
+    job.step(kVerify, StepState::kFailed, fmt::format("{}", fmt::join(wrong, "; ")));
+    return Result{Outcome::kFailed,
+                  fmt::format("The migration reported success, but {}. No source file was "
+                              "deleted; check the VM on both hosts.",
+                              fmt::join(wrong, "; "))};
+  }
+  std::string source_left;
+  if (std::optional<std::string> s = src.vm_state(vm))
+    source_left =
+        fmt::format(" (a definition in state '{}' is still on host '{}')", *s, src.name());
+  job.step(kVerify, StepState::kDone,
+           fmt::format("{} on host '{}'{}", *state, dst.name(), source_left));
+
+  // ---- cleanup
+  std::string cleanup = delete_sources(src, plan.copies, o.keep_source);
+  job.step(kCleanup, o.keep_source || plan.copies.empty() ? StepState::kSkipped : StepState::kDone,
+           cleanup);
+  saved.phase = "done";
+  job.save_state(saved.dump());
+  std::string summary = fmt::format(
+      "{} of {} from {} in {}, pause {}", plan.copies_storage() ? "live VSM" : "live migration", vm,
+      route, secs(took), downtime ? fmt::format("{} ms", *downtime) : "not reported");
+  if (!timeout_note.empty()) summary += fmt::format(" ({})", timeout_note);
+  return Result{Outcome::kCompleted, fmt::format("{}; {}", summary, cleanup)};
+}
+
+Result recover_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
+                              const std::string& state_text, JobContext& job) {
+  Saved saved = Saved::parse(state_text);
+  const std::string& vm = saved.vm;
+  if (saved.phase == "done")
+    return Result{Outcome::kCompleted, "the job had finished its work before its process died"};
+  // The migration runs in the source's libvirtd: let it end first.
+  Deadline limit = Deadline::after(kRecoveryWait);
+  while (src.vm_job_active(vm) && !limit.expired()) std::this_thread::sleep_for(kPoll);
+  if (src.vm_job_active(vm))
+    throw Error(ErrorCode::kTimeout,
+                fmt::format("a migration of '{}' still runs on host '{}'", vm, src.name()));
+  std::optional<std::string> on_dst = dst.vm_state(vm);
+  std::optional<std::string> on_src = src.vm_state(vm);
+  bool at_dst = on_dst && (*on_dst == "running" || *on_dst == "paused");
+  bool at_src = on_src && (*on_src == "running" || *on_src == "paused");
+  if (at_dst && !at_src) {
+    job.step(kMigrate, StepState::kDone, "finished while its vmshift process was gone");
+    std::string cleanup = delete_sources(src, saved.copies, saved.keep_source);
+    job.step(kCleanup,
+             saved.keep_source || saved.copies.empty() ? StepState::kSkipped : StepState::kDone,
+             cleanup);
+    return Result{Outcome::kCompleted,
+                  fmt::format("Completed by recovery after its vmshift process died: the VM runs "
+                              "on host '{}'; {}",
+                              dst.name(), cleanup)};
+  }
+  if (at_src && !at_dst) {
+    std::vector<std::string> problems = undo_destination(dst, vm, saved.created);
+    job.step(kMigrate, StepState::kUndone, "rolled back by recovery");
+    return Result{Outcome::kRolledBack,
+                  with_problems(fmt::format("The vmshift process running this job died before "
+                                            "the switch-over. The VM runs on host '{}', "
+                                            "unchanged{}.",
+                                            src.name(),
+                                            saved.created.empty()
+                                                ? ""
+                                                : fmt::format("; the destination images on host "
+                                                              "'{}' were removed",
+                                                              dst.name())),
+                                problems)};
+  }
+  return Result{Outcome::kFailed,
+                fmt::format("The vmshift process running this job died. The VM is {} on host '{}' "
+                            "and {} on host '{}'; nothing was deleted. Check both hosts.",
+                            on_src.value_or("not defined"), src.name(),
+                            on_dst.value_or("not defined"), dst.name())};
+}
+
+Json to_json(const LiveMigrationOptions& o) {
+  Json disks = Json::array();
+  for (const auto& [t, p] : o.disks)
+    disks.push(Json::object().set("target", Json::string(t)).set("path", Json::string(p)));
+  Json j = Json::object().set("dest_host", Json::string(o.dest_host));
+  if (o.type) j.set("type", Json::string(*o.type));
+  if (o.storage) j.set("storage", Json::string(*o.storage));
+  return std::move(j)
+      .set("disks", disks)
+      .set("bandwidth", Json::integer(static_cast<std::int64_t>(o.bandwidth)))
+      .set("compress", Json::string(o.compress))
+      .set("parallel", Json::integer(o.parallel))
+      .set("auto_converge", Json::boolean(o.auto_converge))
+      .set("postcopy", Json::boolean(o.postcopy))
+      .set("max_downtime_ms", Json::integer(o.max_downtime.count()))
+      .set("timeout_per_gib", Json::integer(o.timeout_per_gib.count()))
+      .set("progress_timeout", Json::integer(o.progress_timeout.count()))
+      .set("timeout_action", Json::string(o.timeout_action))
+      .set("tls", Json::boolean(o.tls))
+      .set("keep_source", Json::boolean(o.keep_source))
+      .set("force", Json::boolean(o.force));
+}
+
+LiveMigrationOptions live_options_from_json(const Json& j) {
+  LiveMigrationOptions o;
+  o.dest_host = j.get_string("dest_host");
+  o.type = j.find_string("type");
+  o.storage = j.find_string("storage");
+  for (const Json& d : j.get("disks").items())
+    o.disks.emplace_back(d.get_string("target"), d.get_string("path"));
+  o.bandwidth = static_cast<std::uint64_t>(j.get_int("bandwidth"));
+  o.compress = j.get_string("compress");
+  o.parallel = static_cast<int>(j.get_int("parallel"));
+  o.auto_converge = j.get_bool("auto_converge");
+  o.postcopy = j.get_bool("postcopy");
+  o.max_downtime = std::chrono::milliseconds(j.get_int("max_downtime_ms"));
+  o.timeout_per_gib = std::chrono::seconds(j.get_int("timeout_per_gib"));
+  o.progress_timeout = std::chrono::seconds(j.get_int("progress_timeout"));
+  o.timeout_action = j.get_string("timeout_action");
+  o.tls = j.get_bool("tls");
+  o.keep_source = j.get_bool("keep_source");
+  o.force = j.get_bool("force");
+  return o;
+}
+
+Json to_json(const LiveMigrationPlan& p) {
+  Json copies = Json::array();
+  for (const auto& m : p.copies)
+    copies.push(Json::object()
+                    .set("target", Json::string(m.target))
+                    .set("source", Json::string(m.source))
+                    .set("dest", Json::string(m.dest))
+                    .set("format", Json::string(m.format))
+                    .set("capacity", Json::integer(static_cast<std::int64_t>(m.capacity)))
+                    .set("need", Json::integer(static_cast<std::int64_t>(m.need))));
+  Json shared = Json::object();
+  for (const auto& [t, path] : p.shared) shared.set(t, Json::string(path));
+  return Json::object()
+      .set("vm", Json::string(p.vm))
+      .set("source_host", Json::string(p.source_host))
+      .set("dest_host", Json::string(p.dest_host))
+      .set("dest_peer_uri", Json::string(p.dest_peer_uri))
+      .set("migrate_uri", Json::string(p.migrate_uri))
+      .set("copies", copies)
+      .set("shared", shared)
+      .set("memory_bytes", Json::integer(static_cast<std::int64_t>(p.memory_bytes)))
+      .set("predicted_total_ms", Json::integer(p.prediction.total.count()))
+      .set("predicted_pause_ms", Json::integer(p.prediction.pause.count()));
+}
+
+LiveMigrationPlan live_plan_from_json(const Json& j) {
+  LiveMigrationPlan p;
+  p.vm = j.get_string("vm");
+  p.source_host = j.get_string("source_host");
+  p.dest_host = j.get_string("dest_host");
+  p.dest_peer_uri = j.get_string("dest_peer_uri");
+  p.migrate_uri = j.get_string("migrate_uri");
+  for (const Json& d : j.get("copies").items()) {
+    DiskMove m;
+    m.target = d.get_string("target");
+    m.source = d.get_string("source");
+    m.dest = d.get_string("dest");
+    m.format = d.get_string("format");
+    m.capacity = static_cast<std::uint64_t>(d.get_int("capacity"));
+    m.need = static_cast<std::uint64_t>(d.get_int("need"));
+    p.copies.push_back(m);
+  }
+  Json shared = j.get("shared");
+  for (const auto& t : shared.keys()) p.shared[t] = shared.get_string(t);
+  p.memory_bytes = static_cast<std::uint64_t>(j.get_int("memory_bytes"));
+  p.prediction.total = std::chrono::milliseconds(j.get_int("predicted_total_ms"));
+  p.prediction.pause = std::chrono::milliseconds(j.get_int("predicted_pause_ms"));
+  return p;
+}
+
+}  // namespace vmshift::migrate

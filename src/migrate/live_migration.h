@@ -1,0 +1,89 @@
+// Live migration (SCVMM's live migration) and live VM-and-storage migration
+// ("live VSM"): a running VM moves to another host with a pause of a few
+// hundred milliseconds at most. With shared storage only memory and device
+// state travel; with disks on local storage, the disks are copied first
+// (the destination's QEMU serves NBD, the source mirrors into it) and
+// memory follows. libvirt drives it peer to peer.
+//
+//   check -> prepare -> migrate (disks, then memory passes) -> verify -> cleanup
+//            dest        switch-over at the end: the pause      the VM    source
+//            images                                             runs on   files
+//            created                                            the dest  deleted
+//
+// Until the switch-over the source stays authoritative: a failure or a
+// cancel leaves the VM running on the source, unchanged, and removes what
+// was made on the destination (images, a stray definition).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "guest/migration.h"
+#include "migrate/context.h"
+#include "migrate/live_storage.h"
+#include "migrate/prediction.h"
+#include "qmp/json.h"
+
+namespace vmshift::migrate {
+
+struct LiveMigrationOptions {
+  std::string dest_host;
+  std::optional<std::string> type;     // forced transfer type
+  std::optional<std::string> storage;  // destination storage location for copied disks
+  std::vector<std::pair<std::string, std::string>> disks;  // target -> path on the destination
+  std::uint64_t bandwidth = 0;                             // bytes per second; 0 = unlimited
+  std::string compress;                                    // "", "xbzrle", "zstd"
+  int parallel = 0;                                        // multifd connections
+  bool auto_converge = false;
+  bool postcopy = false;
+  std::chrono::milliseconds max_downtime{0};  // 0 = QEMU's default, 300 ms
+  std::chrono::seconds timeout_per_gib{0};    // 0 = no overall timeout
+  std::chrono::seconds progress_timeout{120};
+  std::string timeout_action = "abort";  // abort | postcopy | suspend
+  bool tls = false;
+  bool keep_source = false;
+  bool force = false;  // replace existing destination files
+};
+
+// What the planner decided; what a job needs to run it.
+struct LiveMigrationPlan {
+  std::string vm;
+  std::string source_host;
+  std::string dest_host;
+  std::string dest_peer_uri;                  // how the source's libvirtd reaches the destination's
+  std::string migrate_uri;                    // "tcp://ADDRESS" or ""
+  std::vector<DiskMove> copies;               // disks copied (live VSM)
+  std::map<std::string, std::string> shared;  // disks that stay where they are: target -> path
+  std::uint64_t memory_bytes = 0;
+  Prediction prediction;
+  bool copies_storage() const { return !copies.empty(); }
+};
+
+std::vector<std::string> live_migration_steps();
+
+Result run_live_migration(guest::MigrationHost& source, guest::MigrationHost& dest,
+                          const LiveMigrationPlan& plan, const LiveMigrationOptions& options,
+                          JobContext& job);
+
+// Finishes or undoes a job whose process died, from the state it saved.
+// The migration itself may still be running in the source's libvirtd: it
+// is waited for (bounded) first.
+Result recover_live_migration(guest::MigrationHost& source, guest::MigrationHost& dest,
+                              const std::string& saved_state, JobContext& job);
+
+qmp::Json to_json(const LiveMigrationOptions& options);
+LiveMigrationOptions live_options_from_json(const qmp::Json& json);
+qmp::Json to_json(const LiveMigrationPlan& plan);
+LiveMigrationPlan live_plan_from_json(const qmp::Json& json);
+
+// The request libvirt gets for a plan and options (tested on its own).
+guest::MigrationRequest migration_request(const LiveMigrationPlan& plan,
+                                          const LiveMigrationOptions& options,
+                                          const std::string& dest_xml,
+                                          const std::string& persist_xml);
+
+}  // namespace vmshift::migrate

@@ -1,0 +1,53 @@
+// How long a migration will take and how long the guest will pause, from
+// what can be measured before it starts: the bytes to copy, the guest's
+// RAM and dirty rate, and the link rate.
+//
+// Pre-copy live migration (QEMU): the first pass sends all of RAM while the
+// guest runs; each later pass sends what the guest dirtied during the pass
+// before. When what is left can be sent within the downtime limit, QEMU
+// pauses the guest, sends it with the device state, and the guest resumes
+// on the destination. With disks to copy (live VSM), the disks are mirrored
+// first, and the memory passes start once they are in sync.
+//
+//   pass 0:  R bytes              takes t0 = R / B
+//   pass i:  D * t(i-1) bytes     takes ti = D * t(i-1) / B      (D: dirty rate, B: link rate)
+//   stop when D * t(i-1) / B <= downtime limit; pause = that + switch overhead
+//
+// It converges only if D < B; if not, the prediction says so (the migration
+// would need auto-converge, post-copy or a higher bandwidth).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace vmshift::migrate {
+
+struct LiveInput {
+  std::uint64_t ram_bytes = 0;
+  std::uint64_t disk_bytes = 0;       // allocated data the migration copies (live VSM); 0 for live
+  double dirty_bytes_per_s = 0;       // guest's memory dirty rate
+  double disk_write_bytes_per_s = 0;  // guest's disk write rate, mirrored while disks copy
+  double link_bytes_per_s = 0;        // usable rate between the hosts (or --bandwidth)
+  std::chrono::milliseconds max_downtime{300};
+};
+
+struct Prediction {
+  std::chrono::milliseconds total{0};  // from start to the guest running on the destination
+  std::chrono::milliseconds pause{0};  // the guest's pause at the switch
+  std::chrono::milliseconds disk_time{0};
+  std::chrono::milliseconds memory_time{0};
+  int passes = 0;         // memory passes, the first full one included
+  bool converges = true;  // false: the dirty rate outruns the link
+  std::string explain() const;
+};
+
+// Fixed costs measured in the lab (libvirt 9.0, QEMU 7.2): the set-up of a
+// peer-to-peer migration (connections, destination QEMU start) and the
+// switch itself (device state, resume on the destination).
+inline constexpr std::chrono::milliseconds kMigrationSetup{900};
+inline constexpr std::chrono::milliseconds kSwitchOverhead{60};
+
+Prediction predict_live(const LiveInput& in);
+
+}  // namespace vmshift::migrate
