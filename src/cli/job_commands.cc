@@ -44,6 +44,26 @@ std::string progress_text(const Job& j) {
                      human_bytes(static_cast<std::uint64_t>(j.bytes_total)));
 }
 
+// What the planner predicted for a migration job (total ms, pause ms).
+std::optional<std::pair<std::int64_t, std::int64_t>> predicted(const Job& j) {
+  try {
+    Json params = Json::parse(j.params);
+    std::optional<Json> plan = params.find("plan");
+    if (!plan) return std::nullopt;
+    auto total = plan->find_int("predicted_total_ms");
+    auto pause = plan->find_int("predicted_pause_ms");
+    if (!total || !pause || *total <= 0) return std::nullopt;
+    return std::make_pair(*total, *pause);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<std::int64_t> measured_ms(const Job& j) {
+  if (!j.started || !j.ended) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*j.ended - *j.started).count();
+}
+
 Json job_json(const Job& j) {
   Json steps = Json::array();
   for (const auto& s : j.steps)
@@ -71,6 +91,10 @@ Json job_json(const Job& j) {
   if (j.started) o.set("started_ms", Json::integer(ms_since_epoch(*j.started)));
   if (j.ended) o.set("ended_ms", Json::integer(ms_since_epoch(*j.ended)));
   if (j.lease) o.set("pid", Json::integer(j.lease->pid));
+  if (auto p = predicted(j))
+    o.set("predicted_total_ms", Json::integer(p->first))
+        .set("predicted_pause_ms", Json::integer(p->second));
+  if (auto m = measured_ms(j)) o.set("total_ms", Json::integer(*m));
   return o;
 }
 
@@ -118,6 +142,15 @@ int jobs_show(core::JobStore& store, std::int64_t id, bool json) {
   fmt::print("progress: {} ({}/s)\n", progress_text(j),
              human_bytes(static_cast<std::uint64_t>(j.rate)));
   if (j.pause_ms) fmt::print("pause:    {} ms\n", *j.pause_ms);
+  if (auto p = predicted(j)) {
+    std::optional<std::int64_t> took = measured_ms(j);
+    fmt::print("predicted: {:.1f} s in all, pause {} ms; measured: {}, pause {}\n",
+               static_cast<double>(p->first) / 1000, p->second,
+               took && j.state == JobState::kCompleted
+                   ? fmt::format("{:.1f} s in all", static_cast<double>(*took) / 1000)
+                   : "-",
+               j.pause_ms ? fmt::format("{} ms", *j.pause_ms) : "-");
+  }
   if (j.lease && !core::is_terminal(j.state)) fmt::print("process:  {}\n", j.lease->pid);
   fmt::print("steps:\n");
   for (const auto& s : j.steps)

@@ -395,6 +395,22 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     m.need = di.allocation + pd.chain_allocation;  // the whole chain becomes one image
     plan.live.copies.push_back(m);
   }
+  // Disks two QEMUs open at once during the switch-over must not be cached
+  // by the host: the destination would read what the source has not written.
+  if (running(g.state)) {
+    std::vector<std::string> cached;
+    for (const auto& [target, path] : plan.live.shared) {
+      auto it = d.disk_cache.find(target);
+      std::string mode = it == d.disk_cache.end() ? "" : it->second;
+      if (mode == "none" || mode == "directsync" || contains(d.readonly_disks, target)) continue;
+      cached.push_back(fmt::format("{} (cache={})", target, mode.empty() ? "default" : mode));
+    }
+    if (!cached.empty())
+      checks.fail("cache", fmt::format("shared disk{} {} must use cache='none' or 'directsync' to "
+                                       "move live: with host caching the destination could read "
+                                       "data the source has not written yet",
+                                       cached.size() == 1 ? "" : "s", fmt::join(cached, ", ")));
+  }
   if (!unseen.empty())
     checks.fail("storage", fmt::format("host '{}' does not see {}: the inventory says the "
                                        "storage is shared, but the files are not there",

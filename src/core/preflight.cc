@@ -11,11 +11,13 @@
 #include "guest/libvirt_guest.h"
 #include "hosts/domain.h"
 #include "hosts/xml.h"
+#include "qmp/json.h"
 
 namespace vmshift::core {
 namespace {
 
 using migrate::human_bytes;
+using qmp::Json;
 
 constexpr double kAssumedLink = 1e9 / 8;  // 1 Gbit/s
 
@@ -146,6 +148,14 @@ LinkRate link_rate(const hosts::Inventory& inv, const std::string& a, const std:
       bool between =
           (j.source_host == a && j.dest_host == b) || (j.source_host == b && j.dest_host == a);
       if (!between || !j.started || !j.ended || j.bytes_done <= 0) continue;
+      // QEMU's own transfer rate, when the job kept it.
+      try {
+        if (auto bps = Json::parse(j.state_data).find_int("memory_bps"); bps && *bps > 0)
+          return {static_cast<double>(*bps),
+                  fmt::format("{}/s, measured by job {}",
+                              human_bytes(static_cast<std::uint64_t>(*bps)), j.id)};
+      } catch (const Error&) {
+      }
       double secs = std::chrono::duration<double>(*j.ended - *j.started).count();
       if (secs <= 0) continue;
       double rate = static_cast<double>(j.bytes_done) / secs;

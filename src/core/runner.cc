@@ -269,7 +269,7 @@ migrate::Result run_live_storage_job(const Job& job, const hosts::Inventory& inv
 }
 
 migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& inv, JobStore& store,
-                                       StoreContext& ctx, Observer& obs) {
+                                       StoreContext& ctx) {
   Json params = Json::parse(job.params);
   migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
   // The checks run again: things may have changed while the job waited.
@@ -286,7 +286,6 @@ migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& i
   // Keep the prediction made when the job was created (it measured the guest).
   migrate::LiveMigrationPlan first = migrate::live_plan_from_json(params.get("plan"));
   plan.prediction = first.prediction;
-  for (const auto& n : pf.plan.notes) obs.note(n);
   guest::LibvirtHost src = open_host(inv, job.source_host);
   guest::LibvirtHost dst = open_host(inv, job.dest_host);
   return migrate::run_live_migration(src, dst, plan, options, ctx);
@@ -327,7 +326,7 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::
   migrate::Result result;
   try {
     if (is_live_migration(job.type))
-      result = run_live_migration_job(job, inv, store, ctx, obs);
+      result = run_live_migration_job(job, inv, store, ctx);
     else
       result = run_live_storage_job(job, inv, store, ctx, obs);
     ctx.flush();

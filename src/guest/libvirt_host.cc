@@ -198,6 +198,7 @@ unsigned int migration_flags(const MigrationRequest& r) {
   if (r.auto_converge) f |= VIR_MIGRATE_AUTO_CONVERGE;
   if (r.postcopy) f |= VIR_MIGRATE_POSTCOPY;
   if (r.tls) f |= VIR_MIGRATE_TLS;
+  if (r.shared_storage_vouched) f |= VIR_MIGRATE_UNSAFE;
   if (r.parallel > 0) f |= VIR_MIGRATE_PARALLEL;
   if (!r.compression.empty()) f |= VIR_MIGRATE_COMPRESSED;
   return f;
@@ -286,7 +287,7 @@ bool LibvirtHost::vm_job_active(const std::string& vm) {
   return info.type == VIR_DOMAIN_JOB_BOUNDED || info.type == VIR_DOMAIN_JOB_UNBOUNDED;
 }
 
-std::optional<std::int64_t> LibvirtHost::last_downtime_ms(const std::string& vm) {
+std::optional<CompletedMigration> LibvirtHost::completed_migration(const std::string& vm) {
   hosts::Domain d = find(vm);
   if (!d) return std::nullopt;
   TypedParams p;
@@ -296,8 +297,16 @@ std::optional<std::int64_t> LibvirtHost::last_downtime_ms(const std::string& vm)
     virResetLastError();
     return std::nullopt;
   }
-  if (!p.has(VIR_DOMAIN_JOB_DOWNTIME)) return std::nullopt;
-  return static_cast<std::int64_t>(p.ull(VIR_DOMAIN_JOB_DOWNTIME));
+  if (type == VIR_DOMAIN_JOB_NONE) return std::nullopt;
+  CompletedMigration c;
+  if (p.has(VIR_DOMAIN_JOB_DOWNTIME))
+    c.downtime_ms = static_cast<std::int64_t>(p.ull(VIR_DOMAIN_JOB_DOWNTIME));
+  c.elapsed_ms = p.ull(VIR_DOMAIN_JOB_TIME_ELAPSED);
+  c.data_total = p.ull(VIR_DOMAIN_JOB_DATA_TOTAL);
+  c.data_processed = p.ull(VIR_DOMAIN_JOB_DATA_PROCESSED);
+  c.memory_bps = p.ull(VIR_DOMAIN_JOB_MEMORY_BPS);
+  c.iteration = p.ull(VIR_DOMAIN_JOB_MEMORY_ITERATION);
+  return c;
 }
 
 void LibvirtHost::undefine(const std::string& vm) {

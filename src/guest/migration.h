@@ -32,6 +32,10 @@ struct MigrationRequest {
   bool auto_converge = false;
   bool postcopy = false;  // allow a switch to post-copy
   bool tls = false;
+  // The disks not copied are on storage both hosts share, which vmshift's
+  // inventory vouches for (libvirt trusts only file systems it recognises
+  // as shared, such as NFS) and whose cache mode the planner checked.
+  bool shared_storage_vouched = false;
   std::chrono::milliseconds max_downtime{0};  // 0: QEMU's default (300 ms)
 };
 
@@ -46,6 +50,15 @@ struct MigrationStats {
   bool postcopy = false;                // switched to post-copy
   // "disks" while the disks copy, then "memory"; "post-copy" after the switch.
   std::string phase() const;
+};
+
+struct CompletedMigration {
+  std::optional<std::int64_t> downtime_ms;  // the guest's pause at the switch-over
+  std::uint64_t elapsed_ms = 0;
+  std::uint64_t data_total = 0;      // memory and disks
+  std::uint64_t data_processed = 0;  // bytes sent
+  std::uint64_t memory_bps = 0;      // memory transfer rate
+  std::uint64_t iteration = 0;       // memory passes
 };
 
 // One migration of one VM, running in the background from start until it
@@ -83,8 +96,9 @@ class MigrationHost {
   virtual std::string vm_xml(const std::string& vm, bool persistent) = 0;
   // Whether a migration (or another async job) of the VM runs here.
   virtual bool vm_job_active(const std::string& vm) = 0;
-  // The guest's pause of the last migration that ended here, if known.
-  virtual std::optional<std::int64_t> last_downtime_ms(const std::string& vm) = 0;
+  // The statistics of the last migration that ended here (the guest's
+  // pause among them), if the host kept them.
+  virtual std::optional<CompletedMigration> completed_migration(const std::string& vm) = 0;
   // Removes a VM that is not running (its definition only; no files).
   virtual void undefine(const std::string& vm) = 0;
 

@@ -79,6 +79,14 @@ DomainFacts parse_domain(std::string_view text) {
   for (const auto& d : xml.all("/domain/devices/interface[@type='direct']/source/@dev"))
     add_unique(f.host_devs, d);
 
+  int ndisks = xml.count("/domain/devices/disk[@device='disk']");
+  for (int i = 1; i <= ndisks; ++i) {
+    std::string d = fmt::format("/domain/devices/disk[@device='disk'][{}]", i);
+    std::string target = xml.text(d + "/target/@dev");
+    f.disk_cache[target] = xml.text(d + "/driver/@cache");
+    if (xml.count(d + "/readonly") > 0) f.readonly_disks.push_back(target);
+  }
+
   // What QEMU or libvirt refuses to migrate.
   if (int n = xml.count("/domain/devices/hostdev"); n > 0)
     f.blockers.push_back(fmt::format(

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,10 @@ struct DomainFacts {
   std::vector<std::string> networks;   // libvirt networks of <interface type='network'>
   std::vector<std::string> bridges;    // host bridges of <interface type='bridge'>
   std::vector<std::string> host_devs;  // host NICs of <interface type='direct'>
+  // The cache mode of each disk (target -> "none", "writeback", ...; ""
+  // when unset, which is QEMU's writeback), and the read-only disks.
+  std::map<std::string, std::string> disk_cache;
+  std::vector<std::string> readonly_disks;
   // Why the domain cannot be live-migrated at all, one sentence each.
   std::vector<std::string> blockers;
 };

@@ -26,6 +26,7 @@ struct Saved {
   bool keep_source = false;
   std::vector<DiskMove> copies;
   std::vector<std::string> created;  // destination images this job created
+  std::uint64_t memory_bps = 0;      // QEMU's memory transfer rate, once done
 
   std::string dump() const {
     Json disks = Json::array();
@@ -42,6 +43,7 @@ struct Saved {
         .set("keep_source", Json::boolean(keep_source))
         .set("copies", disks)
         .set("created", made)
+        .set("memory_bps", Json::integer(static_cast<std::int64_t>(memory_bps)))
         .dump();
   }
   static Saved parse(const std::string& text) {
@@ -165,6 +167,7 @@ guest::MigrationRequest migration_request(const LiveMigrationPlan& plan,
   r.auto_converge = o.auto_converge;
   r.postcopy = o.postcopy || o.timeout_action == "postcopy";
   r.tls = o.tls;
+  r.shared_storage_vouched = !plan.shared.empty();
   r.max_downtime = o.max_downtime;
   return r;
 }
@@ -282,7 +285,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
       }
     }
     guest::MigrationStats s = mig->stats();
-    if (!s.active) continue;
+    if (!s.active || s.memory_total + s.disk_total == 0) continue;  // still setting up
     last = s;
     std::uint64_t total = s.memory_total + s.disk_total;
     std::uint64_t done = s.memory_processed + s.disk_processed;
@@ -368,14 +371,25 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
     return fail_before_switch(kMigrate, fmt::format("The migration failed: {}", *outcome),
                               Outcome::kFailed);
   }
+  std::optional<guest::CompletedMigration> done = dst.completed_migration(vm);
   saved.phase = "switched";
+  if (done) saved.memory_bps = done->memory_bps;
   job.save_state(saved.dump());
-  std::optional<std::int64_t> downtime = dst.last_downtime_ms(vm);
-  if (downtime) job.pause(std::chrono::milliseconds(*downtime));
+  // -1: not reported (a plain integer: GCC misreads an optional here).
+  std::int64_t downtime = done && done->downtime_ms ? *done->downtime_ms : -1;
+  std::string pause_text = downtime >= 0 ? fmt::format("{} ms", downtime) : "not reported";
+  if (downtime >= 0) job.pause(std::chrono::milliseconds(downtime));
+  std::uint64_t passes = done && done->iteration > 0 ? done->iteration : last.iteration;
+  if (done && done->data_processed > 0)
+    job.progress("done", done->data_processed, done->data_processed);
   job.step(kMigrate, StepState::kDone,
-           fmt::format("{} in {}{}; pause {}", route, secs(took),
-                       last.iteration > 0 ? fmt::format(", {} memory passes", last.iteration) : "",
-                       downtime ? fmt::format("{} ms", *downtime) : "not reported"));
+           fmt::format(
+               "{} in {}{}{}; pause {}", route, secs(took),
+               passes > 0 ? fmt::format(", {} memory pass{}", passes, passes == 1 ? "" : "es") : "",
+               done && done->data_processed > 0
+                   ? fmt::format(", {} sent", human_bytes(done->data_processed))
+                   : "",
+               pause_text));
   job.checkpoint("switched");
 
   // ---- verify: the VM runs on the destination, on the expected files.
@@ -418,9 +432,9 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
            cleanup);
   saved.phase = "done";
   job.save_state(saved.dump());
-  std::string summary = fmt::format(
-      "{} of {} from {} in {}, pause {}", plan.copies_storage() ? "live VSM" : "live migration", vm,
-      route, secs(took), downtime ? fmt::format("{} ms", *downtime) : "not reported");
+  std::string summary = fmt::format("{} of {} from {} in {}, pause {}",
+                                    plan.copies_storage() ? "live VSM" : "live migration", vm,
+                                    route, secs(took), pause_text);
   if (!timeout_note.empty()) summary += fmt::format(" ({})", timeout_note);
   return Result{Outcome::kCompleted, fmt::format("{}; {}", summary, cleanup)};
 }

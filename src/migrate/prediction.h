@@ -42,11 +42,12 @@ struct Prediction {
   std::string explain() const;
 };
 
-// Fixed costs measured in the lab (libvirt 9.0, QEMU 7.2): the set-up of a
-// peer-to-peer migration (connections, destination QEMU start) and the
-// switch itself (device state, resume on the destination).
-inline constexpr std::chrono::milliseconds kMigrationSetup{900};
-inline constexpr std::chrono::milliseconds kSwitchOverhead{60};
+// Fixed costs measured in the lab (libvirt 9.0, QEMU 7.2 under TCG, see
+// docs/live-migration.md): the set-up of a peer-to-peer migration
+// (connections, the destination's QEMU start) and the switch itself
+// (device state, stopping and starting the vCPUs, libvirt's resume).
+inline constexpr std::chrono::milliseconds kMigrationSetup{1100};
+inline constexpr std::chrono::milliseconds kSwitchOverhead{150};
 
 Prediction predict_live(const LiveInput& in);
 
