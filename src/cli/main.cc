@@ -92,7 +92,8 @@ void add_migrate_options(CLI::App* cmd, MigrateArgs& a) {
   cmd->add_option("--disk", a.disks, "TARGET=PATH: copy this disk to PATH on the destination");
   cmd->add_option("--bandwidth", a.bandwidth_mib, "At most this many MiB/s");
   cmd->add_option("--compress", a.compress,
-                  "Compress memory: xbzrle (default), or zstd over multifd (--parallel)")
+                  "Compress memory: xbzrle (default), mt (multi-threaded), or zstd over multifd "
+                  "(--parallel; libvirt 9.4+)")
       ->expected(0, 1)
       ->default_str("");
   cmd->add_option("--parallel", a.parallel, "Memory over N connections (multifd)");

@@ -122,9 +122,9 @@ core::PlanRequest plan_request(const MigrateArgs& a, const hosts::Inventory& inv
   o.bandwidth = static_cast<std::uint64_t>(a.bandwidth_mib * 1024 * 1024);
   if (a.compress) {
     o.compress = a.compress->empty() ? "xbzrle" : *a.compress;
-    if (o.compress != "xbzrle" && o.compress != "zstd")
+    if (o.compress != "xbzrle" && o.compress != "mt" && o.compress != "zstd")
       throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("--compress takes xbzrle or zstd, not '{}'", o.compress));
+                  fmt::format("--compress takes xbzrle, mt or zstd, not '{}'", o.compress));
   }
   if (a.parallel < 0 || a.parallel > 64)
     throw Error(ErrorCode::kInvalidArgument, "--parallel takes 1 to 64 connections");

@@ -44,7 +44,8 @@ struct GuestView {
   std::vector<PlanDisk> disks;
   std::optional<double> dirty_bytes_per_s;  // measured by libvirt's dirty-rate calculation
   std::optional<double> disk_write_bytes_per_s;
-  std::string measure_note;  // why a rate is missing
+  std::string measure_note;                  // why a rate is missing
+  unsigned long source_libvirt_version = 0;  // 9000000 for 9.0.0
 };
 
 struct DestView {

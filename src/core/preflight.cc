@@ -175,6 +175,8 @@ Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStor
   const hosts::HostConfig& src_cfg = inv.host(req.source_host);
   hosts::Connection src = hosts::Connection::open(src_cfg.uri, src_cfg.name);
   hosts::Domain dom = src.domain(req.vm);
+  if (virConnectGetLibVersion(src.get(), &pf.guest.source_libvirt_version) != 0)
+    virResetLastError();
   bool active = hosts::domain_active(dom.get());
   pf.guest.state = hosts::domain_state(dom.get());
   pf.guest.domain = hosts::parse_domain(

@@ -247,7 +247,14 @@ hosts::Domain LibvirtHost::find(const std::string& vm) {
 std::optional<std::string> LibvirtHost::vm_state(const std::string& vm) {
   hosts::Domain d = find(vm);
   if (!d) return std::nullopt;
-  return hosts::domain_state(d.get());
+  try {
+    return hosts::domain_state(d.get());
+  } catch (const Error&) {
+    // Gone between the lookup and the question (e.g. the destination side
+    // of a cancelled migration): not defined here any more.
+    if (!find(vm)) return std::nullopt;
+    throw;
+  }
 }
 
 bool LibvirtHost::vm_persistent(const std::string& vm) {
@@ -285,6 +292,16 @@ bool LibvirtHost::vm_job_active(const std::string& vm) {
     return false;
   }
   return info.type == VIR_DOMAIN_JOB_BOUNDED || info.type == VIR_DOMAIN_JOB_UNBOUNDED;
+}
+
+bool LibvirtHost::abort_job(const std::string& vm) {
+  hosts::Domain d = find(vm);
+  if (!d) return false;
+  if (virDomainAbortJob(d.get()) != 0) {
+    virResetLastError();
+    return false;
+  }
+  return true;
 }
 
 std::optional<CompletedMigration> LibvirtHost::completed_migration(const std::string& vm) {

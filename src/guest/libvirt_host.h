@@ -24,6 +24,7 @@ class LibvirtHost : public MigrationHost {
   std::map<std::string, std::string> vm_disks(const std::string& vm, bool persistent) override;
   std::string vm_xml(const std::string& vm, bool persistent) override;
   bool vm_job_active(const std::string& vm) override;
+  bool abort_job(const std::string& vm) override;
   std::optional<CompletedMigration> completed_migration(const std::string& vm) override;
   void undefine(const std::string& vm) override;
   std::unique_ptr<LiveMigration> start_migration(const std::string& vm,

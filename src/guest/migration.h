@@ -96,6 +96,9 @@ class MigrationHost {
   virtual std::string vm_xml(const std::string& vm, bool persistent) = 0;
   // Whether a migration (or another async job) of the VM runs here.
   virtual bool vm_job_active(const std::string& vm) = 0;
+  // Asks the job of the VM here to cancel; false if it cannot be (e.g. a
+  // migration in post-copy) or there is none.
+  virtual bool abort_job(const std::string& vm) = 0;
   // The statistics of the last migration that ended here (the guest's
   // pause among them), if the host kept them.
   virtual std::optional<CompletedMigration> completed_migration(const std::string& vm) = 0;

@@ -19,6 +19,8 @@ constexpr auto kPoll = std::chrono::milliseconds(200);
 constexpr auto kAbortWait = std::chrono::seconds(120);
 // How long recovery waits for a migration still running in libvirtd.
 constexpr auto kRecoveryWait = std::chrono::minutes(10);
+// How long the destination side of a failed migration may take to go.
+constexpr auto kSettle = std::chrono::seconds(30);
 
 struct Saved {
   std::string phase = "prepare";  // prepare, migrate, switched, done, undone
@@ -71,14 +73,34 @@ std::string list_copies(const std::vector<DiskMove>& copies, bool dest) {
   return s;
 }
 
+bool active(const std::optional<std::string>& state) {
+  return state && (*state == "running" || *state == "paused");
+}
+
+// While libvirt tears down the destination side of a failed or cancelled
+// migration, the VM shows there as paused: waits (bounded) until it is
+// gone, as long as the VM runs on the source. Returns the destination's state.
+std::optional<std::string> settled_dest_state(guest::MigrationHost& src, guest::MigrationHost& dst,
+                                              const std::string& vm) {
+  Deadline limit = Deadline::after(kSettle);
+  for (;;) {
+    std::optional<std::string> d = dst.vm_state(vm);
+    if (!d || *d != "paused" || limit.expired()) return d;
+    std::optional<std::string> s = src.vm_state(vm);
+    if (!active(s)) return d;
+    std::this_thread::sleep_for(kPoll);
+  }
+}
+
 // Removes what this job made on the destination, unless the VM runs there.
 // Returns problems as sentences.
-std::vector<std::string> undo_destination(guest::MigrationHost& dst, const std::string& vm,
+std::vector<std::string> undo_destination(guest::MigrationHost& src, guest::MigrationHost& dst,
+                                          const std::string& vm,
                                           const std::vector<std::string>& created) {
   std::vector<std::string> problems;
   std::optional<std::string> state;
   try {
-    state = dst.vm_state(vm);
+    state = settled_dest_state(src, dst, vm);
   } catch (const Error& e) {
     problems.push_back(
         fmt::format("cannot check host '{}' for a leftover VM: {}; its files "
@@ -192,7 +214,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
   // A failure before the switch-over: the VM stays on the source.
   auto fail_before_switch = [&](Step step, const std::string& why, Outcome outcome) {
     job.step(step, outcome == Outcome::kCancelled ? StepState::kUndone : StepState::kFailed, why);
-    std::vector<std::string> problems = undo_destination(dst, vm, saved.created);
+    std::vector<std::string> problems = undo_destination(src, dst, vm, saved.created);
     saved.phase = "undone";
     job.save_state(saved.dump());
     std::string where;
@@ -445,16 +467,22 @@ Result recover_live_migration(guest::MigrationHost& src, guest::MigrationHost& d
   const std::string& vm = saved.vm;
   if (saved.phase == "done")
     return Result{Outcome::kCompleted, "the job had finished its work before its process died"};
-  // The migration runs in the source's libvirtd: let it end first.
-  Deadline limit = Deadline::after(kRecoveryWait);
-  while (src.vm_job_active(vm) && !limit.expired()) std::this_thread::sleep_for(kPoll);
-  if (src.vm_job_active(vm))
-    throw Error(ErrorCode::kTimeout,
-                fmt::format("a migration of '{}' still runs on host '{}'", vm, src.name()));
-  std::optional<std::string> on_dst = dst.vm_state(vm);
+  // The migration goes on in the source's libvirtd without its vmshift
+  // process. Before the switch-over it is cancelled: the VM stays on the
+  // intact source, as when a job is cancelled. One that cannot be cancelled
+  // any more (post-copy, or the switch-over under way) is let finish.
+  if (src.vm_job_active(vm)) {
+    bool aborted = src.abort_job(vm);
+    Deadline limit = Deadline::after(aborted ? kAbortWait : kRecoveryWait);
+    while (src.vm_job_active(vm) && !limit.expired()) std::this_thread::sleep_for(kPoll);
+    if (src.vm_job_active(vm))
+      throw Error(ErrorCode::kTimeout,
+                  fmt::format("a migration of '{}' still runs on host '{}'", vm, src.name()));
+  }
+  std::optional<std::string> on_dst = settled_dest_state(src, dst, vm);
   std::optional<std::string> on_src = src.vm_state(vm);
-  bool at_dst = on_dst && (*on_dst == "running" || *on_dst == "paused");
-  bool at_src = on_src && (*on_src == "running" || *on_src == "paused");
+  bool at_dst = active(on_dst);
+  bool at_src = active(on_src);
   if (at_dst && !at_src) {
     job.step(kMigrate, StepState::kDone, "finished while its vmshift process was gone");
     std::string cleanup = delete_sources(src, saved.copies, saved.keep_source);
@@ -467,7 +495,7 @@ Result recover_live_migration(guest::MigrationHost& src, guest::MigrationHost& d
                               dst.name(), cleanup)};
   }
   if (at_src && !at_dst) {
-    std::vector<std::string> problems = undo_destination(dst, vm, saved.created);
+    std::vector<std::string> problems = undo_destination(src, dst, vm, saved.created);
     job.step(kMigrate, StepState::kUndone, "rolled back by recovery");
     return Result{Outcome::kRolledBack,
                   with_problems(fmt::format("The vmshift process running this job died before "

@@ -52,7 +52,9 @@ Prediction predict_live(const LiveInput& in) {
     ++p.passes;
     left = std::min(ram, dirty * pass_s);
   }
-  double pause_s = left / link;
+  // QEMU never pauses longer than the limit: a migration that does not
+  // converge goes on passing (or needs auto-converge, post-copy or a pause).
+  double pause_s = p.converges ? left / link : limit_s;
   p.disk_time = ms(disk_s);
   p.memory_time = ms(mem_s);
   p.pause = ms(pause_s) + kSwitchOverhead;
@@ -70,8 +72,9 @@ std::string Prediction::explain() const {
   s += fmt::format("{:.1f} s memory in {} pass{}), pause about {} ms", secs(memory_time), passes,
                    passes == 1 ? "" : "es", pause.count());
   if (!converges)
-    s += "; the guest dirties memory faster than the link carries it: it would not converge "
-         "without --auto-converge, --postcopy or more bandwidth";
+    s += "; but the guest dirties memory about as fast as the link carries it: it would not "
+         "converge without --auto-converge, --timeout-action suspend or more bandwidth (the "
+         "times are those of the passes before giving up)";
   return s;
 }
 
