@@ -565,7 +565,7 @@ Rating rate_plan(const MigrationPlan& plan, const DestView& dest, std::uint64_t 
     }
   }
   std::uint64_t left = dest.free_memory > memory_bytes ? dest.free_memory - memory_bytes : 0;
-  if (left < dest.free_memory / 4) {
+  if (left < std::max<std::uint64_t>(dest.free_memory / 4, 512ull << 20)) {
     --r.stars;
     why.push_back(fmt::format("{} of memory left afterwards", human_bytes(left)));
   }

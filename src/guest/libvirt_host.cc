@@ -15,7 +15,7 @@ namespace {
 // virTypedParameter arrays that libvirt allocates, freed with the owner.
 class TypedParams {
  public:
-  TypedParams() = default;
+  TypedParams() { hosts::init_libvirt(); }
   TypedParams(const TypedParams&) = delete;
   TypedParams& operator=(const TypedParams&) = delete;
   ~TypedParams() { virTypedParamsFree(params_, n_); }

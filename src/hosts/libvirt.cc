@@ -11,6 +11,8 @@ namespace {
 
 void quiet(void*, virErrorPtr) {}
 
+}  // namespace
+
 void init_libvirt() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -18,6 +20,8 @@ void init_libvirt() {
     virSetErrorFunc(nullptr, quiet);
   });
 }
+
+namespace {
 
 ErrorCode code_for(int vir_code) {
   switch (vir_code) {

@@ -18,6 +18,10 @@
 
 namespace vmshift::hosts {
 
+// Initializes libvirt once per process (and silences its own error
+// printing); every entry point that calls libvirt does this first.
+void init_libvirt();
+
 // Throws the calling thread's last libvirt error as vmshift::Error:
 // "<what>: <libvirt's message>". The code follows libvirt's: no such
 // domain/volume/pool -> kNotFound, operation invalid -> kFailedPrecondition,

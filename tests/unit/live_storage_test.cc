@@ -15,12 +15,14 @@
 
 #include "base/error.h"
 #include "guest/local_storage.h"
+#include "support/fake_job.h"
 #include "support/temp_dir.h"
 
 namespace vmshift::migrate {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::FakeJob;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::TempDir;
@@ -119,56 +121,6 @@ class FakeGuest : public guest::Guest {
   std::map<std::string, std::uint64_t> bandwidth;
   std::map<std::string, std::string> active;
   std::map<std::string, std::string> persisted;
-};
-
-struct StepCall {
-  std::size_t index;
-  StepState state;
-  std::string detail;
-};
-
-// Records steps and progress; cancels when told to.
-class FakeJob : public JobContext {
- public:
-  void step(std::size_t index, StepState state, const std::string& detail) override {
-    steps.push_back({index, state, detail});
-  }
-  void progress(std::string_view phase, std::uint64_t done, std::uint64_t total) override {
-    phases.emplace_back(phase);
-    last_done = done;
-    last_total = total;
-    if (cancel_on_progress) cancel = true;
-  }
-  void pause(std::chrono::milliseconds ms) override { paused = ms; }
-  void save_state(const std::string& json) override { saved.push_back(json); }
-  bool cancel_requested() override { return cancel; }
-  void note(const std::string&) override {}
-  void checkpoint(std::string_view point) override {
-    points.emplace_back(point);
-    if (point == cancel_at) cancel = true;
-  }
-
-  // The last state recorded for a step, if any.
-  std::optional<StepState> last(std::size_t index) const {
-    std::optional<StepState> s;
-    for (const auto& c : steps)
-      if (c.index == index) s = c.state;
-    return s;
-  }
-  // "index:state" for every call, to check the order.
-  std::vector<std::string> trace() const {
-    std::vector<std::string> out;
-    for (const auto& c : steps)
-      out.push_back(std::to_string(c.index) + ":" + std::to_string(static_cast<int>(c.state)));
-    return out;
-  }
-
-  std::vector<StepCall> steps;
-  std::vector<std::string> phases, saved, points;
-  std::uint64_t last_done = 0, last_total = 0;
-  std::optional<std::chrono::milliseconds> paused;
-  bool cancel = false, cancel_on_progress = false;
-  std::string cancel_at;
 };
 
 // Step indexes, as live_storage_steps() names them.

@@ -1,0 +1,452 @@
+// run_live_migration's steps and recover_live_migration, on fake hosts and
+// a scripted migration: what is created, started, aborted, verified and
+// deleted, and what the job says, on every path.
+#include "migrate/live_migration.h"
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "support/fake_job.h"
+
+namespace vmshift::migrate {
+namespace {
+
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using testing::FakeJob;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+using Events = std::vector<std::string>;
+
+class FakeStorage : public guest::Storage {
+ public:
+  FakeStorage(std::string host, Events& events) : host_(std::move(host)), events_(events) {}
+  bool exists(const std::string& path) override { return files.count(path) > 0; }
+  std::optional<std::uint64_t> free_bytes(const std::string&) override { return 1ull << 40; }
+  void remove(const std::string& path) override {
+    events_.push_back(host_ + " remove " + path);
+    files.erase(path);
+  }
+  bool same_file(const std::string& a, const std::string& b) override { return a == b; }
+  std::optional<std::uint64_t> allocation(const std::string&) override { return 0; }
+  void create_image(const std::string& path, const std::string& format,
+                    std::uint64_t capacity) override {
+    events_.push_back(fmt::format("{} create {} {} {}", host_, path, format, capacity));
+    if (fail_create) throw Error(ErrorCode::kIo, "no space left on device");
+    files.insert(path);
+  }
+  std::set<std::string> files;
+  bool fail_create = false;
+
+ private:
+  std::string host_;
+  Events& events_;
+};
+
+// What the scripted migration does: a few polls of progress, then an end.
+struct Script {
+  int polls_before_end = 3;
+  std::string result;  // "" success, else libvirt's error
+  bool ends_when_aborted = true;
+  bool stalls = false;   // remaining never shrinks
+  bool moves_vm = true;  // on success the VM runs on the destination
+};
+
+class FakeHost;
+
+class FakeMigration : public guest::LiveMigration {
+ public:
+  FakeMigration(FakeHost& src, FakeHost& dst, Script script, Events& events)
+      : src_(src), dst_(dst), script_(std::move(script)), events_(events) {}
+  guest::MigrationStats stats() override {
+    guest::MigrationStats s;
+    s.active = !ended_;
+    s.memory_total = 1000;
+    s.memory_processed = script_.stalls ? 500 : std::min(1000, 300 * polls_);
+    s.memory_remaining = s.memory_total - s.memory_processed;
+    s.iteration = 1;
+    return s;
+  }
+  std::optional<std::string> result() override {
+    if (!ended_) return std::nullopt;
+    return outcome_;
+  }
+  std::optional<std::string> wait(Deadline) override;
+  void abort() override {
+    events_.push_back("abort");
+    aborted_ = true;
+  }
+  void switch_to_postcopy() override { events_.push_back("postcopy"); }
+  void suspend_source() override {
+    events_.push_back("suspend");
+    script_.stalls = false;  // paused, the guest dirties nothing: the rest goes at once
+    polls_ = script_.polls_before_end;
+  }
+
+ private:
+  FakeHost& src_;
+  FakeHost& dst_;
+  Script script_;
+  Events& events_;
+  int polls_ = 0;
+  bool ended_ = false, aborted_ = false;
+  std::string outcome_;
+};
+
+class FakeHost : public guest::MigrationHost {
+ public:
+  FakeHost(std::string name, Events& events)
+      : name_(std::move(name)), events_(events), storage_(name_, events) {}
+  std::string name() const override { return name_; }
+  guest::Storage& storage() override { return storage_; }
+  std::optional<std::string> vm_state(const std::string& vm) override {
+    auto it = vms.find(vm);
+    if (it == vms.end()) return std::nullopt;
+    return it->second;
+  }
+  bool vm_persistent(const std::string& vm) override { return vms.count(vm) > 0; }
+  std::map<std::string, std::string> vm_disks(const std::string&, bool) override { return disks; }
+  std::string vm_xml(const std::string& vm, bool) override {
+    std::string xml = "<domain><name>" + vm + "</name><devices>";
+    for (const auto& [t, p] : disks)
+      xml += "<disk type='file' device='disk'><source file='" + p + "'/><target dev='" + t +
+             "'/></disk>";
+    return xml + "</devices></domain>";
+  }
+  bool vm_job_active(const std::string&) override { return job_active; }
+  bool abort_job(const std::string&) override {
+    events_.push_back(name_ + " abort_job");
+    job_active = false;
+    return true;
+  }
+  std::optional<guest::CompletedMigration> completed_migration(const std::string&) override {
+    return completed;
+  }
+  void undefine(const std::string& vm) override {
+    events_.push_back(name_ + " undefine " + vm);
+    vms.erase(vm);
+  }
+  std::unique_ptr<guest::LiveMigration> start_migration(
+      const std::string&, const guest::MigrationRequest& request) override {
+    events_.push_back(name_ + " start");
+    requests.push_back(request);
+    if (!start_error.empty()) throw Error(ErrorCode::kCommandFailed, start_error);
+    return std::make_unique<FakeMigration>(*this, *peer, script, events_);
+  }
+
+  std::map<std::string, std::string> vms;    // name -> state
+  std::map<std::string, std::string> disks;  // what vm_disks reports
+  std::optional<guest::CompletedMigration> completed;
+  bool job_active = false;
+  std::string start_error;
+  Script script;
+  FakeHost* peer = nullptr;
+  std::vector<guest::MigrationRequest> requests;
+
+ private:
+  std::string name_;
+  Events& events_;
+
+ public:
+  FakeStorage storage_;
+};
+
+std::optional<std::string> FakeMigration::wait(Deadline) {
+  if (ended_) return outcome_;
+  ++polls_;
+  if (aborted_ && script_.ends_when_aborted) {
+    ended_ = true;
+    outcome_ = "operation aborted: migration out job: canceled by client";
+    // libvirt leaves the VM where it was and tears the destination down.
+    dst_.vms.erase("g1");
+    return outcome_;
+  }
+  if (!script_.stalls && polls_ > script_.polls_before_end) {
+    ended_ = true;
+    outcome_ = script_.result;
+    if (outcome_.empty() && script_.moves_vm) {
+      src_.vms.erase("g1");
+      dst_.vms["g1"] = "running";
+    }
+    return outcome_;
+  }
+  return std::nullopt;
+}
+
+class LiveMigrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    src_.peer = &dst_;
+    src_.vms["g1"] = "running";
+    src_.disks = {{"vda", "/local/g1-vda.qcow2"}};
+    src_.storage_.files = {"/local/g1-vda.qcow2"};
+    dst_.completed = guest::CompletedMigration{.downtime_ms = 180,
+                                               .elapsed_ms = 2000,
+                                               .data_total = 1000,
+                                               .data_processed = 900,
+                                               .memory_bps = 300,
+                                               .iteration = 3};
+    plan_.vm = "g1";
+    plan_.source_host = "host1";
+    plan_.dest_host = "host2";
+    plan_.dest_peer_uri = "qemu+tcp://host2/system";
+    plan_.migrate_uri = "tcp://10.77.0.2";
+    plan_.memory_bytes = 192 << 20;
+  }
+  void copy_vda(const std::string& dest) {
+    DiskMove m;
+    m.target = "vda";
+    m.source = "/local/g1-vda.qcow2";
+    m.dest = dest;
+    m.format = "qcow2";
+    m.capacity = 64 << 20;
+    m.need = 10 << 20;
+    plan_.copies = {m};
+    dst_.disks = {{"vda", dest}};
+  }
+  Result run() { return run_live_migration(src_, dst_, plan_, options_, job_); }
+
+  Events events_;
+  FakeHost src_{"host1", events_};
+  FakeHost dst_{"host2", events_};
+  LiveMigrationPlan plan_;
+  LiveMigrationOptions options_;
+  FakeJob job_;
+};
+
+// Test that a live migration on shared storage starts, records the pause
+// from the destination's statistics, verifies and deletes nothing.
+TEST_F(LiveMigrationTest, SharedStorageCompletes) {
+  plan_.shared = {{"vda", "/shared/g1-vda.qcow2"}};
+  dst_.disks = {{"vda", "/shared/g1-vda.qcow2"}};
+  Result r = run();
+  EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("live migration of g1 from host 'host1' to host 'host2'"));
+  EXPECT_THAT(r.message, HasSubstr("pause 180 ms"));
+  EXPECT_EQ(job_.paused, 180ms);
+  EXPECT_THAT(events_, ElementsAre("host1 start"));
+  ASSERT_EQ(src_.requests.size(), 1u);
+  const guest::MigrationRequest& req = src_.requests[0];
+  EXPECT_EQ(req.dest_peer_uri, "qemu+tcp://host2/system");
+  EXPECT_EQ(req.migrate_uri, "tcp://10.77.0.2");
+  EXPECT_TRUE(req.copy_disks.empty());
+  EXPECT_TRUE(req.dest_xml.empty());
+  EXPECT_TRUE(req.shared_storage_vouched);
+  EXPECT_EQ(job_.last(4), StepState::kSkipped);  // cleanup: nothing to delete
+  EXPECT_EQ(job_.last_done, 900u);
+  EXPECT_THAT(job_.saved.back(), HasSubstr("\"phase\":\"done\""));
+  EXPECT_THAT(job_.saved.back(), HasSubstr("\"memory_bps\":300"));
+}
+
+// Test that a live VSM creates the destination image first, passes the
+// rewritten definition when the path changes, and deletes the source file
+// only after the VM is verified on the destination.
+TEST_F(LiveMigrationTest, LiveVsmCreatesCopiesAndCleansUp) {
+  copy_vda("/other/g1-vda.qcow2");
+  Result r = run();
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_THAT(events_, ElementsAre("host2 create /other/g1-vda.qcow2 qcow2 67108864", "host1 start",
+                                   "host1 remove /local/g1-vda.qcow2"));
+  const guest::MigrationRequest& req = src_.requests.at(0);
+  EXPECT_EQ(req.copy_disks, std::vector<std::string>{"vda"});
+  EXPECT_THAT(req.dest_xml, HasSubstr("/other/g1-vda.qcow2"));
+  EXPECT_THAT(req.persist_xml, HasSubstr("/other/g1-vda.qcow2"));
+  EXPECT_FALSE(req.shared_storage_vouched);
+  EXPECT_THAT(r.message, HasSubstr("source files deleted on host 'host1'"));
+}
+
+// Test that with the same path no definition is rewritten, and that
+// --keep-source keeps the source file.
+TEST_F(LiveMigrationTest, SamePathAndKeepSource) {
+  copy_vda("/local/g1-vda.qcow2");
+  options_.keep_source = true;
+  Result r = run();
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_TRUE(src_.requests.at(0).dest_xml.empty());
+  EXPECT_THAT(events_, Not(Contains(HasSubstr("remove"))));
+  EXPECT_THAT(r.message, HasSubstr("--keep-source"));
+  EXPECT_EQ(job_.last(4), StepState::kSkipped);
+}
+
+// Test that a failed migration leaves the VM on the source and removes the
+// image it created and a leftover definition on the destination.
+TEST_F(LiveMigrationTest, FailureLeavesTheSource) {
+  copy_vda("/local/g1-vda.qcow2");
+  src_.script.result = "internal error: qemu unexpectedly closed the monitor";
+  dst_.vms["g1"] = "shut off";  // a leftover of the failed incoming side
+  Result r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message, HasSubstr("The migration failed: internal error: qemu unexpectedly"));
+  EXPECT_THAT(r.message, HasSubstr("The VM stays on host 'host1' (running), unchanged; the "
+                                   "destination images on host 'host2' were removed"));
+  EXPECT_THAT(events_, ElementsAre("host2 create /local/g1-vda.qcow2 qcow2 67108864", "host1 start",
+                                   "host2 undefine g1", "host2 remove /local/g1-vda.qcow2"));
+  EXPECT_EQ(job_.last(2), StepState::kFailed);
+  EXPECT_THAT(job_.saved.back(), HasSubstr("\"phase\":\"undone\""));
+}
+
+// Test that a destination image that cannot be created fails the prepare
+// step, and one that could not start fails the migrate step; both undo.
+TEST_F(LiveMigrationTest, PrepareAndStartFailures) {
+  copy_vda("/local/g1-vda.qcow2");
+  dst_.storage_.fail_create = true;
+  Result r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message, HasSubstr("Preparing host 'host2' failed: no space left on device"));
+  EXPECT_EQ(job_.last(1), StepState::kFailed);
+  EXPECT_THAT(events_, Not(Contains("host1 start")));
+
+  events_.clear();
+  dst_.storage_.fail_create = false;
+  src_.start_error = "Requested operation is not valid: domain is not running";
+  FakeJob second;
+  r = run_live_migration(src_, dst_, plan_, options_, second);
+  EXPECT_THAT(r.message, HasSubstr("The migration could not start: Requested operation"));
+  EXPECT_THAT(events_, Contains("host2 remove /local/g1-vda.qcow2"));
+}
+
+// Test that a cancel aborts the migration: cancelled, VM on the source.
+TEST_F(LiveMigrationTest, CancelAborts) {
+  plan_.shared = {{"vda", "/shared/g1-vda.qcow2"}};
+  src_.script.polls_before_end = 1000;
+  job_.cancel_on_progress = true;
+  Result r = run();
+  EXPECT_EQ(r.outcome, Outcome::kCancelled);
+  EXPECT_THAT(r.message, HasSubstr("Cancelled by request during the migration. The VM stays "
+                                   "on host 'host1' (running), unchanged."));
+  EXPECT_THAT(events_, ElementsAre("host1 start", "abort"));
+  EXPECT_EQ(job_.last(2), StepState::kUndone);
+}
+
+// Test that a migration that makes no progress is aborted after
+// --progress-timeout, or has its source paused with --timeout-action suspend.
+TEST_F(LiveMigrationTest, ProgressTimeout) {
+  plan_.shared = {{"vda", "/shared/g1-vda.qcow2"}};
+  dst_.disks = {{"vda", "/shared/g1-vda.qcow2"}};
+  src_.script.stalls = true;
+  options_.progress_timeout = 0s;
+  Result r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message, HasSubstr("Aborted: no progress for 0 s (--progress-timeout"));
+  EXPECT_THAT(events_, Contains("abort"));
+
+  events_.clear();
+  options_.timeout_action = "suspend";
+  src_.vms["g1"] = "running";
+  FakeJob second;
+  r = run_live_migration(src_, dst_, plan_, options_, second);
+  EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_THAT(events_, ElementsAre("host1 start", "suspend"));
+  EXPECT_THAT(r.message, HasSubstr("the guest was paused so that the migration completes"));
+  EXPECT_THAT(second.notes, Contains(HasSubstr("no progress for 0 s")));
+}
+
+// Test that a migration libvirt calls successful, after which the VM does
+// not run on the destination or uses another file, is reported and the
+// source files are kept.
+TEST_F(LiveMigrationTest, VerifyCatchesAWrongOutcome) {
+  copy_vda("/other/g1-vda.qcow2");
+  dst_.disks = {{"vda", "/local/g1-vda.qcow2"}};
+  Result r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message, HasSubstr("disk vda uses '/local/g1-vda.qcow2' instead of "
+                                   "'/other/g1-vda.qcow2'"));
+  EXPECT_THAT(events_, Not(Contains(HasSubstr("host1 remove"))));
+
+  events_.clear();
+  src_.vms["g1"] = "running";
+  dst_.vms.clear();
+  dst_.disks = {{"vda", "/other/g1-vda.qcow2"}};
+  src_.script.moves_vm = false;  // "success", but nothing runs on the destination
+  FakeJob second;
+  r = run_live_migration(src_, dst_, plan_, options_, second);
+  EXPECT_THAT(r.message, HasSubstr("the VM is not defined on host 'host2'"));
+  EXPECT_EQ(second.last(3), StepState::kFailed);
+}
+
+// Test recovery: a migration still running is cancelled and waited for;
+// then the VM's place decides: destination -> completed (source files
+// deleted), source -> rolled back (destination images removed).
+TEST_F(LiveMigrationTest, Recovery) {
+  std::string saved =
+      R"({"phase":"migrate","vm":"g1","keep_source":false,"created":["/local/g1-vda.qcow2"],)"
+      R"("copies":[{"target":"vda","source":"/local/g1-vda.qcow2","dest":"/local/g1-vda.qcow2"}]})";
+  src_.job_active = true;
+  Result r = recover_live_migration(src_, dst_, saved, job_);
+  EXPECT_EQ(r.outcome, Outcome::kRolledBack);
+  EXPECT_THAT(r.message, HasSubstr("died before the switch-over. The VM runs on host 'host1'"));
+  EXPECT_THAT(events_, ElementsAre("host1 abort_job", "host2 remove /local/g1-vda.qcow2"));
+
+  events_.clear();
+  src_.vms.clear();
+  dst_.vms["g1"] = "running";
+  FakeJob second;
+  r = recover_live_migration(src_, dst_, saved, second);
+  EXPECT_EQ(r.outcome, Outcome::kCompleted);
+  EXPECT_THAT(r.message, HasSubstr("the VM runs on host 'host2'"));
+  EXPECT_THAT(events_, ElementsAre("host1 remove /local/g1-vda.qcow2"));
+
+  events_.clear();
+  dst_.vms.clear();
+  FakeJob third;
+  r = recover_live_migration(src_, dst_, saved, third);
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message, HasSubstr("not defined on host 'host1' and not defined on host 'host2'"));
+  EXPECT_THAT(events_, IsEmpty());
+}
+
+// Test that the request follows the options: zstd brings multifd, a
+// post-copy timeout action allows post-copy.
+TEST(MigrationRequestFromOptions, CompressionAndPostcopy) {
+  LiveMigrationPlan plan;
+  LiveMigrationOptions o;
+  o.compress = "zstd";
+  EXPECT_EQ(migration_request(plan, o, "", "").parallel, 2);
+  o.parallel = 4;
+  EXPECT_EQ(migration_request(plan, o, "", "").parallel, 4);
+  o.timeout_action = "postcopy";
+  EXPECT_TRUE(migration_request(plan, o, "", "").postcopy);
+  o.max_downtime = 120ms;
+  EXPECT_EQ(migration_request(plan, o, "", "").max_downtime, 120ms);
+}
+
+// Test that options and plans survive the job record.
+TEST(LiveMigrationJson, RoundTrip) {
+  LiveMigrationOptions o;
+  o.dest_host = "host2";
+  o.type = "live-vsm";
+  o.storage = "shared";
+  o.disks = {{"vda", "/x/vda.qcow2"}};
+  o.bandwidth = 5 << 20;
+  o.compress = "xbzrle";
+  o.auto_converge = true;
+  o.max_downtime = 200ms;
+  o.timeout_per_gib = 30s;
+  o.keep_source = true;
+  LiveMigrationOptions back = live_options_from_json(to_json(o));
+  EXPECT_EQ(to_json(back).dump(), to_json(o).dump());
+  EXPECT_EQ(back.disks, o.disks);
+  LiveMigrationPlan p;
+  p.vm = "g1";
+  p.shared = {{"vdb", "/shared/vdb.qcow2"}};
+  DiskMove m;
+  m.target = "vda";
+  m.dest = "/x";
+  p.copies = {m};
+  p.prediction.total = 2500ms;
+  EXPECT_EQ(to_json(live_plan_from_json(to_json(p))).dump(), to_json(p).dump());
+}
+
+}  // namespace
+}  // namespace vmshift::migrate

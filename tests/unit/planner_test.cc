@@ -1,0 +1,565 @@
+// The planner's rules (type choice, every preflight check), the prediction
+// arithmetic, the domain facts read from recorded libvirt XML, host rating
+// and the libvirt migration flags, without any host.
+#include "core/planner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "base/error.h"
+#include "guest/libvirt_host.h"
+#include "hosts/domain.h"
+#include "migrate/prediction.h"
+
+namespace vmshift::core {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+std::string data(const std::string& name) {
+  std::ifstream in(std::string(VMSHIFT_TEST_DATA) + "/libvirt/" + name);
+  if (!in) throw std::runtime_error("missing test data " + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The destination's files: which exist, and free space per directory (a
+// directory not listed does not exist).
+class FakeStorage : public guest::Storage {
+ public:
+  std::set<std::string> files;
+  std::map<std::string, std::uint64_t> dirs;
+
+  bool exists(const std::string& path) override { return files.count(path) > 0; }
+  std::optional<std::uint64_t> free_bytes(const std::string& dir) override {
+    auto it = dirs.find(dir);
+    if (it == dirs.end()) throw Error(ErrorCode::kNotFound, "cannot reach directory '" + dir + "'");
+    return it->second;
+  }
+  void remove(const std::string& path) override { files.erase(path); }
+  bool same_file(const std::string& a, const std::string& b) override { return a == b; }
+  std::optional<std::uint64_t> allocation(const std::string&) override { return 0; }
+  void create_image(const std::string& path, const std::string&, std::uint64_t) override {
+    files.insert(path);
+  }
+};
+
+const char* kInventory = R"(
+[[host]]
+name = "host1"
+uri = "qemu:///one"
+[[host]]
+name = "host2"
+uri = "qemu:///two"
+peer_uri = "qemu+tcp://host2/system"
+migration_address = "10.77.0.2"
+
+[[storage]]
+name = "host1-local"
+path = "/var/lib/libvirt/images"
+hosts = ["host1"]
+[[storage]]
+name = "host2-local"
+path = "/var/lib/libvirt/images"
+hosts = ["host2"]
+[[storage]]
+name = "shared"
+path = "/var/lib/libvirt/shared"
+hosts = ["host1", "host2"]
+shared = true
+[[storage]]
+name = "host2-fast"
+path = "/fast"
+hosts = ["host2"]
+)";
+
+constexpr std::uint64_t kMiB = 1ull << 20;
+constexpr std::uint64_t kGiB = 1ull << 30;
+
+class PlannerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    guest_.domain = hosts::parse_domain(data("lab-guest-live.xml"));
+    guest_.state = "running";
+    guest_.dirty_bytes_per_s = 1.0 * kMiB;
+    guest_.source_libvirt_version = 9000000;
+    dest_.host = "host2";
+    dest_.peer_uri = "qemu+tcp://host2/system";
+    dest_.free_memory = 4 * kGiB;
+    dest_.domcaps_xml = data("domcaps-qemu-q35.xml");
+    dest_.cpu_incompatible = "";
+    dest_.storage = &storage_;
+    storage_.files = {"/var/lib/libvirt/boot/vmlinuz", "/var/lib/libvirt/boot/initrd.img"};
+    storage_.dirs = {{"/var/lib/libvirt/images", 3 * kGiB},
+                     {"/var/lib/libvirt/shared", 10 * kGiB},
+                     {"/var/lib/libvirt/consoles", 1 * kGiB},
+                     {"/fast", 100 * kMiB}};
+    request_.vm = guest_.domain.name;
+    request_.source_host = "host1";
+    request_.options.dest_host = "host2";
+  }
+
+  // The lab guest's disk vda on the given location.
+  void disk_on(const std::string& location, std::uint64_t allocation = 40 * kMiB) {
+    PlanDisk d;
+    d.info.target = "vda";
+    d.info.format = "qcow2";
+    d.info.capacity = 64 * kMiB;
+    d.info.allocation = allocation;
+    for (const auto& s : inv_.storage())
+      if (s.name == location) d.location = s;
+    d.info.path = (d.location ? d.location->path : "/elsewhere") + "/g1-vda.qcow2";
+    guest_.disks = {d};
+    if (location == "shared") storage_.files.insert(d.info.path);
+  }
+
+  MigrationPlan plan() { return plan_migration(request_, guest_, dest_, inv_, link_); }
+
+  static const Check& check(const MigrationPlan& p, const std::string& name) {
+    for (const auto& c : p.checks)
+      if (c.name == name) return c;
+    throw std::runtime_error("no check '" + name + "' in the plan");
+  }
+  static bool has_check(const MigrationPlan& p, const std::string& name) {
+    for (const auto& c : p.checks)
+      if (c.name == name) return true;
+    return false;
+  }
+
+  hosts::Inventory inv_ = hosts::Inventory::parse(kInventory, "test.toml");
+  GuestView guest_;
+  DestView dest_;
+  FakeStorage storage_;
+  PlanRequest request_;
+  LinkRate link_{125e6, "assumed"};
+};
+
+// Test that a running VM whose disks are all on shared storage moves live,
+// every check passes, and nothing is copied.
+TEST_F(PlannerTest, SharedStorageMeansLive) {
+  disk_on("shared");
+  MigrationPlan p = plan();
+  EXPECT_EQ(p.type, "live");
+  EXPECT_THAT(p.why, HasSubstr("every disk is on storage host 'host2' shares"));
+  EXPECT_TRUE(p.ok()) << testing::PrintToString(p.failures());
+  EXPECT_TRUE(p.live.copies.empty());
+  EXPECT_EQ(p.live.shared.at("vda"), "/var/lib/libvirt/shared/g1-vda.qcow2");
+  for (const char* name :
+       {"destination", "name", "cpu", "machine", "memory", "devices", "networks", "files", "disks"})
+    EXPECT_EQ(check(p, name).status, CheckStatus::kPass) << name << ": " << check(p, name).reason;
+  EXPECT_EQ(p.live.dest_peer_uri, "qemu+tcp://host2/system");
+}
+
+// Test that a disk on local storage makes it a live VSM that copies the disk
+// to the same path on the destination, with the space checked.
+TEST_F(PlannerTest, LocalStorageMeansLiveVsm) {
+  disk_on("host1-local");
+  MigrationPlan p = plan();
+  EXPECT_EQ(p.type, "live-vsm");
+  EXPECT_THAT(p.why, HasSubstr("vda (on host1-local) must be copied"));
+  ASSERT_TRUE(p.ok()) << testing::PrintToString(p.failures());
+  ASSERT_EQ(p.live.copies.size(), 1u);
+  EXPECT_EQ(p.live.copies[0].dest, "/var/lib/libvirt/images/g1-vda.qcow2");
+  EXPECT_EQ(p.live.copies[0].need, 40 * kMiB);
+  EXPECT_EQ(check(p, "space").status, CheckStatus::kPass);
+}
+
+// Test that --storage and --disk choose where copied disks go, and that a
+// location the destination does not see, or a relative path, is refused.
+TEST_F(PlannerTest, StorageAndDiskOptionsChooseTheDestination) {
+  disk_on("host1-local", 10 * kMiB);
+  request_.options.storage = "shared";
+  MigrationPlan p = plan();
+  ASSERT_TRUE(p.ok()) << testing::PrintToString(p.failures());
+  EXPECT_EQ(p.live.copies.at(0).dest, "/var/lib/libvirt/shared/g1-vda.qcow2");
+
+  request_.options.storage.reset();
+  request_.options.disks = {{"vda", "/fast/vda.qcow2"}};
+  p = plan();
+  ASSERT_TRUE(p.ok()) << testing::PrintToString(p.failures());
+  EXPECT_EQ(p.live.copies.at(0).dest, "/fast/vda.qcow2");
+
+  request_.options.disks = {{"vda", "fast/vda.qcow2"}};
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("must be an absolute path")));
+  request_.options.disks = {{"vdz", "/fast/vdz.qcow2"}};
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("the VM has no disk 'vdz'")));
+  request_.options.disks.clear();
+  request_.options.storage = "host1-local";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("host 'host2' does not see storage "
+                                                    "'host1-local'")));
+  request_.options.storage = "nowhere";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("no storage location 'nowhere'")));
+}
+
+// Test that shared-storage disks asked to move (--storage) make a live VSM
+// even though the destination sees them.
+TEST_F(PlannerTest, MovingSharedDisksIsLiveVsm) {
+  disk_on("shared");
+  request_.options.storage = "host2-local";
+  MigrationPlan p = plan();
+  EXPECT_EQ(p.type, "live-vsm");
+  ASSERT_EQ(p.live.copies.size(), 1u);
+  EXPECT_EQ(p.live.copies[0].dest, "/var/lib/libvirt/images/g1-vda.qcow2");
+}
+
+// Test that a shut-off VM is planned as a network migration, which this
+// version cannot run yet, and that forced types are refused with a reason.
+TEST_F(PlannerTest, TypeChoiceAndForcedTypes) {
+  disk_on("host1-local");
+  guest_.state = "shut off";
+  MigrationPlan p = plan();
+  EXPECT_EQ(p.type, "network");
+  EXPECT_THAT(p.why, HasSubstr("shut off"));
+  EXPECT_EQ(check(p, "memory").status, CheckStatus::kPass);
+
+  request_.options.type = "live";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("--type live needs a running VM")));
+
+  guest_.state = "running";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("host 'host2' does not see vda (on "
+                                                    "host1-local): use --type live-vsm")));
+  request_.options.type = "network";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("--type network moves a stopped VM")));
+  request_.options.type = "teleport";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("unknown transfer type 'teleport'")));
+  request_.options.type = "live-vsm";
+  disk_on("shared");
+  p = plan();
+  EXPECT_TRUE(p.ok()) << testing::PrintToString(p.failures());
+  EXPECT_EQ(p.type, "live-vsm");
+  EXPECT_THAT(p.why, HasSubstr("--type live-vsm (the automatic choice would be live)"));
+
+  guest_.state = "crashed";
+  request_.options.type.reset();
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("the VM is crashed")));
+}
+
+// Test that a VM of the same name or UUID on the destination is refused.
+TEST_F(PlannerTest, NameConflict) {
+  disk_on("shared");
+  dest_.domain_names = {"other", "g1"};
+  EXPECT_THAT(plan().failures(), Contains("name: host 'host2' already has a VM named 'g1'"));
+  dest_.domain_names = {"other"};
+  dest_.domain_uuids = {guest_.domain.uuid};
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("already has a VM with UUID")));
+}
+
+// Test that too little space in a destination directory is refused with the
+// figures, and that an existing destination file is refused unless --force.
+TEST_F(PlannerTest, SpaceAndExistingFiles) {
+  disk_on("host1-local", 500 * kMiB);
+  storage_.dirs["/var/lib/libvirt/images"] = 100 * kMiB;
+  MigrationPlan p = plan();
+  EXPECT_EQ(check(p, "space").status, CheckStatus::kFail);
+  EXPECT_THAT(check(p, "space").reason,
+              HasSubstr("/var/lib/libvirt/images on host 'host2' has 100.0 MiB free; vda needs"));
+  storage_.dirs["/var/lib/libvirt/images"] = 3 * kGiB;
+  storage_.files.insert("/var/lib/libvirt/images/g1-vda.qcow2");
+  EXPECT_THAT(plan().failures(),
+              Contains(HasSubstr("already has /var/lib/libvirt/images/g1-vda.qcow2 (disk vda)")));
+  request_.options.force = true;
+  p = plan();
+  EXPECT_TRUE(p.ok()) << testing::PrintToString(p.failures());
+  EXPECT_TRUE(p.live.copies.at(0).replace_existing);
+  request_.options.force = false;
+  storage_.dirs.erase("/var/lib/libvirt/images");
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("has no directory /var/lib/libvirt/images")));
+}
+
+// Test that a shared disk the destination does not actually see, a cached
+// shared disk, and missing kernel or log directory are refused.
+TEST_F(PlannerTest, FilesTheDestinationMustSee) {
+  disk_on("shared");
+  storage_.files.erase("/var/lib/libvirt/shared/g1-vda.qcow2");
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("does not see /var/lib/libvirt/shared/"
+                                                    "g1-vda.qcow2 (vda)")));
+  storage_.files.insert("/var/lib/libvirt/shared/g1-vda.qcow2");
+  guest_.domain.disk_cache["vda"] = "writeback";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("vda (cache=writeback) must use "
+                                                    "cache='none'")));
+  guest_.domain.disk_cache["vda"] = "none";
+  storage_.files.erase("/var/lib/libvirt/boot/initrd.img");
+  storage_.dirs.erase("/var/lib/libvirt/consoles");
+  MigrationPlan p = plan();
+  EXPECT_EQ(check(p, "files").status, CheckStatus::kFail);
+  EXPECT_THAT(check(p, "files").reason, HasSubstr("/var/lib/libvirt/boot/initrd.img"));
+  EXPECT_THAT(check(p, "files").reason, HasSubstr("/var/lib/libvirt/consoles/"));
+}
+
+// Test that too little free memory fails and little headroom warns.
+TEST_F(PlannerTest, Memory) {
+  disk_on("shared");
+  dest_.free_memory = 100 * kMiB;
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("host 'host2' has 100.0 MiB free; the VM "
+                                                    "needs 192.0 MiB")));
+  dest_.free_memory = 300 * kMiB;
+  EXPECT_EQ(check(plan(), "memory").status, CheckStatus::kWarn);
+}
+
+// Test that an unreachable destination is the only check, and that the
+// VM's own host is refused as a destination.
+TEST_F(PlannerTest, DestinationUnreachableOrSame) {
+  disk_on("shared");
+  dest_.error = "cannot connect to host 'host2': Connection refused";
+  MigrationPlan p = plan();
+  EXPECT_FALSE(p.ok());
+  EXPECT_THAT(p.failures(), Contains("destination: cannot connect to host 'host2': Connection "
+                                     "refused"));
+  EXPECT_FALSE(has_check(p, "memory"));
+  dest_.error.clear();
+  request_.source_host = "host2";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("the VM is already on host 'host2'")));
+}
+
+// Test that the machine type and emulator check carries libvirt's reason.
+TEST_F(PlannerTest, MachineTypeUnsupported) {
+  disk_on("shared");
+  dest_.domcaps_error = "host 'host2' cannot run a qemu guest of machine type pc-q35-9.9";
+  EXPECT_THAT(plan().failures(), Contains("machine: host 'host2' cannot run a qemu guest of "
+                                          "machine type pc-q35-9.9"));
+}
+
+// Test the CPU check on the recorded domain capabilities: a model the
+// destination lists as usable passes, one it lists as unusable or does not
+// know fails, with the missing features when libvirt names them, and
+// libvirt's own comparison overrides.
+TEST_F(PlannerTest, CpuModels) {
+  hosts::DomainFacts d = guest_.domain;
+  EXPECT_EQ(d.cpu_model, "qemu64");
+  EXPECT_EQ(check_cpu(d, dest_).status, CheckStatus::kPass);
+  d.cpu_model = "phenom";  // usable='no' in the recorded capabilities
+  Check c = check_cpu(d, dest_);
+  EXPECT_EQ(c.status, CheckStatus::kFail);
+  EXPECT_EQ(c.reason, "the CPU model phenom is not usable on host 'host2'");
+  d.cpu_model = "Cascadelake-Imaginary";
+  EXPECT_THAT(check_cpu(d, dest_).reason, HasSubstr("does not know the CPU model"));
+
+  DestView with_blockers = dest_;
+  with_blockers.domcaps_xml =
+      "<domainCapabilities><cpu><mode name='custom' supported='yes'>"
+      "<model usable='no' vendor='Intel'>Skylake-Client</model>"
+      "<blockers model='Skylake-Client'><feature name='avx2'/><feature name='rtm'/></blockers>"
+      "</mode></cpu></domainCapabilities>";
+  d.cpu_model = "Skylake-Client";
+  EXPECT_EQ(check_cpu(d, with_blockers).reason,
+            "the CPU model Skylake-Client is not usable on host 'host2' (missing: avx2, rtm)");
+
+  d.cpu_model = "qemu64";
+  dest_.cpu_incompatible = "Host CPU does not provide required features: svm";
+  EXPECT_THAT(check_cpu(d, dest_).reason, HasSubstr("does not provide required features: svm"));
+  d.cpu_mode = "host-passthrough";
+  EXPECT_EQ(check_cpu(d, dest_).status, CheckStatus::kFail);
+  dest_.cpu_incompatible = "";
+  EXPECT_EQ(check_cpu(d, dest_).status, CheckStatus::kWarn);
+  d.cpu_mode = "";
+  EXPECT_EQ(check_cpu(d, dest_).status, CheckStatus::kPass);
+}
+
+// Test that devices that cannot migrate, missing networks and interfaces
+// are each named.
+TEST_F(PlannerTest, DevicesAndNetworks) {
+  disk_on("shared");
+  hosts::DomainFacts busy = hosts::parse_domain(data("busy-guest.xml"));
+  guest_.domain.blockers = busy.blockers;
+  guest_.domain.networks = busy.networks;
+  guest_.domain.bridges = busy.bridges;
+  dest_.networks = {{"default", false}};
+  dest_.interfaces = std::vector<std::string>{"eth0", "lo"};
+  MigrationPlan p = plan();
+  EXPECT_THAT(check(p, "devices").reason, HasSubstr("1 host device is passed through"));
+  EXPECT_THAT(check(p, "devices").reason, HasSubstr("invtsc"));
+  EXPECT_EQ(check(p, "networks").reason,
+            "host 'host2' lacks interface 'br0'; inactive: network 'default'");
+  dest_.networks = {{"default", true}};
+  dest_.interfaces.reset();
+  EXPECT_EQ(check(plan(), "networks").status, CheckStatus::kWarn);
+  dest_.interfaces = std::vector<std::string>{"br0"};
+  EXPECT_EQ(check(plan(), "networks").status, CheckStatus::kPass);
+}
+
+// Test that TCG guests are refused post-copy and suspend-on-timeout, that
+// zstd needs libvirt 9.4, and that a guest outrunning the link warns.
+TEST_F(PlannerTest, OptionsTheHostsCannotDoSafely) {
+  disk_on("shared");
+  request_.options.postcopy = true;
+  EXPECT_THAT(plan().failures(),
+              Contains(HasSubstr("--postcopy is refused for a guest under TCG")));
+  guest_.domain.virt_type = "kvm";
+  EXPECT_TRUE(plan().ok());
+  EXPECT_EQ(check(plan(), "postcopy").status, CheckStatus::kPass);
+  guest_.domain.virt_type = "qemu";
+  request_.options.postcopy = false;
+  request_.options.timeout_action = "suspend";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("--timeout-action suspend is refused")));
+  request_.options.timeout_action = "abort";
+
+  request_.options.compress = "zstd";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("zstd over multifd needs libvirt 9.4")));
+  guest_.source_libvirt_version = 9004000;
+  EXPECT_TRUE(plan().ok());
+  request_.options.compress = "xbzrle";
+  guest_.source_libvirt_version = 9000000;
+  EXPECT_EQ(check(plan(), "compress").reason, "memory compressed with xbzrle");
+
+  guest_.dirty_bytes_per_s = 200e6;  // more than the 125 MB/s link
+  MigrationPlan p = plan();
+  EXPECT_EQ(check(p, "convergence").status, CheckStatus::kWarn);
+  EXPECT_FALSE(p.live.prediction.converges);
+  request_.options.auto_converge = true;
+  EXPECT_FALSE(has_check(plan(), "convergence"));
+}
+
+// Test that ratings give 0 stars with the failures, 5 for a clean plan,
+// and fewer for warnings, little memory left and a slow move.
+TEST_F(PlannerTest, Rating) {
+  disk_on("shared");
+  MigrationPlan p = plan();
+  Rating r = rate_plan(p, dest_, guest_.domain.memory_bytes, p.live.prediction.total.count());
+  EXPECT_EQ(r.stars, 5);
+  EXPECT_THAT(r.reason, HasSubstr("live"));
+  r = rate_plan(p, dest_, guest_.domain.memory_bytes, p.live.prediction.total.count() / 3);
+  EXPECT_EQ(r.stars, 4);
+  EXPECT_THAT(r.reason, HasSubstr("slower"));
+  dest_.free_memory = 300 * kMiB;
+  p = plan();
+  r = rate_plan(p, dest_, guest_.domain.memory_bytes, 0);
+  EXPECT_EQ(r.stars, 3);  // the memory warning, and little left afterwards
+  dest_.domain_names = {"g1"};
+  r = rate_plan(plan(), dest_, guest_.domain.memory_bytes, 0);
+  EXPECT_EQ(r.stars, 0);
+  EXPECT_THAT(r.reason, HasSubstr("cannot: name: host 'host2' already has a VM named 'g1'"));
+}
+
+// Test the domain facts read from a recorded lab guest and from a guest
+// with every kind of device the planner cares about.
+TEST(DomainFacts, RecordedXml) {
+  hosts::DomainFacts lab = hosts::parse_domain(data("lab-guest-live.xml"));
+  EXPECT_EQ(lab.name, "g1");
+  EXPECT_EQ(lab.virt_type, "qemu");
+  EXPECT_EQ(lab.memory_bytes, 192 * kMiB);
+  EXPECT_EQ(lab.machine, "pc-q35-7.2");
+  EXPECT_EQ(lab.emulator, "/usr/bin/qemu-system-x86_64");
+  EXPECT_EQ(lab.cpu_mode, "custom");
+  EXPECT_THAT(lab.cpu_xml, HasSubstr("<model fallback=\"forbid\">qemu64</model>"));
+  EXPECT_THAT(lab.files, Contains("/var/lib/libvirt/boot/vmlinuz"));
+  EXPECT_THAT(lab.file_dirs, Contains("/var/lib/libvirt/consoles"));
+  EXPECT_TRUE(lab.blockers.empty());
+  EXPECT_EQ(lab.disk_cache.at("vda"), "none");
+
+  hosts::DomainFacts busy = hosts::parse_domain(data("busy-guest.xml"));
+  EXPECT_EQ(busy.memory_bytes, 2 * kGiB);  // currentMemory, not memory
+  EXPECT_EQ(busy.vcpus, 2);
+  EXPECT_EQ(busy.cpu_model, "Skylake-Client");
+  EXPECT_THAT(busy.files, Contains("/usr/share/OVMF/OVMF_CODE_4M.fd"));
+  EXPECT_THAT(busy.files, Contains("/var/lib/libvirt/qemu/nvram/busy_VARS.fd"));
+  EXPECT_THAT(busy.files, Contains("/srv/iso/debian.iso"));
+  EXPECT_THAT(busy.files, Not(Contains("/srv/vm/busy-vda.qcow2")));
+  EXPECT_THAT(busy.file_dirs, Contains("/var/log/vm"));
+  EXPECT_EQ(busy.networks, std::vector<std::string>{"default"});
+  EXPECT_EQ(busy.bridges, std::vector<std::string>{"br0"});
+  EXPECT_EQ(busy.host_devs, std::vector<std::string>{"eno1"});
+  EXPECT_EQ(busy.blockers.size(), 2u);
+  EXPECT_EQ(busy.disk_cache.at("vdb"), "");
+  EXPECT_EQ(busy.readonly_disks, std::vector<std::string>{"vdb"});
+  EXPECT_THROW(hosts::parse_domain("<pool/>"), Error);
+}
+
+// Test that disk paths are rewritten and the old backing chain dropped.
+TEST(DomainFacts, RewriteDiskPaths) {
+  std::string xml =
+      "<domain><devices><disk type='file' device='disk'><source file='/a/vda.qcow2'/>"
+      "<backingStore type='file'><source file='/a/base.qcow2'/></backingStore>"
+      "<target dev='vda'/></disk></devices></domain>";
+  std::string out = hosts::rewrite_disk_paths(xml, {{"vda", "/b/vda.qcow2"}});
+  EXPECT_THAT(out, HasSubstr("<source file=\"/b/vda.qcow2\"/>"));
+  EXPECT_THAT(out, Not(HasSubstr("base.qcow2")));
+  EXPECT_THROW(hosts::rewrite_disk_paths(xml, {{"vdb", "/b/vdb.qcow2"}}), Error);
+}
+
+// Test the pre-copy arithmetic: one pass for an idle guest, more passes
+// for a dirtying one, disks first for a live VSM, no convergence when the
+// guest dirties faster than the link.
+TEST(Prediction, PreCopyArithmetic) {
+  migrate::LiveInput in;
+  in.ram_bytes = 1000 * 1000 * 1000;  // 1 GB
+  in.link_bytes_per_s = 100e6;        // 100 MB/s: 10 s a pass
+  migrate::Prediction idle = migrate::predict_live(in);
+  EXPECT_EQ(idle.passes, 1);
+  EXPECT_EQ(idle.memory_time, 10s);
+  EXPECT_EQ(idle.pause, migrate::kSwitchOverhead);
+  EXPECT_EQ(idle.total, migrate::kMigrationSetup + 10s + migrate::kSwitchOverhead);
+
+  in.dirty_bytes_per_s = 10e6;  // pass 2: 100 MB (1 s), pass 3: 10 MB (0.1 s < 0.3 s): stop
+  migrate::Prediction busy = migrate::predict_live(in);
+  EXPECT_EQ(busy.passes, 2);
+  EXPECT_EQ(busy.memory_time, 11s);
+  EXPECT_EQ(busy.pause, 100ms + migrate::kSwitchOverhead);
+  EXPECT_TRUE(busy.converges);
+
+  in.disk_bytes = 500 * 1000 * 1000;
+  in.disk_write_bytes_per_s = 50e6;  // the mirror nets 50 MB/s: 10 s
+  migrate::Prediction vsm = migrate::predict_live(in);
+  EXPECT_EQ(vsm.disk_time, 10s);
+  EXPECT_EQ(vsm.total, busy.total + 10s);
+
+  in.disk_bytes = 0;
+  in.dirty_bytes_per_s = 150e6;
+  migrate::Prediction never = migrate::predict_live(in);
+  EXPECT_FALSE(never.converges);
+  EXPECT_EQ(never.pause, 300ms + migrate::kSwitchOverhead);
+  EXPECT_THAT(never.explain(), HasSubstr("would not converge"));
+  in.max_downtime = 50ms;
+  in.dirty_bytes_per_s = 10e6;
+  EXPECT_EQ(migrate::predict_live(in).passes, 3);  // 10 MB takes 100 ms > 50 ms
+}
+
+// Test link rates in the tc notation.
+TEST(LinkRate, Parse) {
+  EXPECT_EQ(hosts::parse_link_rate("1gbit"), 125e6);
+  EXPECT_EQ(hosts::parse_link_rate("200mbit"), 25e6);
+  EXPECT_EQ(hosts::parse_link_rate("2.5gbit"), 312.5e6);
+  EXPECT_EQ(hosts::parse_link_rate("1GB"), std::nullopt);
+  EXPECT_EQ(hosts::parse_link_rate("mbit"), std::nullopt);
+  EXPECT_EQ(hosts::parse_link_rate("0mbit"), std::nullopt);
+}
+
+// Test the libvirt flags and typed parameters a migration request becomes.
+TEST(MigrationRequest, FlagsAndParameters) {
+  guest::MigrationRequest r;
+  r.dest_peer_uri = "qemu+tcp://host2/system";
+  r.migrate_uri = "tcp://10.77.0.2";
+  unsigned int base = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
+                      VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_ABORT_ON_ERROR;
+  EXPECT_EQ(guest::migration_flags(r), base);
+  EXPECT_EQ(guest::migration_params(r), std::vector<std::string>{"migrate_uri=tcp://10.77.0.2"});
+
+  r.copy_disks = {"vda", "vdb"};
+  r.dest_xml = "<domain/>";
+  r.bandwidth = 100 * kMiB;
+  r.compression = "xbzrle";
+  r.parallel = 4;
+  r.auto_converge = true;
+  r.postcopy = true;
+  r.tls = true;
+  r.shared_storage_vouched = true;
+  EXPECT_EQ(guest::migration_flags(r), base | VIR_MIGRATE_NON_SHARED_DISK |
+                                           VIR_MIGRATE_AUTO_CONVERGE | VIR_MIGRATE_POSTCOPY |
+                                           VIR_MIGRATE_TLS | VIR_MIGRATE_PARALLEL |
+                                           VIR_MIGRATE_COMPRESSED | VIR_MIGRATE_UNSAFE);
+  EXPECT_EQ(guest::migration_params(r),
+            (std::vector<std::string>{"migrate_uri=tcp://10.77.0.2", "destination_xml=<domain/>",
+                                      "migrate_disks=vda", "migrate_disks=vdb", "bandwidth=100",
+                                      "compression=xbzrle", "parallel.connections=4"}));
+}
+
+}  // namespace
+}  // namespace vmshift::core
