@@ -96,8 +96,8 @@ MigrationPlan plan_migration(const PlanRequest& request, const GuestView& guest,
 
 // How good a destination is (SCVMM's host rating): 0 stars when a check
 // fails, else 5, less one for each warning, for little memory left after
-// the move (under 512 MiB or a quarter of what is free now), and for a slow predicted move (more than twice the fastest
-// destination's, given as fastest_ms; 0 = unknown). The reason says why.
+// the move (under 512 MiB or a quarter of what is free now), and for a slow predicted move (more
+// than twice the fastest destination's, given as fastest_ms; 0 = unknown). The reason says why.
 struct Rating {
   int stars = 0;
   std::string reason;

@@ -258,6 +258,10 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
                               fmt::format("Preparing host '{}' failed: {}", dst.name(), e.what()),
                               Outcome::kFailed);
   }
+  job.checkpoint("prepared");
+  if (job.cancel_requested())
+    return fail_before_switch(kPrepare, "Cancelled by request before the migration",
+                              Outcome::kCancelled);
   job.step(kPrepare, StepState::kDone,
            plan.copies.empty() ? "nothing to create"
                                : fmt::format("created on host '{}': {}", dst.name(),
@@ -420,7 +424,11 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
   std::optional<std::string> state = dst.vm_state(vm);
   if (!state || (*state != "running" && *state != "paused"))
     wrong.push_back(
-        fmt::format("the VM is {} on host '{}'", state.value_or("not defined"), dst.name()));
+        state ? fmt::format("the VM is {} on host '{}': it stopped right after the switch-over "
+                            "(its console and host '{}''s QEMU log say why; under TCG, QEMU can "
+                            "lose memory writes during a migration)",
+                            *state, dst.name(), dst.name())
+              : fmt::format("the VM is not defined on host '{}'", dst.name()));
   if (wrong.empty()) {
     std::map<std::string, std::string> live = dst.vm_disks(vm, false);
     for (const auto& m : plan.copies)

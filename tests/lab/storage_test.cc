@@ -21,6 +21,7 @@
 #include "qmp/json.h"
 #include "support/lab.h"
 #include "support/temp_dir.h"
+#include "support/vmshift_cli.h"
 #include "support/wait.h"
 
 namespace vmshift::testing {
@@ -34,15 +35,6 @@ using namespace std::chrono_literals;
 const std::string kImages = "/var/lib/libvirt/images";
 const std::string kShared = "/var/lib/libvirt/shared";
 
-std::string vmshift_bin() { return build_root() + "/src/cli/vmshift"; }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class StorageLab : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -54,47 +46,22 @@ class StorageLab : public ::testing::Test {
     lab_ = nullptr;
   }
   // Each test has its own job store.
-  void SetUp() override { state_ = std::make_unique<TempDir>("vmss"); }
+  void SetUp() override { cli_ = std::make_unique<VmshiftCli>(*lab_); }
 
-  SpawnOptions env(const std::vector<std::string>& extra = {}) const {
-    SpawnOptions o;
-    o.pipe_stdout = true;
-    o.pipe_stderr = true;
-    o.kill_with_parent = true;
-    o.extra_env = {"VMSHIFT_CONFIG=" + lab_->dir() + "/vmshift.toml",
-                   "VMSHIFT_STATE_DIR=" + state_->path()};
-    o.extra_env.insert(o.extra_env.end(), extra.begin(), extra.end());
-    return o;
-  }
   RunResult vmshift(const Argv& args, const std::vector<std::string>& extra_env = {},
                     std::chrono::seconds limit = 300s) {
-    Argv argv = {vmshift_bin()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, Deadline::after(limit), env(extra_env));
+    return cli_->run(args, extra_env, limit);
   }
   Process start_vmshift(const Argv& args, const std::vector<std::string>& extra_env = {}) {
-    Argv argv = {vmshift_bin()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return spawn(argv, env(extra_env));
+    return cli_->start(args, extra_env);
   }
-  qmp::Json job(std::int64_t id) {
-    RunResult r = vmshift({"jobs", "show", std::to_string(id), "--json"});
-    EXPECT_TRUE(r.status.success()) << r.err;
-    return qmp::Json::parse(r.out);
-  }
-  qmp::Json jobs() {
-    RunResult r = vmshift({"jobs", "--json"});
-    EXPECT_TRUE(r.status.success()) << r.err;
-    return qmp::Json::parse(r.out);
-  }
+  qmp::Json job(std::int64_t id) { return cli_->job(id); }
+  qmp::Json jobs() { return cli_->jobs(); }
   // Starts `move-storage ... --detach --json`; returns the job id.
   std::int64_t detach(const Argv& args, const std::vector<std::string>& extra_env = {}) {
     Argv a = {"move-storage"};
     a.insert(a.end(), args.begin(), args.end());
-    a.insert(a.end(), {"--detach", "--json"});
-    RunResult r = vmshift(a, extra_env);
-    if (!r.status.success()) throw std::runtime_error("move-storage --detach failed: " + r.err);
-    return qmp::Json::parse(r.out).get_int("job");
+    return cli_->detach(a, extra_env);
   }
   // Runs vmshift with its stderr on a pseudo-terminal, as in an
   // interactive shell; returns what the terminal showed and the exit code.
@@ -112,7 +79,7 @@ class StorageLab : public ::testing::Test {
         shown.append(buf, static_cast<std::size_t>(n));
       }
     });
-    SpawnOptions o = env();
+    SpawnOptions o = cli_->options();
     o.pipe_stderr = false;
     o.stderr_file = name;
     Argv argv = {vmshift_bin()};
@@ -125,9 +92,7 @@ class StorageLab : public ::testing::Test {
     ::close(master);
     return {shown, st ? st->code : -1};
   }
-  std::string job_log(std::int64_t id) const {
-    return read_file(fmt::format("{}/job-{}.log", state_->path(), id));
-  }
+  std::string job_log(std::int64_t id) const { return cli_->job_log(id); }
 
   static void boot(const std::string& guest, const Argv& extra = {}) {
     Argv a = {"guest", guest, "--host", "host1"};
@@ -141,14 +106,7 @@ class StorageLab : public ::testing::Test {
   // target -> source file of the running guest.
   static std::map<std::string, std::string> live_disks(const std::string& guest,
                                                        bool inactive = false) {
-    Argv a = {"domblklist", guest};
-    if (inactive) a.push_back("--inactive");
-    std::istringstream in(lab_->virsh("host1", a));
-    std::map<std::string, std::string> disks;
-    std::string target, source;
-    while (in >> target >> source)
-      if (target.rfind("vd", 0) == 0) disks[target] = source;
-    return disks;
+    return testing::live_disks(*lab_, "host1", guest, inactive);
   }
   // qemu-img info of a file on host1.
   static qmp::Json image_info(const std::string& path) {
@@ -158,8 +116,7 @@ class StorageLab : public ::testing::Test {
     return qmp::Json::parse(r.out);
   }
   static std::string domstate(const std::string& guest) {
-    std::string s = lab_->virsh("host1", {"domstate", guest});
-    return s.substr(0, s.find('\n'));
+    return testing::domstate(*lab_, "host1", guest);
   }
   // Whether libvirt has a block job on the disk.
   static bool block_job(const std::string& guest, const std::string& disk) {
@@ -169,21 +126,10 @@ class StorageLab : public ::testing::Test {
   static void destroy(const std::string& guest) { lab_->virsh("host1", {"destroy", guest}); }
 
   // JSON lines of a --json run.
-  static std::vector<qmp::Json> events(const std::string& out) {
-    std::vector<qmp::Json> all;
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) all.push_back(qmp::Json::parse(line));
-    return all;
-  }
-  static std::string step_state(const qmp::Json& job, const std::string& step) {
-    for (const auto& s : job.get("steps").items())
-      if (s.get_string("name") == step) return s.get_string("state");
-    return "";
-  }
+  static std::vector<qmp::Json> events(const std::string& out) { return json_lines(out); }
 
   static Lab* lab_;
-  std::unique_ptr<TempDir> state_;
+  std::unique_ptr<VmshiftCli> cli_;
 };
 Lab* StorageLab::lab_ = nullptr;
 

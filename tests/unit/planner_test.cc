@@ -408,6 +408,7 @@ TEST_F(PlannerTest, OptionsTheHostsCannotDoSafely) {
   EXPECT_TRUE(plan().ok());
   request_.options.compress = "xbzrle";
   guest_.source_libvirt_version = 9000000;
+  EXPECT_EQ(check(plan(), "tcg").status, CheckStatus::kWarn);
   EXPECT_EQ(check(plan(), "compress").reason, "memory compressed with xbzrle");
 
   guest_.dirty_bytes_per_s = 200e6;  // more than the 125 MB/s link
@@ -422,6 +423,7 @@ TEST_F(PlannerTest, OptionsTheHostsCannotDoSafely) {
 // and fewer for warnings, little memory left and a slow move.
 TEST_F(PlannerTest, Rating) {
   disk_on("shared");
+  guest_.domain.virt_type = "kvm";  // no TCG warning
   MigrationPlan p = plan();
   Rating r = rate_plan(p, dest_, guest_.domain.memory_bytes, p.live.prediction.total.count());
   EXPECT_EQ(r.stars, 5);

@@ -1,0 +1,112 @@
+#include "support/vmshift_cli.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace vmshift::testing {
+
+std::string vmshift_bin() { return build_root() + "/src/cli/vmshift"; }
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+SpawnOptions VmshiftCli::options(const std::vector<std::string>& extra_env) const {
+  SpawnOptions o;
+  o.pipe_stdout = true;
+  o.pipe_stderr = true;
+  o.kill_with_parent = true;
+  // The test's own variables win (e.g. another VMSHIFT_CONFIG).
+  o.extra_env = extra_env;
+  for (std::string d :
+       {"VMSHIFT_CONFIG=" + lab_.dir() + "/vmshift.toml", "VMSHIFT_STATE_DIR=" + state_->path()}) {
+    std::string name = d.substr(0, d.find('=') + 1);
+    bool given = false;
+    for (const auto& e : extra_env) given = given || e.rfind(name, 0) == 0;
+    if (!given) o.extra_env.push_back(d);
+  }
+  return o;
+}
+
+RunResult VmshiftCli::run(const Argv& args, const std::vector<std::string>& extra_env,
+                          std::chrono::seconds limit) const {
+  Argv argv = {vmshift_bin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return vmshift::run(argv, Deadline::after(limit), options(extra_env));
+}
+
+Process VmshiftCli::start(const Argv& args, const std::vector<std::string>& extra_env) const {
+  Argv argv = {vmshift_bin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return spawn(argv, options(extra_env));
+}
+
+qmp::Json VmshiftCli::job(std::int64_t id) const {
+  RunResult r = run({"jobs", "show", std::to_string(id), "--json"});
+  if (!r.status.success()) throw std::runtime_error("vmshift jobs show failed: " + r.err);
+  return qmp::Json::parse(r.out);
+}
+
+qmp::Json VmshiftCli::jobs() const {
+  RunResult r = run({"jobs", "--json"});
+  if (!r.status.success()) throw std::runtime_error("vmshift jobs failed: " + r.err);
+  return qmp::Json::parse(r.out);
+}
+
+std::int64_t VmshiftCli::detach(const Argv& args, const std::vector<std::string>& extra_env) const {
+  Argv a = args;
+  a.insert(a.end(), {"--detach", "--json"});
+  RunResult r = run(a, extra_env);
+  if (!r.status.success())
+    throw std::runtime_error(fmt::format("{} --detach failed: {}{}", args.at(0), r.out, r.err));
+  return json_lines(r.out).back().get_int("job");
+}
+
+std::string VmshiftCli::job_log(std::int64_t id) const {
+  return read_text(fmt::format("{}/job-{}.log", state_->path(), id));
+}
+
+std::vector<qmp::Json> json_lines(const std::string& out) {
+  std::vector<qmp::Json> all;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line.front() == '{') all.push_back(qmp::Json::parse(line));
+  return all;
+}
+
+std::string step_state(const qmp::Json& job, const std::string& step) {
+  for (const auto& s : job.get("steps").items())
+    if (s.get_string("name") == step) return s.get_string("state");
+  return "";
+}
+
+std::string domstate(Lab& lab, const std::string& host, const std::string& guest) {
+  std::string s = lab.virsh(host, {"domstate", guest});
+  return s.substr(0, s.find('\n'));
+}
+
+std::map<std::string, std::string> live_disks(Lab& lab, const std::string& host,
+                                              const std::string& guest, bool inactive) {
+  Argv a = {"domblklist", guest};
+  if (inactive) a.push_back("--inactive");
+  std::istringstream in(lab.virsh(host, a));
+  std::map<std::string, std::string> disks;
+  std::string target, source;
+  while (in >> target >> source)
+    if (target.rfind("vd", 0) == 0) disks[target] = source;
+  return disks;
+}
+
+bool defined(Lab& lab, const std::string& host, const std::string& guest) {
+  RunResult r = vmshift::run(Argv{"virsh", "--quiet", "-c", lab.uri(host), "dominfo", guest},
+                             Deadline::after(std::chrono::seconds(30)));
+  return r.status.success();
+}
+
+}  // namespace vmshift::testing
