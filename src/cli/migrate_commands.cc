@@ -82,8 +82,8 @@ void print_plan(const core::Preflight& pf, std::FILE* out) {
       fmt::print(out, "  {}: {} -> {}:{} ({}, {} allocated)\n", m.target, m.source,
                  p.live.dest_host, m.dest, m.format, human_bytes(m.need));
   }
-  for (const auto& [t, path] : p.live.shared)
-    fmt::print(out, "  {}: {} stays (shared storage)\n", t, path);
+  if (!p.live.shared.empty()) fmt::print(out, "disks staying on shared storage:\n");
+  for (const auto& [t, path] : p.live.shared) fmt::print(out, "  {}: {}\n", t, path);
   if (pf.guest.state == "running" || pf.guest.state == "paused") {
     fmt::print(out, "prediction: {}\n", p.live.prediction.explain());
     fmt::print(out, "  from: RAM {}, dirty rate {}, disk writes {}, link {}\n",

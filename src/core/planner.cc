@@ -269,11 +269,12 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
                 fmt::format("{} needed, {} free on host '{}'", human_bytes(d.memory_bytes),
                             human_bytes(dest.free_memory), dest.host));
 
-  // ---- TCG: QEMU 7.2 under TCG lost dirty pages of a guest that wrote to
-  // its memory through migrations of many passes (post-copy, or a pause
-  // after several passes): the guest crashed on the destination in 9 of 14
-  // lab runs, plain `virsh migrate` included (docs/live-migration.md). The
-  // options made for migrations that do not converge are refused there.
+  // ---- TCG: QEMU 7.2 under TCG loses memory writes of a guest during a
+  // migration, the more the longer it runs: guests crashed on the
+  // destination in 10 of 15 slow lab migrations (post-copy, or a pause
+  // after many passes), plain `virsh migrate` included
+  // (docs/live-migration.md). The options made for migrations that do not
+  // converge are refused there.
   if (running(g.state) && d.virt_type == "qemu") {
     std::vector<std::string> risky;
     if (o.postcopy) risky.push_back("--postcopy");

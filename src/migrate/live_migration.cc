@@ -413,7 +413,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
                "{} in {}{}{}; pause {}", route, secs(took),
                passes > 0 ? fmt::format(", {} memory pass{}", passes, passes == 1 ? "" : "es") : "",
                done && done->data_processed > 0
-                   ? fmt::format(", {} sent", human_bytes(done->data_processed))
+                   ? fmt::format(", {} of memory sent", human_bytes(done->data_processed))
                    : "",
                pause_text));
   job.checkpoint("switched");
