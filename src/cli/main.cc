@@ -116,6 +116,9 @@ void add_migrate_options(CLI::App* cmd, MigrateArgs& a) {
   cmd->add_flag("--tls", a.tls, "Encrypt the migration with libvirt's TLS");
   cmd->add_flag("--keep-source", a.keep_source, "Keep the source's disk files after a copy");
   cmd->add_flag("--force", a.force, "Replace existing destination files");
+  cmd->add_flag("--shallow", a.shallow,
+                "Copy only the disks' top layers; their backing files must be on the "
+                "destination already (shared storage)");
   cmd->add_flag("--json", a.json, "JSON output");
 }
 

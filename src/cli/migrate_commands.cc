@@ -149,6 +149,7 @@ core::PlanRequest plan_request(const MigrateArgs& a, const hosts::Inventory& inv
   o.tls = a.tls;
   o.keep_source = a.keep_source;
   o.force = a.force;
+  o.shallow = a.shallow;
   return r;
 }
 

@@ -30,6 +30,7 @@ struct MigrateArgs {
   bool tls = false;
   bool keep_source = false;
   bool force = false;
+  bool shallow = false;
   bool detach = false;
   bool json = false;
   int queue_timeout = 3600;

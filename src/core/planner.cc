@@ -431,7 +431,9 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     m.format = di.format;
     m.capacity = di.capacity;
     m.backing = di.backing;
-    m.need = di.allocation + pd.chain_allocation;  // the whole chain becomes one image
+    m.backing_format = di.backing_format;
+    // The whole chain becomes one image, unless only the top layer moves.
+    m.need = di.allocation + (o.shallow ? 0 : pd.chain_allocation);
     plan.live.copies.push_back(m);
   }
   // Disks two QEMUs open at once during the switch-over must not be cached
@@ -471,6 +473,30 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     }
     need_per_dir[dir] += m.need;
     disks_per_dir[dir].push_back(m.target);
+  }
+  // --shallow: the copies' top layers sit on the same backing chain, which
+  // the destination must see at the same paths.
+  if (o.shallow) {
+    std::vector<std::string> lacking, seen;
+    for (const auto& m : plan.live.copies)
+      for (const auto& b : m.backing) {
+        bool there = false;
+        try {
+          there = dest.storage->exists(b);
+        } catch (const Error&) {
+        }
+        (there ? seen : lacking).push_back(fmt::format("{} (disk {})", b, m.target));
+      }
+    if (!lacking.empty())
+      checks.fail("backing",
+                  fmt::format("--shallow copies only the top layer, but host '{}' "
+                              "lacks the backing file{} {}",
+                              dest.host, lacking.size() == 1 ? "" : "s", fmt::join(lacking, ", ")));
+    else
+      checks.pass("backing", seen.empty() ? "no disk has a backing file: --shallow copies "
+                                            "whole images"
+                                          : fmt::format("host '{}' sees {}", dest.host,
+                                                        fmt::join(seen, ", ")));
   }
   if (!no_dir.empty())
     checks.fail("disks",

@@ -21,6 +21,16 @@ struct DiskInfo {
   std::uint64_t capacity = 0;        // virtual size, bytes
   std::uint64_t allocation = 0;      // bytes allocated on the host for the top layer
   std::vector<std::string> backing;  // backing chain below the top layer, nearest first
+  std::string backing_format;        // format of backing.front(), if any
+};
+
+// An empty image for a copy to fill.
+struct NewImage {
+  std::string path;
+  std::string format;  // "qcow2" or "raw"
+  std::uint64_t capacity = 0;
+  std::string backing;  // qcow2 only: a backing file the copy's top layer sits on
+  std::string backing_format;
 };
 
 struct CopyRequest {
@@ -56,11 +66,9 @@ class Storage {
   virtual bool same_file(const std::string& a, const std::string& b) = 0;
   // Allocated bytes of a file.
   virtual std::optional<std::uint64_t> allocation(const std::string& path) = 0;
-  // Creates an empty, sparse image (format "qcow2" or "raw") of capacity
-  // bytes at path, for a copy to fill. Throws Error(kAlreadyExists) if the
-  // file exists.
-  virtual void create_image(const std::string& path, const std::string& format,
-                            std::uint64_t capacity) = 0;
+  // Creates an empty, sparse image for a copy to fill. Throws
+  // Error(kAlreadyExists) if the file exists.
+  virtual void create_image(const NewImage& image) = 0;
 };
 
 class Guest {

@@ -43,6 +43,7 @@ std::vector<DiskInfo> LibvirtGuest::disks() {
       chain += "/backingStore";
       std::string file = xml.text(chain + "/source/@file");
       if (file.empty()) break;
+      if (info.backing.empty()) info.backing_format = xml.text(chain + "/format/@type");
       info.backing.push_back(file);
     }
     if (active) {

@@ -194,7 +194,8 @@ std::string MigrationStats::phase() const {
 unsigned int migration_flags(const MigrationRequest& r) {
   unsigned int f = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
                    VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_ABORT_ON_ERROR;
-  if (!r.copy_disks.empty()) f |= VIR_MIGRATE_NON_SHARED_DISK;
+  if (!r.copy_disks.empty())
+    f |= r.copy_top_only ? VIR_MIGRATE_NON_SHARED_INC : VIR_MIGRATE_NON_SHARED_DISK;
   if (r.auto_converge) f |= VIR_MIGRATE_AUTO_CONVERGE;
   if (r.postcopy) f |= VIR_MIGRATE_POSTCOPY;
   if (r.tls) f |= VIR_MIGRATE_TLS;

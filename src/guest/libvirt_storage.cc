@@ -187,20 +187,27 @@ std::optional<std::uint64_t> LibvirtStorage::allocation(const std::string& path)
   return info.allocation;
 }
 
-void LibvirtStorage::create_image(const std::string& path, const std::string& format,
-                                  std::uint64_t capacity) {
+void LibvirtStorage::create_image(const NewImage& image) {
+  const std::string& path = image.path;
   if (exists(path))
     throw Error(ErrorCode::kAlreadyExists,
                 fmt::format("'{}' already exists on host '{}'", path, conn_.host()));
   // No <allocation>: a sparse file; qcow2 gets only its metadata.
+  std::string backing;
+  if (!image.backing.empty())
+    backing =
+        fmt::format("<backingStore><path>{}</path><format type='{}'/></backingStore>",
+                    hosts::xml_escape(image.backing),
+                    hosts::xml_escape(image.backing_format.empty() ? "raw" : image.backing_format));
   std::string xml = fmt::format(
       "<volume><name>{}</name><capacity unit='bytes'>{}</capacity><target><format type='{}'/>"
-      "</target></volume>",
-      hosts::xml_escape(basename_of(path)), capacity, hosts::xml_escape(format));
+      "</target>{}</volume>",
+      hosts::xml_escape(basename_of(path)), image.capacity, hosts::xml_escape(image.format),
+      backing);
   hosts::Volume v(virStorageVolCreateXML(pool_for(dirname_of(path)), xml.c_str(), 0));
   if (!v)
-    hosts::throw_libvirt(
-        fmt::format("cannot create the {} image '{}' on host '{}'", format, path, conn_.host()));
+    hosts::throw_libvirt(fmt::format("cannot create the {} image '{}' on host '{}'", image.format,
+                                     path, conn_.host()));
 }
 
 }  // namespace vmshift::guest

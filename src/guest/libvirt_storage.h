@@ -24,8 +24,7 @@ class LibvirtStorage : public Storage {
   void remove(const std::string& path) override;
   bool same_file(const std::string& a, const std::string& b) override;
   std::optional<std::uint64_t> allocation(const std::string& path) override;
-  void create_image(const std::string& path, const std::string& format,
-                    std::uint64_t capacity) override;
+  void create_image(const NewImage& image) override;
 
  private:
   virStoragePoolPtr pool_for(const std::string& dir);

@@ -43,11 +43,14 @@ std::optional<std::uint64_t> LocalStorage::allocation(const std::string& path) {
   return static_cast<std::uint64_t>(st.st_blocks) * 512;
 }
 
-void LocalStorage::create_image(const std::string& path, const std::string& format,
-                                std::uint64_t capacity) {
-  if (exists(path))
-    throw Error(ErrorCode::kAlreadyExists, fmt::format("'{}' already exists", path));
-  Argv argv = {"qemu-img", "create", "-q", "-f", format, path, std::to_string(capacity)};
+void LocalStorage::create_image(const NewImage& image) {
+  if (exists(image.path))
+    throw Error(ErrorCode::kAlreadyExists, fmt::format("'{}' already exists", image.path));
+  Argv argv = {"qemu-img", "create", "-q", "-f", image.format};
+  if (!image.backing.empty())
+    argv.insert(argv.end(), {"-b", image.backing, "-F",
+                             image.backing_format.empty() ? "raw" : image.backing_format});
+  argv.insert(argv.end(), {image.path, std::to_string(image.capacity)});
   run_checked(argv, Deadline::after(std::chrono::seconds(60)));
 }
 

@@ -13,8 +13,7 @@ class LocalStorage : public Storage {
   // "device:inode" of the file the path resolves to.
   bool same_file(const std::string& a, const std::string& b) override;
   std::optional<std::uint64_t> allocation(const std::string& path) override;
-  void create_image(const std::string& path, const std::string& format,
-                    std::uint64_t capacity) override;
+  void create_image(const NewImage& image) override;
 };
 
 }  // namespace vmshift::guest

@@ -22,6 +22,9 @@ struct MigrationRequest {
   std::string migrate_uri;
   // Disks copied during the migration (NBD + mirror); the others are shared.
   std::vector<std::string> copy_disks;
+  // Copy only their top layers: the destination's images sit on the same
+  // backing chain, which it sees.
+  bool copy_top_only = false;
   // The definition to start on the destination ("" keeps the source's),
   // e.g. with the copied disks' new paths; and the one to store there.
   std::string dest_xml;

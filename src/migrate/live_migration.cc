@@ -180,6 +180,7 @@ guest::MigrationRequest migration_request(const LiveMigrationPlan& plan,
   r.dest_peer_uri = plan.dest_peer_uri;
   r.migrate_uri = plan.migrate_uri;
   for (const auto& m : plan.copies) r.copy_disks.push_back(m.target);
+  r.copy_top_only = o.shallow;
   r.dest_xml = dest_xml;
   r.persist_xml = persist_xml;
   r.bandwidth = o.bandwidth;
@@ -243,7 +244,12 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
       // Recorded first: a crash right after the create must still remove it.
       saved.created.push_back(m.dest);
       job.save_state(saved.dump());
-      dst.storage().create_image(m.dest, m.format, m.capacity);
+      guest::NewImage image{.path = m.dest, .format = m.format, .capacity = m.capacity};
+      if (o.shallow && !m.backing.empty()) {
+        image.backing = m.backing.front();
+        image.backing_format = m.backing_format;
+      }
+      dst.storage().create_image(image);
     }
     std::vector<std::pair<std::string, std::string>> moved;
     for (const auto& m : plan.copies)
@@ -544,7 +550,8 @@ Json to_json(const LiveMigrationOptions& o) {
       .set("timeout_action", Json::string(o.timeout_action))
       .set("tls", Json::boolean(o.tls))
       .set("keep_source", Json::boolean(o.keep_source))
-      .set("force", Json::boolean(o.force));
+      .set("force", Json::boolean(o.force))
+      .set("shallow", Json::boolean(o.shallow));
 }
 
 LiveMigrationOptions live_options_from_json(const Json& j) {
@@ -566,6 +573,7 @@ LiveMigrationOptions live_options_from_json(const Json& j) {
   o.tls = j.get_bool("tls");
   o.keep_source = j.get_bool("keep_source");
   o.force = j.get_bool("force");
+  o.shallow = j.find_bool("shallow").value_or(false);
   return o;
 }
 
@@ -578,7 +586,9 @@ Json to_json(const LiveMigrationPlan& p) {
                     .set("dest", Json::string(m.dest))
                     .set("format", Json::string(m.format))
                     .set("capacity", Json::integer(static_cast<std::int64_t>(m.capacity)))
-                    .set("need", Json::integer(static_cast<std::int64_t>(m.need))));
+                    .set("need", Json::integer(static_cast<std::int64_t>(m.need)))
+                    .set("backing", Json::string(m.backing.empty() ? "" : m.backing.front()))
+                    .set("backing_format", Json::string(m.backing_format)));
   Json shared = Json::object();
   for (const auto& [t, path] : p.shared) shared.set(t, Json::string(path));
   return Json::object()
@@ -609,6 +619,8 @@ LiveMigrationPlan live_plan_from_json(const Json& j) {
     m.format = d.get_string("format");
     m.capacity = static_cast<std::uint64_t>(d.get_int("capacity"));
     m.need = static_cast<std::uint64_t>(d.get_int("need"));
+    if (auto b = d.find_string("backing"); b && !b->empty()) m.backing = {*b};
+    m.backing_format = d.find_string("backing_format").value_or("");
     p.copies.push_back(m);
   }
   Json shared = j.get("shared");

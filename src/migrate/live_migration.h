@@ -46,7 +46,8 @@ struct LiveMigrationOptions {
   std::string timeout_action = "abort";  // abort | postcopy | suspend
   bool tls = false;
   bool keep_source = false;
-  bool force = false;  // replace existing destination files
+  bool force = false;    // replace existing destination files
+  bool shallow = false;  // copy only the top layer; the backing chain must be on the destination
 };
 
 // What the planner decided; what a job needs to run it.

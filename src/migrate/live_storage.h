@@ -43,6 +43,7 @@ struct DiskMove {
   std::uint64_t capacity = 0;
   std::uint64_t need = 0;  // bytes the destination needs (allocated data copied)
   std::vector<std::string> backing;
+  std::string backing_format;  // of backing.front()
   bool replace_existing = false;
 };
 

@@ -217,6 +217,36 @@ TEST_F(MigrateLab, LiveVsmLocalStorage) {
   destroy("host1", "vsm");
 }
 
+// Test that --shallow moves only a disk's top layer (on host1's local
+// storage) to host2, on top of its backing file on shared storage, and that
+// without the backing file there the plan refuses it.
+TEST_F(MigrateLab, ShallowLiveVsmKeepsTheBackingChain) {
+  boot("shallow", {"--storage", "shared"});
+  std::string base = kShared + "/shallow-vda.qcow2";
+  std::string top = kImages + "/shallow-top.qcow2";
+  lab_->virsh("host1", {"snapshot-create-as", "shallow", "--disk-only", "--no-metadata",
+                        "--diskspec", "vda,file=" + top});
+  ASSERT_EQ(live_disks(*lab_, "host1", "shallow").at("vda"), top);
+  lab_->expect_writes_continue("shallow");
+
+  RunResult p = cli_->run({"plan", "shallow", "--to", "host2", "--shallow"});
+  EXPECT_EQ(p.status.code, 0) << p.out << p.err;
+  EXPECT_THAT(p.out, HasSubstr("pass  backing      host 'host2' sees " + base + " (disk vda)"));
+  qmp::Json done = migrate("shallow", "host2", {"--shallow"});
+  ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
+  expect_only_on("shallow", "host2");
+  EXPECT_EQ(live_disks(*lab_, "host2", "shallow").at("vda"), top);
+  RunResult info =
+      lab_->in_host("host2", {"qemu-img", "info", "--force-share", "--output=json", top});
+  ASSERT_TRUE(info.status.success()) << info.err;
+  EXPECT_EQ(qmp::Json::parse(info.out).get_string("backing-filename"), base);
+  EXPECT_FALSE(exists("host1", top));
+  EXPECT_TRUE(exists("host1", base)) << "the shared backing file must stay";
+  lab_->expect_writes_continue("shallow");
+  lab_->expect_verified("shallow");
+  destroy("host2", "shallow");
+}
+
 // Test that xbzrle compression, multifd over parallel connections, and
 // auto-converge each move a guest dirtying its memory, with nothing lost.
 TEST_F(MigrateLab, CompressionMultifdAndAutoConverge) {

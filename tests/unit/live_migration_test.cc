@@ -40,12 +40,14 @@ class FakeStorage : public guest::Storage {
   }
   bool same_file(const std::string& a, const std::string& b) override { return a == b; }
   std::optional<std::uint64_t> allocation(const std::string&) override { return 0; }
-  void create_image(const std::string& path, const std::string& format,
-                    std::uint64_t capacity) override {
-    events_.push_back(fmt::format("{} create {} {} {}", host_, path, format, capacity));
+  void create_image(const guest::NewImage& image) override {
+    events_.push_back(fmt::format("{} create {} {} {}{}", host_, image.path, image.format,
+                                  image.capacity,
+                                  image.backing.empty() ? "" : " on " + image.backing));
     if (fail_create) throw Error(ErrorCode::kIo, "no space left on device");
-    files.insert(path);
+    files.insert(image.path);
   }
+
   std::set<std::string> files;
   bool fail_create = false;
 
@@ -277,6 +279,20 @@ TEST_F(LiveMigrationTest, SamePathAndKeepSource) {
   EXPECT_THAT(events_, Not(Contains(HasSubstr("remove"))));
   EXPECT_THAT(r.message, HasSubstr("--keep-source"));
   EXPECT_EQ(job_.last(4), StepState::kSkipped);
+}
+
+// Test that --shallow creates the destination's top layer on the same
+// backing file and asks libvirt to copy only the top layers.
+TEST_F(LiveMigrationTest, ShallowCopiesTheTopLayer) {
+  copy_vda("/local/g1-vda.qcow2");
+  plan_.copies[0].backing = {"/shared/base.qcow2"};
+  plan_.copies[0].backing_format = "qcow2";
+  options_.shallow = true;
+  Result r = run();
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_EQ(events_.at(0), "host2 create /local/g1-vda.qcow2 qcow2 67108864 on /shared/base.qcow2");
+  EXPECT_TRUE(src_.requests.at(0).copy_top_only);
+  EXPECT_THAT(r.message, HasSubstr("backing files left in place"));
 }
 
 // Test that a failed migration leaves the VM on the source and removes the

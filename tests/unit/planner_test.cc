@@ -48,9 +48,7 @@ class FakeStorage : public guest::Storage {
   void remove(const std::string& path) override { files.erase(path); }
   bool same_file(const std::string& a, const std::string& b) override { return a == b; }
   std::optional<std::uint64_t> allocation(const std::string&) override { return 0; }
-  void create_image(const std::string& path, const std::string&, std::uint64_t) override {
-    files.insert(path);
-  }
+  void create_image(const guest::NewImage& image) override { files.insert(image.path); }
 };
 
 const char* kInventory = R"(
@@ -209,6 +207,32 @@ TEST_F(PlannerTest, MovingSharedDisksIsLiveVsm) {
   EXPECT_EQ(p.type, "live-vsm");
   ASSERT_EQ(p.live.copies.size(), 1u);
   EXPECT_EQ(p.live.copies[0].dest, "/var/lib/libvirt/images/g1-vda.qcow2");
+}
+
+// Test that --shallow copies only the top layer (its allocation alone) and
+// needs the backing files on the destination; without it the chain is
+// flattened into the copy.
+TEST_F(PlannerTest, ShallowNeedsTheBackingChainThere) {
+  disk_on("host1-local", 10 * kMiB);
+  guest_.disks[0].info.backing = {"/var/lib/libvirt/shared/base.qcow2"};
+  guest_.disks[0].info.backing_format = "qcow2";
+  guest_.disks[0].chain_allocation = 500 * kMiB;
+  MigrationPlan full = plan();
+  ASSERT_TRUE(full.ok()) << testing::PrintToString(full.failures());
+  EXPECT_EQ(full.live.copies.at(0).need, 510 * kMiB);
+  EXPECT_FALSE(has_check(full, "backing"));
+
+  request_.options.shallow = true;
+  MigrationPlan top = plan();
+  EXPECT_EQ(top.live.copies.at(0).need, 10 * kMiB);
+  EXPECT_EQ(top.live.copies.at(0).backing_format, "qcow2");
+  EXPECT_EQ(check(top, "backing").reason,
+            "--shallow copies only the top layer, but host 'host2' lacks the backing file "
+            "/var/lib/libvirt/shared/base.qcow2 (disk vda)");
+  storage_.files.insert("/var/lib/libvirt/shared/base.qcow2");
+  top = plan();
+  EXPECT_TRUE(top.ok()) << testing::PrintToString(top.failures());
+  EXPECT_EQ(check(top, "backing").status, CheckStatus::kPass);
 }
 
 // Test that a shut-off VM is planned as a network migration, which this
@@ -553,6 +577,10 @@ TEST(MigrationRequest, FlagsAndParameters) {
   r.postcopy = true;
   r.tls = true;
   r.shared_storage_vouched = true;
+  r.copy_top_only = true;
+  EXPECT_EQ(guest::migration_flags(r) & VIR_MIGRATE_NON_SHARED_DISK, 0u);
+  EXPECT_NE(guest::migration_flags(r) & VIR_MIGRATE_NON_SHARED_INC, 0u);
+  r.copy_top_only = false;
   EXPECT_EQ(guest::migration_flags(r), base | VIR_MIGRATE_NON_SHARED_DISK |
                                            VIR_MIGRATE_AUTO_CONVERGE | VIR_MIGRATE_POSTCOPY |
                                            VIR_MIGRATE_TLS | VIR_MIGRATE_PARALLEL |
