@@ -44,10 +44,12 @@ class MigrateLab : public ::testing::Test {
   void SetUp() override { cli_ = std::make_unique<VmshiftCli>(*lab_); }
 
   static void boot(const std::string& guest, const Argv& extra = {}) {
-    // Guests under TCG that write much to their memory during a migration
-    // can be corrupted by QEMU 7.2 (docs/live-migration.md): test guests
-    // dirty 1 MiB/s, and migrations that switch over run at full speed.
-    Argv a = {"guest", guest, "--host", "host1", "--dirty-rate", "1", "--mem-mib", "32"};
+    // Under TCG, QEMU 7.2 loses memory writes of a guest during a
+    // migration now and then (docs/live-migration.md), the more the guest's
+    // kernel writes: test guests dirty 1 MiB/s, write 5 records a second
+    // and print a heartbeat a second, and migrations run at full speed.
+    Argv a = {"guest",        guest, "--host",         "host1", "--dirty-rate", "1",
+              "--write-rate", "5",   "--heartbeat-ms", "1000",  "--mem-mib",    "32"};
     a.insert(a.end(), extra.begin(), extra.end());
     lab_->run(a);
   }
@@ -250,12 +252,12 @@ TEST_F(MigrateLab, ShallowLiveVsmKeepsTheBackingChain) {
 // Test that xbzrle compression, multifd over parallel connections, and
 // auto-converge each move a guest dirtying its memory, with nothing lost.
 TEST_F(MigrateLab, CompressionMultifdAndAutoConverge) {
-  boot("opts", {"--storage", "shared", "--dirty-rate", "2"});
+  boot("opts", {"--storage", "shared"});
   qmp::Json done = migrate("opts", "host2", {"--compress", "xbzrle"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   done = migrate("opts", "host1", {"--parallel", "2"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
-  done = migrate("opts", "host2", {"--auto-converge", "--compress", "mt"});
+  done = migrate("opts", "host2", {"--auto-converge"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   expect_only_on("opts", "host2");
   lab_->expect_writes_continue("opts");
