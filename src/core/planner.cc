@@ -424,14 +424,7 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
         unseen.push_back(fmt::format("{} ({})", di.path, di.target));
       continue;
     }
-    DiskMove m;
-    m.target = di.target;
-    m.source = di.path;
-    m.dest = dest_path;
-    m.format = di.format;
-    m.capacity = di.capacity;
-    m.backing = di.backing;
-    m.backing_format = di.backing_format;
+    DiskMove m = migrate::move_of(di, dest_path);
     // The whole chain becomes one image, unless only the top layer moves.
     m.need = di.allocation + (o.shallow ? 0 : pd.chain_allocation);
     plan.live.copies.push_back(m);

@@ -88,16 +88,25 @@ Domain Connection::domain(const std::string& name) const {
   return Domain(d);
 }
 
-std::vector<std::string> Connection::domain_names() const {
+namespace {
+
+// Calls f on every domain defined on the host.
+template <typename F>
+void for_each_domain(virConnectPtr conn, const std::string& host, F&& f) {
   virDomainPtr* list = nullptr;
-  int n = virConnectListAllDomains(get(), &list, 0);
-  if (n < 0) throw_libvirt(fmt::format("cannot list VMs on host '{}'", host_));
-  std::vector<std::string> names;
-  for (int i = 0; i < n; ++i) {
-    Domain d(list[i]);
-    names.push_back(domain_name(d.get()));
-  }
+  int n = virConnectListAllDomains(conn, &list, 0);
+  if (n < 0) throw_libvirt(fmt::format("cannot list VMs on host '{}'", host));
+  std::vector<Domain> all;
+  for (int i = 0; i < n; ++i) all.emplace_back(list[i]);
   std::free(list);
+  for (const auto& d : all) f(d.get());
+}
+
+}  // namespace
+
+std::vector<std::string> Connection::domain_names() const {
+  std::vector<std::string> names;
+  for_each_domain(get(), host_, [&](virDomainPtr d) { names.push_back(domain_name(d)); });
   return names;
 }
 
@@ -124,15 +133,8 @@ std::uint64_t Connection::free_memory() const {
 }
 
 std::vector<std::string> Connection::domain_uuids() const {
-  virDomainPtr* list = nullptr;
-  int n = virConnectListAllDomains(get(), &list, 0);
-  if (n < 0) throw_libvirt(fmt::format("cannot list VMs on host '{}'", host_));
   std::vector<std::string> uuids;
-  for (int i = 0; i < n; ++i) {
-    Domain d(list[i]);
-    uuids.push_back(domain_uuid(d.get()));
-  }
-  std::free(list);
+  for_each_domain(get(), host_, [&](virDomainPtr d) { uuids.push_back(domain_uuid(d)); });
   return uuids;
 }
 

@@ -32,11 +32,7 @@ struct Saved {
 
   std::string dump() const {
     Json disks = Json::array();
-    for (const auto& m : copies)
-      disks.push(Json::object()
-                     .set("target", Json::string(m.target))
-                     .set("source", Json::string(m.source))
-                     .set("dest", Json::string(m.dest)));
+    for (const auto& m : copies) disks.push(to_json(m));
     Json made = Json::array();
     for (const auto& c : created) made.push(Json::string(c));
     return Json::object()
@@ -54,13 +50,7 @@ struct Saved {
     s.phase = j.get_string("phase");
     s.vm = j.get_string("vm");
     s.keep_source = j.get_bool("keep_source");
-    for (const Json& d : j.get("copies").items()) {
-      DiskMove m;
-      m.target = d.get_string("target");
-      m.source = d.get_string("source");
-      m.dest = d.get_string("dest");
-      s.copies.push_back(m);
-    }
+    for (const Json& d : j.get("copies").items()) s.copies.push_back(disk_move_from_json(d));
     for (const Json& c : j.get("created").items()) s.created.push_back(c.as_string());
     return s;
   }
@@ -579,16 +569,7 @@ LiveMigrationOptions live_options_from_json(const Json& j) {
 
 Json to_json(const LiveMigrationPlan& p) {
   Json copies = Json::array();
-  for (const auto& m : p.copies)
-    copies.push(Json::object()
-                    .set("target", Json::string(m.target))
-                    .set("source", Json::string(m.source))
-                    .set("dest", Json::string(m.dest))
-                    .set("format", Json::string(m.format))
-                    .set("capacity", Json::integer(static_cast<std::int64_t>(m.capacity)))
-                    .set("need", Json::integer(static_cast<std::int64_t>(m.need)))
-                    .set("backing", Json::string(m.backing.empty() ? "" : m.backing.front()))
-                    .set("backing_format", Json::string(m.backing_format)));
+  for (const auto& m : p.copies) copies.push(to_json(m));
   Json shared = Json::object();
   for (const auto& [t, path] : p.shared) shared.set(t, Json::string(path));
   return Json::object()
@@ -611,18 +592,7 @@ LiveMigrationPlan live_plan_from_json(const Json& j) {
   p.dest_host = j.get_string("dest_host");
   p.dest_peer_uri = j.get_string("dest_peer_uri");
   p.migrate_uri = j.get_string("migrate_uri");
-  for (const Json& d : j.get("copies").items()) {
-    DiskMove m;
-    m.target = d.get_string("target");
-    m.source = d.get_string("source");
-    m.dest = d.get_string("dest");
-    m.format = d.get_string("format");
-    m.capacity = static_cast<std::uint64_t>(d.get_int("capacity"));
-    m.need = static_cast<std::uint64_t>(d.get_int("need"));
-    if (auto b = d.find_string("backing"); b && !b->empty()) m.backing = {*b};
-    m.backing_format = d.find_string("backing_format").value_or("");
-    p.copies.push_back(m);
-  }
+  for (const Json& d : j.get("copies").items()) p.copies.push_back(disk_move_from_json(d));
   Json shared = j.get("shared");
   for (const auto& t : shared.keys()) p.shared[t] = shared.get_string(t);
   p.memory_bytes = static_cast<std::uint64_t>(j.get_int("memory_bytes"));

@@ -37,11 +37,7 @@ struct Saved {
   std::string dump() const {
     Json disks = Json::array();
     for (const auto& m : moves)
-      disks.push(Json::object()
-                     .set("target", Json::string(m.target))
-                     .set("source", Json::string(m.source))
-                     .set("dest", Json::string(m.dest))
-                     .set("pivoted", Json::boolean(pivoted.count(m.target) > 0)));
+      disks.push(to_json(m).set("pivoted", Json::boolean(pivoted.count(m.target) > 0)));
     return Json::object()
         .set("phase", Json::string(phase))
         .set("keep_source", Json::boolean(keep_source))
@@ -55,10 +51,7 @@ struct Saved {
     s.phase = j.get_string("phase");
     s.keep_source = j.get_bool("keep_source");
     for (const Json& d : j.get("disks").items()) {
-      DiskMove m;
-      m.target = d.get_string("target");
-      m.source = d.get_string("source");
-      m.dest = d.get_string("dest");
+      DiskMove m = disk_move_from_json(d);
       if (d.get_bool("pivoted")) s.pivoted.insert(m.target);
       s.moves.push_back(m);
     }
@@ -128,6 +121,46 @@ std::string delete_sources(guest::Guest& g, const std::vector<DiskMove>& moves, 
 }
 
 }  // namespace
+
+DiskMove move_of(const guest::DiskInfo& d, const std::string& dest) {
+  DiskMove m;
+  m.target = d.target;
+  m.source = d.path;
+  m.dest = dest;
+  m.format = d.format;
+  m.capacity = d.capacity;
+  m.backing = d.backing;
+  m.backing_format = d.backing_format;
+  return m;
+}
+
+Json to_json(const DiskMove& m) {
+  Json backing = Json::array();
+  for (const auto& b : m.backing) backing.push(Json::string(b));
+  return Json::object()
+      .set("target", Json::string(m.target))
+      .set("source", Json::string(m.source))
+      .set("dest", Json::string(m.dest))
+      .set("format", Json::string(m.format))
+      .set("capacity", Json::integer(static_cast<std::int64_t>(m.capacity)))
+      .set("need", Json::integer(static_cast<std::int64_t>(m.need)))
+      .set("backing", backing)
+      .set("backing_format", Json::string(m.backing_format));
+}
+
+DiskMove disk_move_from_json(const Json& j) {
+  DiskMove m;
+  m.target = j.get_string("target");
+  m.source = j.get_string("source");
+  m.dest = j.get_string("dest");
+  m.format = j.find_string("format").value_or("");
+  m.capacity = static_cast<std::uint64_t>(j.find_int("capacity").value_or(0));
+  m.need = static_cast<std::uint64_t>(j.find_int("need").value_or(0));
+  if (std::optional<Json> b = j.find("backing"); b && b->is_array())
+    for (const Json& x : b->items()) m.backing.push_back(x.as_string());
+  m.backing_format = j.find_string("backing_format").value_or("");
+  return m;
+}
 
 std::string human_bytes(std::uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -220,13 +253,7 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
       throw Error(
           ErrorCode::kInvalidArgument,
           fmt::format("destination '{}' of disk {} is a file the VM already uses", dest, d.target));
-    DiskMove m;
-    m.target = d.target;
-    m.source = d.path;
-    m.dest = dest;
-    m.format = d.format;
-    m.capacity = d.capacity;
-    m.backing = d.backing;
+    DiskMove m = move_of(d, dest);
     std::string dir = dirname_of(dest);
     try {
       g.storage().free_bytes(dir);  // throws when the directory is not there

@@ -47,6 +47,13 @@ struct DiskMove {
   bool replace_existing = false;
 };
 
+// The move of a disk to dest: its target, source, format, size and backing
+// chain (need is left for the caller).
+DiskMove move_of(const guest::DiskInfo& disk, const std::string& dest);
+// A disk move in a job record; reading tolerates fields an older record lacks.
+qmp::Json to_json(const DiskMove& move);
+DiskMove disk_move_from_json(const qmp::Json& json);
+
 struct LiveStoragePlan {
   std::vector<DiskMove> moves;
   std::vector<std::string> notes;
