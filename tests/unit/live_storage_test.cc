@@ -512,7 +512,8 @@ TEST(LiveStorageOptionsJsonTest, RoundTripsEveryField) {
 // Test that default options (no --to, no --disk, all flags off) come back
 // the same: no destination directory appears, no flag turns on.
 TEST(LiveStorageOptionsJsonTest, RoundTripsDefaults) {
-  LiveStorageOptions back = options_from_json(qmp::Json::parse(to_json(LiveStorageOptions{}).dump()));
+  LiveStorageOptions back =
+      options_from_json(qmp::Json::parse(to_json(LiveStorageOptions{}).dump()));
   EXPECT_FALSE(back.to_dir);
   EXPECT_TRUE(back.disks.empty());
   EXPECT_EQ(back.bandwidth, 0u);
