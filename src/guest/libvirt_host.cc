@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "guest/libvirt_guest.h"
 #include "hosts/xml.h"
 
 namespace vmshift::guest {
@@ -349,6 +350,119 @@ std::unique_ptr<LiveMigration> LibvirtHost::start_migration(const std::string& v
     throw Error(ErrorCode::kFailedPrecondition,
                 fmt::format("VM '{}' is not running on host '{}'", vm, conn_.host()));
   return std::make_unique<LibvirtMigration>(std::move(s), request);
+}
+
+void LibvirtHost::snapshot_to_overlays(const std::string& vm,
+                                       const std::map<std::string, std::string>& overlays) {
+  hosts::Domain d = conn_.domain(vm);
+  std::string disks;
+  for (const auto& [target, path] : vm_disks(vm, false)) {
+    (void)path;
+    auto it = overlays.find(target);
+    if (it == overlays.end())
+      disks += fmt::format("<disk name='{}' snapshot='no'/>", hosts::xml_escape(target));
+    else
+      disks += fmt::format(
+          "<disk name='{}' snapshot='external'><driver type='qcow2'/><source file='{}'/></disk>",
+          hosts::xml_escape(target), hosts::xml_escape(it->second));
+  }
+  std::string xml = fmt::format("<domainsnapshot><disks>{}</disks></domainsnapshot>", disks);
+  virDomainSnapshotPtr snap = virDomainSnapshotCreateXML(
+      d.get(), xml.c_str(),
+      VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
+          VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC);
+  if (snap == nullptr)
+    hosts::throw_libvirt(
+        fmt::format("cannot snapshot the disks of VM '{}' on host '{}'", vm, conn_.host()));
+  virDomainSnapshotFree(snap);
+}
+
+void LibvirtHost::commit_top(const std::string& vm, const std::string& target, Deadline deadline) {
+  LibvirtGuest g(conn_, vm);
+  hosts::Domain d = conn_.domain(vm);
+  if (virDomainBlockCommit(d.get(), target.c_str(), nullptr, nullptr, 0,
+                           VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) != 0)
+    hosts::throw_libvirt(
+        fmt::format("cannot merge the top layer of disk {} of VM '{}' on host "
+                    "'{}'",
+                    target, vm, conn_.host()));
+  for (;;) {
+    CopyStatus st = g.copy_status(target);
+    if (!st.active)
+      throw Error(
+          ErrorCode::kCommandFailed,
+          fmt::format("the merge of disk {} of VM '{}' ended before its switch", target, vm));
+    if (st.ready) break;
+    if (deadline.expired()) {
+      g.abort_copy(target, Deadline::after(std::chrono::seconds(60)));
+      throw Error(ErrorCode::kTimeout,
+                  fmt::format("the merge of disk {} of VM '{}' was not done in time; it was "
+                              "cancelled (the disk still runs on its top layer)",
+                              target, vm));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  g.pivot(target, deadline);
+}
+
+void LibvirtHost::save_state(const std::string& vm, const std::string& path) {
+  hosts::Domain d = conn_.domain(vm);
+  if (virDomainSaveFlags(d.get(), path.c_str(), nullptr, VIR_DOMAIN_SAVE_RUNNING) != 0)
+    hosts::throw_libvirt(fmt::format("cannot save the state of VM '{}' on host '{}' to '{}'", vm,
+                                     conn_.host(), path));
+}
+
+std::string LibvirtHost::saved_xml(const std::string& path) {
+  char* x =
+      virDomainSaveImageGetXMLDesc(conn_.get(), path.c_str(), VIR_DOMAIN_SAVE_IMAGE_XML_SECURE);
+  if (x == nullptr)
+    hosts::throw_libvirt(
+        fmt::format("cannot read the saved state '{}' on host '{}'", path, conn_.host()));
+  std::string s = x;
+  std::free(x);
+  return s;
+}
+
+void LibvirtHost::restore_state(const std::string& path, const std::string& xml, bool paused) {
+  if (virDomainRestoreFlags(conn_.get(), path.c_str(), xml.empty() ? nullptr : xml.c_str(),
+                            paused ? VIR_DOMAIN_SAVE_PAUSED : VIR_DOMAIN_SAVE_RUNNING) != 0)
+    hosts::throw_libvirt(
+        fmt::format("cannot restore the saved state '{}' on host '{}'", path, conn_.host()));
+}
+
+std::optional<std::string> LibvirtHost::managed_save_path(const std::string& vm) {
+  hosts::Domain d = find(vm);
+  if (!d) return std::nullopt;
+  int r = virDomainHasManagedSaveImage(d.get(), 0);
+  if (r < 0) hosts::throw_libvirt(fmt::format("cannot check VM '{}' for a saved state", vm));
+  if (r == 0) return std::nullopt;
+  return fmt::format("/var/lib/libvirt/qemu/save/{}.save", vm);
+}
+
+void LibvirtHost::managed_save(const std::string& vm) {
+  hosts::Domain d = conn_.domain(vm);
+  if (virDomainManagedSave(d.get(), 0) != 0)
+    hosts::throw_libvirt(fmt::format("cannot save VM '{}' on host '{}'", vm, conn_.host()));
+}
+
+void LibvirtHost::define(const std::string& xml) {
+  virDomainPtr d = virDomainDefineXML(conn_.get(), xml.c_str());
+  if (d == nullptr)
+    hosts::throw_libvirt(fmt::format("cannot define the VM on host '{}'", conn_.host()));
+  virDomainFree(d);
+}
+
+void LibvirtHost::start(const std::string& vm) {
+  hosts::Domain d = conn_.domain(vm);
+  if (virDomainCreate(d.get()) != 0)
+    hosts::throw_libvirt(fmt::format("cannot start VM '{}' on host '{}'", vm, conn_.host()));
+}
+
+void LibvirtHost::destroy(const std::string& vm) {
+  hosts::Domain d = find(vm);
+  if (!d || !hosts::domain_active(d.get())) return;
+  if (virDomainDestroy(d.get()) != 0)
+    hosts::throw_libvirt(fmt::format("cannot stop VM '{}' on host '{}'", vm, conn_.host()));
 }
 
 }  // namespace vmshift::guest

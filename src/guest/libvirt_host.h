@@ -30,7 +30,20 @@ class LibvirtHost : public MigrationHost {
   std::unique_ptr<LiveMigration> start_migration(const std::string& vm,
                                                  const MigrationRequest& request) override;
 
+  void snapshot_to_overlays(const std::string& vm,
+                            const std::map<std::string, std::string>& overlays) override;
+  void commit_top(const std::string& vm, const std::string& target, Deadline deadline) override;
+  void save_state(const std::string& vm, const std::string& path) override;
+  std::string saved_xml(const std::string& path) override;
+  void restore_state(const std::string& path, const std::string& xml, bool paused) override;
+  std::optional<std::string> managed_save_path(const std::string& vm) override;
+  void managed_save(const std::string& vm) override;
+  void define(const std::string& xml) override;
+  void start(const std::string& vm) override;
+  void destroy(const std::string& vm) override;
+
   const hosts::Connection& connection() const { return conn_; }
+  LibvirtStorage& libvirt_storage() { return storage_; }
 
  private:
   hosts::Domain find(const std::string& vm);  // null if none

@@ -26,6 +26,11 @@ class LibvirtStorage : public Storage {
   std::optional<std::uint64_t> allocation(const std::string& path) override;
   void create_image(const NewImage& image) override;
 
+  // The volume of a file (its directory gets a transient pool if no pool
+  // covers it); null if there is no such file.
+  hosts::Volume volume_at(const std::string& path) { return volume(path); }
+  const hosts::Connection& connection() const { return conn_; }
+
  private:
   virStoragePoolPtr pool_for(const std::string& dir);
   hosts::Volume volume(const std::string& path);  // null if none

@@ -111,6 +111,34 @@ class MigrationHost {
   // Starts migrating a running VM of this host. Throws if it cannot start.
   virtual std::unique_ptr<LiveMigration> start_migration(const std::string& vm,
                                                          const MigrationRequest& request) = 0;
+
+  // ---- what quick (storage) and network migrations do
+
+  // External disk-only snapshot: each named disk (target -> new overlay
+  // file) goes on writing to a new qcow2 overlay; its old file becomes the
+  // read-only backing file. Atomic: all disks or none.
+  virtual void snapshot_to_overlays(const std::string& vm,
+                                    const std::map<std::string, std::string>& overlays) = 0;
+  // Merges a disk's top layer into its backing file while the VM runs
+  // (active block commit, then the switch to the backing file), waiting
+  // until done or the deadline. The overlay file stays (delete it after).
+  virtual void commit_top(const std::string& vm, const std::string& target, Deadline deadline) = 0;
+  // Saves the running VM's state to a file on this host; the VM stops.
+  virtual void save_state(const std::string& vm, const std::string& path) = 0;
+  // The definition stored in a saved state file.
+  virtual std::string saved_xml(const std::string& path) = 0;
+  // Starts a VM from a saved state file with this definition (its disk
+  // paths may differ from the saved one); running, or paused.
+  virtual void restore_state(const std::string& path, const std::string& xml, bool paused) = 0;
+  // Whether the VM has a managed-save image (virsh managedsave), and where.
+  virtual std::optional<std::string> managed_save_path(const std::string& vm) = 0;
+  // Stores the running or paused VM's state as its managed-save image; it stops.
+  virtual void managed_save(const std::string& vm) = 0;
+  // Defines (or redefines) a VM persistently from XML.
+  virtual void define(const std::string& xml) = 0;
+  virtual void start(const std::string& vm) = 0;
+  // Stops a VM at once (no guest shutdown).
+  virtual void destroy(const std::string& vm) = 0;
 };
 
 }  // namespace vmshift::guest

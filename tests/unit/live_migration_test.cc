@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "support/fake_host.h"
 #include "support/fake_job.h"
 
 namespace vmshift::migrate {
@@ -27,172 +28,16 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using namespace std::chrono_literals;
 
-using Events = std::vector<std::string>;
-
-class FakeStorage : public guest::Storage {
- public:
-  FakeStorage(std::string host, Events& events) : host_(std::move(host)), events_(events) {}
-  bool exists(const std::string& path) override { return files.count(path) > 0; }
-  std::optional<std::uint64_t> free_bytes(const std::string&) override { return 1ull << 40; }
-  void remove(const std::string& path) override {
-    events_.push_back(host_ + " remove " + path);
-    files.erase(path);
-  }
-  bool same_file(const std::string& a, const std::string& b) override { return a == b; }
-  std::optional<std::uint64_t> allocation(const std::string&) override { return 0; }
-  void create_image(const guest::NewImage& image) override {
-    events_.push_back(fmt::format("{} create {} {} {}{}", host_, image.path, image.format,
-                                  image.capacity,
-                                  image.backing.empty() ? "" : " on " + image.backing));
-    if (fail_create) throw Error(ErrorCode::kIo, "no space left on device");
-    files.insert(image.path);
-  }
-
-  std::set<std::string> files;
-  bool fail_create = false;
-
- private:
-  std::string host_;
-  Events& events_;
-};
-
-// What the scripted migration does: a few polls of progress, then an end.
-struct Script {
-  int polls_before_end = 3;
-  std::string result;  // "" success, else libvirt's error
-  bool ends_when_aborted = true;
-  bool stalls = false;   // remaining never shrinks
-  bool moves_vm = true;  // on success the VM runs on the destination
-};
-
-class FakeHost;
-
-class FakeMigration : public guest::LiveMigration {
- public:
-  FakeMigration(FakeHost& src, FakeHost& dst, Script script, Events& events)
-      : src_(src), dst_(dst), script_(std::move(script)), events_(events) {}
-  guest::MigrationStats stats() override {
-    guest::MigrationStats s;
-    s.active = !ended_;
-    s.memory_total = 1000;
-    s.memory_processed = script_.stalls ? 500 : std::min(1000, 300 * polls_);
-    s.memory_remaining = s.memory_total - s.memory_processed;
-    s.iteration = 1;
-    return s;
-  }
-  std::optional<std::string> result() override {
-    if (!ended_) return std::nullopt;
-    return outcome_;
-  }
-  std::optional<std::string> wait(Deadline) override;
-  void abort() override {
-    events_.push_back("abort");
-    aborted_ = true;
-  }
-  void switch_to_postcopy() override { events_.push_back("postcopy"); }
-  void suspend_source() override {
-    events_.push_back("suspend");
-    script_.stalls = false;  // paused, the guest dirties nothing: the rest goes at once
-    polls_ = script_.polls_before_end;
-  }
-
- private:
-  FakeHost& src_;
-  FakeHost& dst_;
-  Script script_;
-  Events& events_;
-  int polls_ = 0;
-  bool ended_ = false, aborted_ = false;
-  std::string outcome_;
-};
-
-class FakeHost : public guest::MigrationHost {
- public:
-  FakeHost(std::string name, Events& events)
-      : name_(std::move(name)), events_(events), storage_(name_, events) {}
-  std::string name() const override { return name_; }
-  guest::Storage& storage() override { return storage_; }
-  std::optional<std::string> vm_state(const std::string& vm) override {
-    auto it = vms.find(vm);
-    if (it == vms.end()) return std::nullopt;
-    return it->second;
-  }
-  bool vm_persistent(const std::string& vm) override { return vms.count(vm) > 0; }
-  std::map<std::string, std::string> vm_disks(const std::string&, bool) override { return disks; }
-  std::string vm_xml(const std::string& vm, bool) override {
-    std::string xml = "<domain><name>" + vm + "</name><devices>";
-    for (const auto& [t, p] : disks)
-      xml += "<disk type='file' device='disk'><source file='" + p + "'/><target dev='" + t +
-             "'/></disk>";
-    return xml + "</devices></domain>";
-  }
-  bool vm_job_active(const std::string&) override { return job_active; }
-  bool abort_job(const std::string&) override {
-    events_.push_back(name_ + " abort_job");
-    job_active = false;
-    return true;
-  }
-  std::optional<guest::CompletedMigration> completed_migration(const std::string&) override {
-    return completed;
-  }
-  void undefine(const std::string& vm) override {
-    events_.push_back(name_ + " undefine " + vm);
-    vms.erase(vm);
-  }
-  std::unique_ptr<guest::LiveMigration> start_migration(
-      const std::string&, const guest::MigrationRequest& request) override {
-    events_.push_back(name_ + " start");
-    requests.push_back(request);
-    if (!start_error.empty()) throw Error(ErrorCode::kCommandFailed, start_error);
-    return std::make_unique<FakeMigration>(*this, *peer, script, events_);
-  }
-
-  std::map<std::string, std::string> vms;    // name -> state
-  std::map<std::string, std::string> disks;  // what vm_disks reports
-  std::optional<guest::CompletedMigration> completed;
-  bool job_active = false;
-  std::string start_error;
-  Script script;
-  FakeHost* peer = nullptr;
-  std::vector<guest::MigrationRequest> requests;
-
- private:
-  std::string name_;
-  Events& events_;
-
- public:
-  FakeStorage storage_;
-};
-
-std::optional<std::string> FakeMigration::wait(Deadline) {
-  if (ended_) return outcome_;
-  ++polls_;
-  if (aborted_ && script_.ends_when_aborted) {
-    ended_ = true;
-    outcome_ = "operation aborted: migration out job: canceled by client";
-    // libvirt leaves the VM where it was and tears the destination down.
-    dst_.vms.erase("g1");
-    return outcome_;
-  }
-  if (!script_.stalls && polls_ > script_.polls_before_end) {
-    ended_ = true;
-    outcome_ = script_.result;
-    if (outcome_.empty() && script_.moves_vm) {
-      src_.vms.erase("g1");
-      dst_.vms["g1"] = "running";
-    }
-    return outcome_;
-  }
-  return std::nullopt;
-}
+using testing::Events;
+using testing::FakeHost;
+using testing::FakeVm;
 
 class LiveMigrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     src_.peer = &dst_;
-    src_.vms["g1"] = "running";
-    src_.disks = {{"vda", "/local/g1-vda.qcow2"}};
-    src_.storage_.files = {"/local/g1-vda.qcow2"};
+    src_.vms["g1"] = FakeVm{.disks = {{"vda", "/local/g1-vda.qcow2"}}};
+    src_.put_file("/local/g1-vda.qcow2", 4096);
     dst_.completed = guest::CompletedMigration{.downtime_ms = 180,
                                                .elapsed_ms = 2000,
                                                .data_total = 1000,
@@ -215,7 +60,6 @@ class LiveMigrationTest : public ::testing::Test {
     m.capacity = 64 << 20;
     m.need = 10 << 20;
     plan_.copies = {m};
-    dst_.disks = {{"vda", dest}};
   }
   Result run() { return run_live_migration(src_, dst_, plan_, options_, job_); }
 
@@ -231,7 +75,7 @@ class LiveMigrationTest : public ::testing::Test {
 // from the destination's statistics, verifies and deletes nothing.
 TEST_F(LiveMigrationTest, SharedStorageCompletes) {
   plan_.shared = {{"vda", "/shared/g1-vda.qcow2"}};
-  dst_.disks = {{"vda", "/shared/g1-vda.qcow2"}};
+  src_.vms["g1"].disks = {{"vda", "/shared/g1-vda.qcow2"}};
   Result r = run();
   EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.message;
   EXPECT_THAT(r.message, HasSubstr("live migration of g1 from host 'host1' to host 'host2'"));
@@ -300,7 +144,7 @@ TEST_F(LiveMigrationTest, ShallowCopiesTheTopLayer) {
 TEST_F(LiveMigrationTest, FailureLeavesTheSource) {
   copy_vda("/local/g1-vda.qcow2");
   src_.script.result = "internal error: qemu unexpectedly closed the monitor";
-  dst_.vms["g1"] = "shut off";  // a leftover of the failed incoming side
+  dst_.vms["g1"] = FakeVm{.state = "shut off"};  // a leftover of the failed incoming side
   Result r = run();
   EXPECT_EQ(r.outcome, Outcome::kFailed);
   EXPECT_THAT(r.message, HasSubstr("The migration failed: internal error: qemu unexpectedly"));
@@ -316,15 +160,15 @@ TEST_F(LiveMigrationTest, FailureLeavesTheSource) {
 // step, and one that could not start fails the migrate step; both undo.
 TEST_F(LiveMigrationTest, PrepareAndStartFailures) {
   copy_vda("/local/g1-vda.qcow2");
-  dst_.storage_.fail_create = true;
+  dst_.fail.insert("create");
   Result r = run();
   EXPECT_EQ(r.outcome, Outcome::kFailed);
-  EXPECT_THAT(r.message, HasSubstr("Preparing host 'host2' failed: no space left on device"));
+  EXPECT_THAT(r.message, HasSubstr("Preparing host 'host2' failed: injected failure of create"));
   EXPECT_EQ(job_.last(1), StepState::kFailed);
   EXPECT_THAT(events_, Not(Contains("host1 start")));
 
   events_.clear();
-  dst_.storage_.fail_create = false;
+  dst_.fail.erase("create");
   src_.start_error = "Requested operation is not valid: domain is not running";
   FakeJob second;
   r = run_live_migration(src_, dst_, plan_, options_, second);
@@ -349,7 +193,7 @@ TEST_F(LiveMigrationTest, CancelAborts) {
 // --progress-timeout, or has its source paused with --timeout-action suspend.
 TEST_F(LiveMigrationTest, ProgressTimeout) {
   plan_.shared = {{"vda", "/shared/g1-vda.qcow2"}};
-  dst_.disks = {{"vda", "/shared/g1-vda.qcow2"}};
+  src_.vms["g1"].disks = {{"vda", "/shared/g1-vda.qcow2"}};
   src_.script.stalls = true;
   options_.progress_timeout = 0s;
   Result r = run();
@@ -359,7 +203,7 @@ TEST_F(LiveMigrationTest, ProgressTimeout) {
 
   events_.clear();
   options_.timeout_action = "suspend";
-  src_.vms["g1"] = "running";
+  src_.vms["g1"] = FakeVm{.disks = {{"vda", "/shared/g1-vda.qcow2"}}};
   FakeJob second;
   r = run_live_migration(src_, dst_, plan_, options_, second);
   EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.message;
@@ -373,7 +217,7 @@ TEST_F(LiveMigrationTest, ProgressTimeout) {
 // source files are kept.
 TEST_F(LiveMigrationTest, VerifyCatchesAWrongOutcome) {
   copy_vda("/other/g1-vda.qcow2");
-  dst_.disks = {{"vda", "/local/g1-vda.qcow2"}};
+  src_.script.dest_disks = {{"vda", "/local/g1-vda.qcow2"}};
   Result r = run();
   EXPECT_EQ(r.outcome, Outcome::kFailed);
   EXPECT_THAT(r.message, HasSubstr("disk vda uses '/local/g1-vda.qcow2' instead of "
@@ -381,10 +225,11 @@ TEST_F(LiveMigrationTest, VerifyCatchesAWrongOutcome) {
   EXPECT_THAT(events_, Not(Contains(HasSubstr("host1 remove"))));
 
   events_.clear();
-  src_.vms["g1"] = "running";
+  src_.vms["g1"] = FakeVm{.disks = {{"vda", "/local/g1-vda.qcow2"}}};
   dst_.vms.clear();
-  dst_.disks = {{"vda", "/other/g1-vda.qcow2"}};
-  src_.script.moves_vm = false;  // "success", but nothing runs on the destination
+  src_.script.dest_disks.clear();
+  dst_.storage().remove("/other/g1-vda.qcow2");  // the first run kept its copy
+  src_.script.moves_vm = false;                  // "success", but nothing runs on the destination
   FakeJob second;
   r = run_live_migration(src_, dst_, plan_, options_, second);
   EXPECT_THAT(r.message, HasSubstr("the VM is not defined on host 'host2'"));
@@ -406,7 +251,7 @@ TEST_F(LiveMigrationTest, Recovery) {
 
   events_.clear();
   src_.vms.clear();
-  dst_.vms["g1"] = "running";
+  dst_.vms["g1"] = FakeVm{};
   FakeJob second;
   r = recover_live_migration(src_, dst_, saved, second);
   EXPECT_EQ(r.outcome, Outcome::kCompleted);
