@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "base/subprocess.h"
+#include "cli/copy_commands.h"
 #include "cli/inventory_commands.h"
 #include "cli/job_commands.h"
 #include "cli/migrate_commands.h"
@@ -174,6 +175,11 @@ int main(int argc, char** argv) {
   int wait_timeout = 86400;
   wait_cmd->add_option("--timeout", wait_timeout, "Seconds to wait")->capture_default_str();
   wait_cmd->add_flag("--json", json);
+  auto* resume_cmd = jobs_cmd->add_subcommand("resume", "Continue a failed copy where it stopped");
+  resume_cmd->add_option("ID", job_id)->required();
+  bool resume_detach = false;
+  resume_cmd->add_flag("--detach", resume_detach, "Run in the background");
+  resume_cmd->add_flag("--json", json);
   auto* run_cmd = jobs_cmd->add_subcommand("run", "Run a queued job in this process");
   run_cmd->group("");  // internal: what --detach starts
   run_cmd->add_option("ID", job_id)->required();
@@ -223,6 +229,27 @@ int main(int argc, char** argv) {
       ->add_option("--queue-timeout", ma.queue_timeout,
                    "Give up after waiting this many seconds for a free slot")
       ->capture_default_str();
+  cli::CopyArgs ca;
+  auto* copy_cmd = app.add_subcommand(
+      "copy", "Copy an image file between hosts (or on one): sparse, checksummed, resumable");
+  copy_cmd->add_option("FROM", ca.from, "HOST:/PATH of the source")->required();
+  copy_cmd->add_option("TO", ca.to, "HOST:/PATH of the copy")->required();
+  copy_cmd->add_option("--bandwidth", ca.bandwidth_mib, "At most this many MiB/s of data");
+  copy_cmd->add_option("--chunk-mib", ca.chunk_mib, "Chunk size (checksummed, resumable unit)")
+      ->capture_default_str();
+  copy_cmd->add_flag("--verify", ca.verify, "Compare source and copy end to end afterwards");
+  copy_cmd->add_flag("--force", ca.force, "Replace an existing destination file");
+  copy_cmd->add_flag("--detach", ca.detach, "Run in the background; print the job id");
+  copy_cmd->add_flag("--json", ca.json, "Progress as one JSON object per line");
+  auto* compare_cmd =
+      app.add_subcommand("compare", "Compare two image files chunk by chunk (checksums)");
+  std::string cmp_a, cmp_b;
+  int cmp_chunk = 64;
+  compare_cmd->add_option("A", cmp_a, "HOST:/PATH")->required();
+  compare_cmd->add_option("B", cmp_b, "HOST:/PATH")->required();
+  compare_cmd->add_option("--chunk-mib", cmp_chunk, "Chunk size")->capture_default_str();
+  compare_cmd->add_flag("--json", json, "One JSON document");
+
   auto* rate_cmd = app.add_subcommand("rate", "Rank every host as a destination for a VM");
   std::string rate_vm;
   std::optional<std::string> rate_host;
@@ -241,6 +268,7 @@ int main(int argc, char** argv) {
     hosts::Inventory inv = hosts::Inventory::load(config);
     if (*baseline_cmd) return cli::hosts_baseline(inv, json);
     if (*hosts_cmd) return cli::list_hosts(inv, json);
+    if (*compare_cmd) return cli::compare(cmp_a, cmp_b, cmp_chunk, inv, json);
     if (*vms_cmd) return cli::list_vms(inv, vms_host, json);
 
     std::string store_path = core::JobStore::default_path();
@@ -254,6 +282,8 @@ int main(int argc, char** argv) {
       if (*show_cmd) return cli::jobs_show(store, job_id, json);
       if (*cancel_cmd) return cli::jobs_cancel(store, job_id);
       if (*wait_cmd) return cli::jobs_wait(store, job_id, wait_timeout, json);
+      if (*resume_cmd)
+        return cli::jobs_resume(store_path, job_id, inv, json, resume_detach, &cli::interrupted);
       if (*run_cmd)
         return cli::jobs_run(store_path, job_id, inv, json, run_queue_timeout, &cli::interrupted);
       return cli::jobs_list(store, json, limit);
@@ -262,6 +292,7 @@ int main(int argc, char** argv) {
     if (*plan_cmd) return cli::plan(ma, inv, store_path);
     if (*migrate_cmd) return cli::migrate(ma, inv, store_path, &cli::interrupted);
     if (*rate_cmd) return cli::rate(rate_vm, rate_host, inv, store_path, json);
+    if (*copy_cmd) return cli::copy(ca, inv, store_path, &cli::interrupted);
   } catch (const Error& e) {
     std::fprintf(stderr, "vmshift: %s\n", e.what());
     return 1;

@@ -798,6 +798,22 @@ void JobStore::finish(std::int64_t id, JobState state, const std::string& messag
   tx.commit();
 }
 
+bool JobStore::reopen(std::int64_t id) {
+  sqlite3* db = db_.get();
+  std::string what = fmt::format("could not reopen job {}", id);
+  Lease own = own_lease();
+  Transaction tx(db, Transaction::kWrite, what);
+  if (read_state(db, id) != JobState::kFailed) return false;
+  Stmt(db,
+       "UPDATE jobs SET state = 'queued', ended_ms = NULL, error = '', result = '', "
+       "cancel_requested = 0, waiter_pid = ?, waiter_start = ? WHERE id = ?",
+       what)
+      .bind(own.pid, own.pid_start, id)
+      .run();
+  tx.commit();
+  return true;
+}
+
 bool JobStore::request_cancel(std::int64_t id) {
   sqlite3* db = db_.get();
   std::string what = fmt::format("could not cancel job {}", id);

@@ -75,6 +75,11 @@ class JobStore {
   // Ends the job (a terminal state) and releases its lease and slots.
   void finish(std::int64_t id, JobState state, const std::string& message);
 
+  // Puts a failed job back in the queue, to run again from the state it
+  // saved (e.g. a copy's journal): this process becomes its waiter. False
+  // if the job is not failed.
+  bool reopen(std::int64_t id);
+
   // From any process. A queued job becomes kCancelled at once (true); a
   // running one gets cancel_requested, which its owner acts on (true); a
   // finished job cannot be cancelled (false).

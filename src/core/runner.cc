@@ -14,7 +14,9 @@
 #include "guest/libvirt_host.h"
 #include "guest/qmp_guest.h"
 #include "hosts/libvirt.h"
+#include "migrate/copy_files.h"
 #include "qmp/json.h"
+#include "transfer/libvirt_volume.h"
 
 namespace vmshift::core {
 namespace {
@@ -241,12 +243,54 @@ namespace {
 bool is_live_migration(const std::string& type) { return type == "live" || type == "live-vsm"; }
 
 std::vector<std::string> steps_of(const std::string& type) {
-  return is_live_migration(type) ? migrate::live_migration_steps() : migrate::live_storage_steps();
+  if (is_live_migration(type)) return migrate::live_migration_steps();
+  if (type == "copy") return migrate::copy_job_steps();
+  return migrate::live_storage_steps();
 }
+
+// A libvirt host and its files through volume streams, for the copy engine.
+struct LibvirtSite {
+  guest::LibvirtHost host;
+  migrate::Site site;
+  explicit LibvirtSite(hosts::Connection conn)
+      : host(std::move(conn)),
+        site{host, [this](const std::string& path) -> std::unique_ptr<transfer::Endpoint> {
+               return std::make_unique<transfer::LibvirtVolume>(host.libvirt_storage(), path);
+             }} {}
+  LibvirtSite(const LibvirtSite&) = delete;
+  LibvirtSite& operator=(const LibvirtSite&) = delete;
+};
 
 guest::LibvirtHost open_host(const hosts::Inventory& inv, const std::string& name) {
   const hosts::HostConfig& h = inv.host(name);
   return guest::LibvirtHost(hosts::Connection::open(h.uri, h.name));
+}
+
+std::unique_ptr<LibvirtSite> open_site(const hosts::Inventory& inv, const std::string& name) {
+  const hosts::HostConfig& h = inv.host(name);
+  return std::make_unique<LibvirtSite>(hosts::Connection::open(h.uri, h.name));
+}
+
+migrate::Result run_copy(const Job& job, const hosts::Inventory& inv, StoreContext& ctx) {
+  Json params = Json::parse(job.params);
+  migrate::CopyJobOptions o = migrate::copy_options_from_json(params.get("options"));
+  std::unique_ptr<LibvirtSite> from = open_site(inv, o.from_host);
+  std::unique_ptr<LibvirtSite> to = open_site(inv, o.to_host);
+  return migrate::run_copy_job(from->site, to->site, o, job.state_data, ctx);
+}
+
+// Chunks done / in all of the copies a job's state records.
+std::string copied_so_far(const std::string& state) {
+  std::uint64_t done = 0, all = 0;
+  try {
+    for (const Json& f : Json::parse(state).get("files").items()) {
+      transfer::Journal j = transfer::Journal::from_json(f.get("journal"));
+      done += j.done.size();
+      all += j.chunks();
+    }
+  } catch (const Error&) {
+  }
+  return fmt::format("{} of {} chunks", done, all);
 }
 
 // Runs a live-storage job; returns nullopt when its checks refused it.
@@ -327,6 +371,8 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::
   try {
     if (is_live_migration(job.type))
       result = run_live_migration_job(job, inv, store, ctx);
+    else if (job.type == "copy")
+      result = run_copy(job, inv, ctx);
     else
       result = run_live_storage_job(job, inv, store, ctx, obs);
     ctx.flush();
@@ -341,6 +387,33 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::
   return {state, result.message};
 }
 
+std::int64_t create_copy_job(JobStore& store, const migrate::CopyJobOptions& o) {
+  NewJob j;
+  j.vm = o.from_path.substr(o.from_path.rfind('/') + 1);
+  j.type = "copy";
+  j.source_host = o.from_host;
+  j.dest_host = o.to_host;
+  j.slots = {{o.from_host, LimitClass::kStorage}, {o.to_host, LimitClass::kStorage}};
+  j.steps = migrate::copy_job_steps();
+  j.params = Json::object().set("options", migrate::to_json(o)).dump();
+  return store.create(j);
+}
+
+bool resumable(const std::string& type) { return type == "copy"; }
+
+Comparison compare_files(const hosts::Inventory& inv, const std::string& host_a,
+                         const std::string& path_a, const std::string& host_b,
+                         const std::string& path_b, std::uint64_t chunk_size) {
+  std::unique_ptr<LibvirtSite> a = open_site(inv, host_a);
+  std::unique_ptr<LibvirtSite> b = open_site(inv, host_b);
+  std::unique_ptr<transfer::Endpoint> ea = a->site.open(path_a);
+  std::unique_ptr<transfer::Endpoint> eb = b->site.open(path_b);
+  for (auto* e : {ea.get(), eb.get()})
+    if (!e->exists())
+      throw Error(ErrorCode::kNotFound, fmt::format("there is no file {}", e->describe()));
+  return {transfer::verify(*ea, *eb, chunk_size), ea->describe(), eb->describe(), chunk_size};
+}
+
 std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Inventory& inv) {
   std::vector<std::string> lines;
   for (const Job& job : store.stale()) {
@@ -352,7 +425,17 @@ std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Invent
       lines.push_back(fmt::format("job {} ({} of {}): {}", job.id, job.type, job.vm, msg));
       continue;
     }
-    if (job.state_data.empty()) {
+    if (job.type == "copy") {
+      // Nothing to undo: the copy's journal lets it resume.
+      std::string msg = fmt::format(
+          "its vmshift process died after {} were copied; the source is unchanged; `vmshift jobs "
+          "resume {}` continues the copy",
+          copied_so_far(job.state_data), job.id);
+      store.finish(job.id, JobState::kFailed, msg);
+      lines.push_back(fmt::format("job {} ({} of {}): {}", job.id, job.type, job.vm, msg));
+      continue;
+    }
+    if (job.state_data.empty() || job.state_data == "{}") {
       std::string msg = "its vmshift process died before it changed anything; nothing was changed";
       store.finish(job.id, JobState::kRolledBack, msg);
       lines.push_back(fmt::format("job {} ({} of {}): {}", job.id, job.type, job.vm, msg));

@@ -13,6 +13,7 @@
 #include "core/progress.h"
 #include "guest/guest.h"
 #include "hosts/inventory.h"
+#include "migrate/copy_files.h"
 #include "migrate/live_migration.h"
 #include "migrate/live_storage.h"
 #include "qmp/json.h"
@@ -55,6 +56,21 @@ std::int64_t create_live_storage_job(JobStore& store, const GuestSpec& spec,
 std::int64_t create_live_migration_job(JobStore& store, const std::string& type,
                                        const migrate::LiveMigrationPlan& plan,
                                        const migrate::LiveMigrationOptions& options);
+std::int64_t create_copy_job(JobStore& store, const migrate::CopyJobOptions& options);
+// Compares a file on one host with one on another (or the same), chunk
+// by chunk: the result of transfer::verify, and the two files' names.
+struct Comparison {
+  transfer::VerifyResult result;
+  std::string a, b;
+  std::uint64_t chunk_size = 0;
+};
+Comparison compare_files(const hosts::Inventory& inventory, const std::string& host_a,
+                         const std::string& path_a, const std::string& host_b,
+                         const std::string& path_b, std::uint64_t chunk_size);
+
+// Whether a failed job of this type can continue (`vmshift jobs resume`).
+bool resumable(const std::string& type);
+
 // The per-host slots a job of this type holds while it runs.
 std::vector<Slot> slots_for(const std::string& type, const std::string& source,
                             const std::string& dest);

@@ -102,7 +102,7 @@ std::uint64_t LibvirtVolume::length() {
   virStorageVolInfo info{};
   if (virStorageVolGetInfoFlags(vol().get(), &info, VIR_STORAGE_VOL_GET_PHYSICAL) != 0)
     hosts::throw_libvirt(fmt::format("cannot get the size of {}", describe()));
-  return info.capacity;  // with GET_PHYSICAL: the file's length
+  return info.allocation;  // with GET_PHYSICAL, libvirt puts the file's length here
 }
 
 std::uint64_t LibvirtVolume::allocated() {

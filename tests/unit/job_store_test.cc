@@ -813,6 +813,28 @@ TEST_F(JobStoreTest, QueuedJobOfDeadProcessDoesNotBlock) {
   EXPECT_TRUE(store.try_start(young, limit_of(1)));
 }
 
+// Test that only a failed job can be put back in the queue, that it keeps
+// the state it saved, and that it then starts like any queued job.
+TEST_F(JobStoreTest, ReopenAFailedJob) {
+  JobStore store = JobStore::open(path_);
+  std::int64_t id = store.create(job_with({{"a", kStorage}}));
+  EXPECT_FALSE(store.reopen(id)) << "a queued job is not failed";
+  ASSERT_TRUE(store.try_start(id, limit_of(1)));
+  store.set_state_data(id, R"({"journal":1})");
+  EXPECT_FALSE(store.reopen(id)) << "a running job is not failed";
+  store.finish(id, JobState::kFailed, "the network went down");
+  ASSERT_TRUE(store.reopen(id));
+  Job j = store.get(id);
+  EXPECT_EQ(j.state, JobState::kQueued);
+  EXPECT_EQ(j.error, "");
+  EXPECT_FALSE(j.ended.has_value());
+  EXPECT_EQ(j.state_data, R"({"journal":1})");
+  EXPECT_EQ(store.waiter(id), std::optional<std::int64_t>(::getpid()));
+  EXPECT_TRUE(store.try_start(id, limit_of(1)));
+  store.finish(id, JobState::kCompleted, "done");
+  EXPECT_FALSE(store.reopen(id)) << "a completed job is not failed";
+}
+
 // Test that processes opening a job store that does not exist yet all at
 // once (as `vmshift move-storage` and `vmshift jobs` in two shells do) all
 // succeed: one creates it and switches it to WAL, the others wait their turn.

@@ -1,0 +1,225 @@
+#include "migrate/copy_files.h"
+
+#include <fmt/format.h>
+
+#include "base/error.h"
+#include "migrate/live_storage.h"
+
+namespace vmshift::migrate {
+namespace {
+
+using qmp::Json;
+
+enum Step : std::size_t { kCheck, kCopy, kVerify };
+
+// Reports the engine's progress as the job's, over all files.
+class JobObserver : public transfer::CopyObserver {
+ public:
+  JobObserver(JobContext& job, std::string_view phase, std::uint64_t before, std::uint64_t total,
+              const std::function<void()>& save)
+      : job_(job), phase_(phase), before_(before), total_(total), save_(save) {}
+  void progress(std::uint64_t done, std::uint64_t) override {
+    job_.progress(phase_, before_ + done, total_);
+  }
+  void chunk_done(const transfer::Journal&) override { save_(); }
+  bool cancel_requested() override { return job_.cancel_requested(); }
+
+ private:
+  JobContext& job_;
+  std::string phase_;
+  std::uint64_t before_, total_;
+  const std::function<void()>& save_;
+};
+
+}  // namespace
+
+Json to_json(const FileCopy& f) {
+  return Json::object()
+      .set("from", Json::string(f.from))
+      .set("to", Json::string(f.to))
+      .set("journal", f.journal.to_json())
+      .set("done", Json::boolean(f.done));
+}
+
+FileCopy file_copy_from_json(const Json& j) {
+  FileCopy f;
+  f.from = j.get_string("from");
+  f.to = j.get_string("to");
+  f.journal = transfer::Journal::from_json(j.get("journal"));
+  f.done = j.get_bool("done");
+  return f;
+}
+
+transfer::CopyStats copy_files(Site& from, Site& to, std::vector<FileCopy>& files,
+                               const transfer::CopyOptions& o, JobContext& job,
+                               std::string_view phase, const std::function<void()>& save) {
+  std::vector<std::uint64_t> lengths;
+  std::uint64_t total = 0;
+  for (auto& f : files) {
+    lengths.push_back(from.open(f.from)->length());
+    total += lengths.back();
+  }
+  transfer::CopyStats sum;
+  std::uint64_t before = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    FileCopy& f = files[i];
+    if (!f.done) {
+      std::unique_ptr<transfer::Endpoint> src = from.open(f.from);
+      std::unique_ptr<transfer::Endpoint> dst = to.open(f.to);
+      JobObserver obs(job, phase, before, total, save);
+      transfer::CopyStats st = transfer::copy(*src, *dst, f.journal, o, obs);
+      f.done = true;
+      save();
+      sum.chunks_copied += st.chunks_copied;
+      sum.chunks_skipped += st.chunks_skipped;
+      sum.data_bytes += st.data_bytes;
+      sum.hole_bytes += st.hole_bytes;
+      sum.took += st.took;
+    }
+    before += lengths[i];
+  }
+  job.progress(phase, total, total);
+  return sum;
+}
+
+std::vector<std::string> verify_files(Site& from, Site& to, const std::vector<FileCopy>& files,
+                                      JobContext& job) {
+  std::vector<std::string> problems;
+  for (const auto& f : files) {
+    std::unique_ptr<transfer::Endpoint> src = from.open(f.from);
+    std::unique_ptr<transfer::Endpoint> dst = to.open(f.to);
+    transfer::VerifyResult v = transfer::verify(*src, *dst, f.journal.chunk_size);
+    job.progress("verify", v.chunks, v.chunks);
+    if (!v.ok())
+      problems.push_back(fmt::format("{} differs from {} in {} of {} chunks (the first at byte {})",
+                                     dst->describe(), src->describe(), v.mismatched.size(),
+                                     v.chunks, v.mismatched.front() * f.journal.chunk_size));
+  }
+  return problems;
+}
+
+Json to_json(const CopyJobOptions& o) {
+  return Json::object()
+      .set("from_host", Json::string(o.from_host))
+      .set("from_path", Json::string(o.from_path))
+      .set("to_host", Json::string(o.to_host))
+      .set("to_path", Json::string(o.to_path))
+      .set("bandwidth", Json::integer(static_cast<std::int64_t>(o.bandwidth)))
+      .set("chunk_size", Json::integer(static_cast<std::int64_t>(o.chunk_size)))
+      .set("verify", Json::boolean(o.verify))
+      .set("force", Json::boolean(o.force));
+}
+
+CopyJobOptions copy_options_from_json(const Json& j) {
+  CopyJobOptions o;
+  o.from_host = j.get_string("from_host");
+  o.from_path = j.get_string("from_path");
+  o.to_host = j.get_string("to_host");
+  o.to_path = j.get_string("to_path");
+  o.bandwidth = static_cast<std::uint64_t>(j.get_int("bandwidth"));
+  o.chunk_size = static_cast<std::uint64_t>(j.get_int("chunk_size"));
+  o.verify = j.get_bool("verify");
+  o.force = j.get_bool("force");
+  return o;
+}
+
+std::vector<std::string> copy_job_steps() { return {"check", "copy", "verify"}; }
+
+Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::string& saved_state,
+                    JobContext& job) {
+  std::vector<FileCopy> files;
+  bool resumed = false;
+  if (!saved_state.empty() && saved_state != "{}") {
+    for (const Json& f : Json::parse(saved_state).get("files").items())
+      files.push_back(file_copy_from_json(f));
+    resumed = true;
+  } else {
+    files.push_back(FileCopy{.from = o.from_path, .to = o.to_path});
+  }
+  auto save = [&] {
+    Json all = Json::array();
+    for (const auto& f : files) all.push(to_json(f));
+    job.save_state(Json::object().set("files", all).dump());
+  };
+  std::string src_name = from.open(o.from_path)->describe();
+  std::string dst_name = to.open(o.to_path)->describe();
+
+  // ---- check
+  if (!from.open(o.from_path)->exists()) {
+    job.step(kCheck, StepState::kFailed, "no source file");
+    return {Outcome::kFailed,
+            fmt::format("Refused: there is no file {}. Nothing was changed.", src_name)};
+  }
+  if (!resumed && to.open(o.to_path)->exists()) {
+    if (!o.force) {
+      job.step(kCheck, StepState::kFailed, "the destination exists");
+      return {Outcome::kFailed,
+              fmt::format("Refused: {} already exists (--force replaces it). Nothing was changed.",
+                          dst_name)};
+    }
+    to.open(o.to_path)->remove();
+  }
+  if (from.host.name() == to.host.name() && o.from_path == o.to_path) {
+    job.step(kCheck, StepState::kFailed, "source and destination are the same file");
+    return {Outcome::kFailed,
+            fmt::format("Refused: {} is the source itself. Nothing was changed.", dst_name)};
+  }
+  job.step(kCheck, StepState::kDone,
+           resumed ? fmt::format("resuming: {} of {} chunks were done",
+                                 files[0].journal.done.size(), files[0].journal.chunks())
+                   : fmt::format("{} -> {}", src_name, dst_name));
+
+  // ---- copy
+  job.step(kCopy, StepState::kRunning);
+  save();
+  transfer::CopyStats st;
+  try {
+    st = copy_files(from, to, files, {.chunk_size = o.chunk_size, .bandwidth = o.bandwidth}, job,
+                    "copy", save);
+  } catch (const Error& e) {
+    const FileCopy& f = files[0];
+    std::string where = fmt::format(
+        "{} of {} chunks are done at {}; `vmshift jobs resume` "
+        "continues from there",
+        f.journal.done.size(), f.journal.chunks(), dst_name);
+    bool cancelled = e.code() == ErrorCode::kCancelled;
+    job.step(kCopy, cancelled ? StepState::kUndone : StepState::kFailed, e.what());
+    if (cancelled) {
+      // A cancel ends the copy for good: its partial file goes.
+      try {
+        to.open(o.to_path)->remove();
+      } catch (const Error&) {
+      }
+      return {Outcome::kCancelled,
+              fmt::format("Cancelled by request; the partial copy {} was removed; the source is "
+                          "unchanged.",
+                          dst_name)};
+    }
+    return {Outcome::kFailed, fmt::format("The copy stopped: {}. {}.", e.what(), where)};
+  }
+  std::string detail =
+      fmt::format("{} chunks copied{}, {} of data, {} of holes, in {:.1f} s", st.chunks_copied,
+                  st.chunks_skipped > 0 ? fmt::format(" ({} done before)", st.chunks_skipped) : "",
+                  human_bytes(st.data_bytes), human_bytes(st.hole_bytes),
+                  static_cast<double>(st.took.count()) / 1000.0);
+  job.step(kCopy, StepState::kDone, detail);
+
+  // ---- verify
+  if (!o.verify) {
+    job.step(kVerify, StepState::kSkipped, "not asked (--verify)");
+  } else {
+    job.step(kVerify, StepState::kRunning);
+    std::vector<std::string> problems = verify_files(from, to, files, job);
+    if (!problems.empty()) {
+      job.step(kVerify, StepState::kFailed, problems.front());
+      return {Outcome::kFailed,
+              fmt::format("The copy does not match its source: {}. The copy was kept for "
+                          "inspection; the source is unchanged.",
+                          fmt::join(problems, "; "))};
+    }
+    job.step(kVerify, StepState::kDone, "source and copy have the same checksums");
+  }
+  return {Outcome::kCompleted, fmt::format("copied {} to {}: {}", src_name, dst_name, detail)};
+}
+
+}  // namespace vmshift::migrate

@@ -1,0 +1,72 @@
+// Copying files between two hosts with the copy engine, as a step of a
+// job: progress to the job, each file's journal saved in the job's state
+// after every chunk, so that a job whose process died or that failed
+// half-way resumes where it stopped (`vmshift jobs resume ID`).
+//
+// Also the `vmshift copy` job itself: one file from one host to another
+// (or the same), with an optional end-to-end verify.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "guest/migration.h"
+#include "migrate/context.h"
+#include "qmp/json.h"
+#include "transfer/copy_engine.h"
+
+namespace vmshift::migrate {
+
+using FileOpener = std::function<std::unique_ptr<transfer::Endpoint>(const std::string& path)>;
+
+// A host and how to read and write its files.
+struct Site {
+  guest::MigrationHost& host;
+  FileOpener open;
+};
+
+struct FileCopy {
+  std::string from;  // path on the source site
+  std::string to;    // path on the destination site
+  transfer::Journal journal;
+  bool done = false;
+};
+
+qmp::Json to_json(const FileCopy& f);
+FileCopy file_copy_from_json(const qmp::Json& j);
+
+// Copies every file not done yet, continuing each one's journal. save()
+// is called after every chunk (the caller saves the job's state). Throws
+// Error(kCancelled) on a cancel, or the engine's errors; what was done
+// stays recorded in the files' journals.
+transfer::CopyStats copy_files(Site& from, Site& to, std::vector<FileCopy>& files,
+                               const transfer::CopyOptions& options, JobContext& job,
+                               std::string_view phase, const std::function<void()>& save);
+
+// Compares every file's copy with its source, chunk by chunk. Returns the
+// problems as sentences (empty: all identical).
+std::vector<std::string> verify_files(Site& from, Site& to, const std::vector<FileCopy>& files,
+                                      JobContext& job);
+
+// ---- vmshift copy
+
+struct CopyJobOptions {
+  std::string from_host, from_path, to_host, to_path;
+  std::uint64_t bandwidth = 0;
+  std::uint64_t chunk_size = transfer::kDefaultChunk;
+  bool verify = false;  // compare source and copy end to end afterwards
+  bool force = false;   // replace an existing destination file (not on resume)
+};
+qmp::Json to_json(const CopyJobOptions& o);
+CopyJobOptions copy_options_from_json(const qmp::Json& j);
+
+std::vector<std::string> copy_job_steps();  // check, copy, verify
+
+// Runs (or, with the state a former run saved, resumes) a copy job.
+Result run_copy_job(Site& from, Site& to, const CopyJobOptions& options,
+                    const std::string& saved_state, JobContext& job);
+
+}  // namespace vmshift::migrate
