@@ -192,7 +192,8 @@ void LibvirtStorage::create_image(const NewImage& image) {
   if (exists(path))
     throw Error(ErrorCode::kAlreadyExists,
                 fmt::format("'{}' already exists on host '{}'", path, conn_.host()));
-  // No <allocation>: a sparse file; qcow2 gets only its metadata.
+  // Nothing allocated: a sparse file; qcow2 gets only its metadata (libvirt
+  // allocates all of a raw volume when <allocation> is left out).
   std::string backing;
   if (!image.backing.empty())
     backing =
@@ -200,7 +201,8 @@ void LibvirtStorage::create_image(const NewImage& image) {
                     hosts::xml_escape(image.backing),
                     hosts::xml_escape(image.backing_format.empty() ? "raw" : image.backing_format));
   std::string xml = fmt::format(
-      "<volume><name>{}</name><capacity unit='bytes'>{}</capacity><target><format type='{}'/>"
+      "<volume><name>{}</name><capacity unit='bytes'>{}</capacity><allocation>0</allocation>"
+      "<target><format type='{}'/>"
       "</target>{}</volume>",
       hosts::xml_escape(basename_of(path)), image.capacity, hosts::xml_escape(image.format),
       backing);

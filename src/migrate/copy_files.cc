@@ -150,6 +150,13 @@ Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::st
     return {Outcome::kFailed,
             fmt::format("Refused: there is no file {}. Nothing was changed.", src_name)};
   }
+  // Never the source itself (also through a link), whatever --force says.
+  if (from.host.name() == to.host.name() &&
+      (o.from_path == o.to_path || from.host.storage().same_file(o.from_path, o.to_path))) {
+    job.step(kCheck, StepState::kFailed, "source and destination are the same file");
+    return {Outcome::kFailed,
+            fmt::format("Refused: {} is the source itself. Nothing was changed.", dst_name)};
+  }
   if (!resumed && to.open(o.to_path)->exists()) {
     if (!o.force) {
       job.step(kCheck, StepState::kFailed, "the destination exists");
@@ -158,11 +165,6 @@ Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::st
                           dst_name)};
     }
     to.open(o.to_path)->remove();
-  }
-  if (from.host.name() == to.host.name() && o.from_path == o.to_path) {
-    job.step(kCheck, StepState::kFailed, "source and destination are the same file");
-    return {Outcome::kFailed,
-            fmt::format("Refused: {} is the source itself. Nothing was changed.", dst_name)};
   }
   job.step(kCheck, StepState::kDone,
            resumed ? fmt::format("resuming: {} of {} chunks were done",
