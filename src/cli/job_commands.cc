@@ -52,6 +52,12 @@ std::optional<std::pair<std::int64_t, std::int64_t>> predicted(const Job& j) {
     if (!plan) return std::nullopt;
     auto total = plan->find_int("predicted_total_ms");
     auto pause = plan->find_int("predicted_pause_ms");
+    // A QSM predicts its pause again once it has measured the overlays' growth.
+    if (!j.state_data.empty()) {
+      if (auto again = Json::parse(j.state_data).find_int("predicted_pause_ms");
+          again && *again > 0)
+        pause = again;
+    }
     if (!total || !pause || *total <= 0) return std::nullopt;
     return std::make_pair(*total, *pause);
   } catch (const Error&) {

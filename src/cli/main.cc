@@ -86,8 +86,8 @@ void add_migrate_options(CLI::App* cmd, MigrateArgs& a) {
   cmd->add_option("--to", a.to, "The destination host (from the inventory)")->required();
   cmd->add_option("--host", a.host, "The VM's host now (default: the one that has it)");
   cmd->add_option("--type", a.type,
-                  "Force a transfer type: live, live-vsm (default: chosen from the VM's state "
-                  "and storage)");
+                  "Force a transfer type: live, live-vsm, qsm, quick, network (default: chosen "
+                  "from the VM's state and storage)");
   cmd->add_option("--storage", a.storage,
                   "Copy the disks into this storage location of the destination");
   cmd->add_option("--disk", a.disks, "TARGET=PATH: copy this disk to PATH on the destination");
@@ -120,6 +120,9 @@ void add_migrate_options(CLI::App* cmd, MigrateArgs& a) {
   cmd->add_flag("--shallow", a.shallow,
                 "Copy only the disks' top layers; their backing files must be on the "
                 "destination already (shared storage)");
+  cmd->add_flag("--verify", a.verify,
+                "qsm, network: compare every copy with its source (checksums) before using it");
+  cmd->add_flag("--start", a.start, "network: start the VM on the destination afterwards");
   cmd->add_flag("--json", a.json, "JSON output");
 }
 
@@ -222,7 +225,7 @@ int main(int argc, char** argv) {
       "plan", "Show how a VM would move to a host: the transfer type, every check, a prediction");
   cli::add_migrate_options(plan_cmd, ma);
   auto* migrate_cmd =
-      app.add_subcommand("migrate", "Move a VM to another host (live, or live with its disks)");
+      app.add_subcommand("migrate", "Move a VM to another host, or its disks (--type qsm)");
   cli::add_migrate_options(migrate_cmd, ma);
   migrate_cmd->add_flag("--detach", ma.detach, "Run in the background; print the job id");
   migrate_cmd

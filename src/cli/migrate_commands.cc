@@ -84,8 +84,22 @@ void print_plan(const core::Preflight& pf, std::FILE* out) {
   }
   if (!p.live.shared.empty()) fmt::print(out, "disks staying on shared storage:\n");
   for (const auto& [t, path] : p.live.shared) fmt::print(out, "  {}: {}\n", t, path);
-  if (pf.guest.state == "running" || pf.guest.state == "paused") {
-    fmt::print(out, "prediction: {}\n", p.live.prediction.explain());
+  const migrate::Prediction& pr = p.live.prediction;
+  if (p.type == "qsm" || p.type == "quick") {
+    fmt::print(out, "prediction: about {} in all{}, pause about {} ms (save, {}restore)\n",
+               secs(pr.total),
+               p.type == "qsm"
+                   ? fmt::format(" ({} copying the disks while the VM runs)", secs(pr.disk_time))
+                   : "",
+               pr.pause.count(), p.type == "qsm" ? "move the overlays and the state, " : "");
+    fmt::print(out, "  from: RAM {}, disk writes {}, link {}\n",
+               human_bytes(pf.guest.domain.memory_bytes),
+               rate_text(pf.guest.disk_write_bytes_per_s), p.link.basis);
+  } else if (p.type == "network") {
+    fmt::print(out, "prediction: about {} in all, the VM off throughout\n  from: link {}\n",
+               secs(pr.total), p.link.basis);
+  } else if (pf.guest.state == "running" || pf.guest.state == "paused") {
+    fmt::print(out, "prediction: {}\n", pr.explain());
     fmt::print(out, "  from: RAM {}, dirty rate {}, disk writes {}, link {}\n",
                human_bytes(pf.guest.domain.memory_bytes), rate_text(pf.guest.dirty_bytes_per_s),
                rate_text(pf.guest.disk_write_bytes_per_s), p.link.basis);
@@ -150,6 +164,8 @@ core::PlanRequest plan_request(const MigrateArgs& a, const hosts::Inventory& inv
   o.keep_source = a.keep_source;
   o.force = a.force;
   o.shallow = a.shallow;
+  o.verify = a.verify;
+  o.start = a.start;
   return r;
 }
 

@@ -31,6 +31,8 @@ struct MigrateArgs {
   bool keep_source = false;
   bool force = false;
   bool shallow = false;
+  bool verify = false;
+  bool start = false;
   bool detach = false;
   bool json = false;
   int queue_timeout = 3600;

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "guest/libvirt_storage.h"
 #include "hosts/xml.h"
+#include "migrate/quick_migration.h"
 
 namespace vmshift::core {
 namespace {
@@ -81,7 +82,10 @@ const std::vector<std::string>& transfer_types() {
   return types;
 }
 
-bool runnable_type(std::string_view type) { return type == "live" || type == "live-vsm"; }
+bool runnable_type(std::string_view type) {
+  return type == "live" || type == "live-vsm" || type == "qsm" || type == "quick" ||
+         type == "network";
+}
 
 Check check_cpu(const hosts::DomainFacts& d, const DestView& dest) {
   Check c{"cpu", CheckStatus::kPass, ""};
@@ -204,6 +208,19 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
                                     "does not see {}: use --type live-vsm, which copies them",
                                     dest.host, fmt::join(local, ", "))
                       : "--type live moves no disks, but --storage/--disk asks to move them");
+    } else if ((forced == "qsm" || forced == "quick") && !running(g.state)) {
+      checks.fail("type", fmt::format("--type {} needs a running VM; the VM is {} (it would "
+                                      "be a network migration)",
+                                      forced, g.state));
+    } else if (forced == "quick" && (!local.empty() || moving)) {
+      // Without shared storage a quick migration becomes a QSM.
+      type = "qsm";
+      why = fmt::format(
+          "--type quick, but {}: without shared storage a quick migration is a "
+          "quick storage migration (qsm)",
+          !local.empty()
+              ? fmt::format("host '{}' does not see {}", dest.host, fmt::join(local, ", "))
+              : std::string("the disks are asked to move"));
     } else if (forced == "network" && running(g.state)) {
       checks.fail("type", fmt::format("--type network moves a stopped VM; the VM is {}: shut it "
                                       "down first, or use live or live-vsm",
@@ -226,17 +243,24 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     plan.checks = checks.take();
     return plan;
   }
-  if (dest.host == req.source_host) {
+  // On its own host a VM's storage can move by QSM or network migration.
+  bool same_host = dest.host == req.source_host;
+  if (same_host && !((type == "qsm" || type == "network") && moving)) {
     checks.fail("destination", fmt::format("the VM is already on host '{}' (to move its disks "
-                                           "on the same host: vmshift move-storage)",
+                                           "on the same host: vmshift move-storage, or --type "
+                                           "qsm with --storage or --disk)",
                                            dest.host));
     plan.checks = checks.take();
     return plan;
   }
-  checks.pass("destination", fmt::format("host '{}' answers", dest.host));
+  checks.pass("destination",
+              same_host ? fmt::format("the VM stays on host '{}'; its disks move", dest.host)
+                        : fmt::format("host '{}' answers", dest.host));
 
   // ---- name and UUID
-  if (contains(dest.domain_names, d.name))
+  if (same_host)
+    checks.pass("name", "the VM keeps its definition");
+  else if (contains(dest.domain_names, d.name))
     checks.fail("name", fmt::format("host '{}' already has a VM named '{}'", dest.host, d.name));
   else if (!d.uuid.empty() && contains(dest.domain_uuids, d.uuid))
     checks.fail("name", fmt::format("host '{}' already has a VM with UUID {}", dest.host, d.uuid));
@@ -254,7 +278,9 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
 
   // ---- memory
   std::uint64_t want = d.memory_bytes + kMemoryMargin;
-  if (!running(g.state))
+  if (same_host)
+    checks.pass("memory", "the VM stays on its host");
+  else if (!running(g.state))
     checks.pass("memory", "the VM is not running: no memory needed until it starts");
   else if (dest.free_memory < want)
     checks.fail("memory", fmt::format("host '{}' has {} free; the VM needs {} (and {} for QEMU)",
@@ -275,7 +301,8 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   // after many passes), plain `virsh migrate` included
   // (docs/live-migration.md). The options made for migrations that do not
   // converge are refused there.
-  if (running(g.state) && d.virt_type == "qemu") {
+  bool live = type == "live" || type == "live-vsm";
+  if (live && running(g.state) && d.virt_type == "qemu") {
     std::vector<std::string> risky;
     if (o.postcopy) risky.push_back("--postcopy");
     if (o.timeout_action == "suspend") risky.push_back("--timeout-action suspend");
@@ -384,7 +411,10 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   }
 
   // ---- disks: which are copied, and where they go
-  bool copies = type == "live-vsm" || type == "network";
+  bool copies = type == "live-vsm" || type == "network" || type == "qsm";
+  // QSM and network migrations copy each disk's own file; its backing chain
+  // (if any) must be on the destination already, as with --shallow.
+  bool top_only = o.shallow || type == "qsm" || type == "network";
   std::map<std::string, std::string> asked;
   for (const auto& [t, p] : o.disks) asked[t] = p;
   std::optional<hosts::StorageConfig> into;
@@ -426,12 +456,12 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     }
     DiskMove m = migrate::move_of(di, dest_path);
     // The whole chain becomes one image, unless only the top layer moves.
-    m.need = di.allocation + (o.shallow ? 0 : pd.chain_allocation);
+    m.need = di.allocation + (top_only ? 0 : pd.chain_allocation);
     plan.live.copies.push_back(m);
   }
   // Disks two QEMUs open at once during the switch-over must not be cached
   // by the host: the destination would read what the source has not written.
-  if (running(g.state)) {
+  if (live && running(g.state)) {
     std::vector<std::string> cached;
     for (const auto& [target, path] : plan.live.shared) {
       auto it = d.disk_cache.find(target);
@@ -467,9 +497,63 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     need_per_dir[dir] += m.need;
     disks_per_dir[dir].push_back(m.target);
   }
+  // Files QSM and quick migrations make must not be there already (a
+  // leftover of an interrupted run): libvirt would refuse, and vmshift never
+  // deletes what it did not make.
+  if (running(g.state) && (type == "qsm" || type == "quick")) {
+    std::vector<std::pair<guest::Storage*, std::string>> made;  // storage, path
+    std::string state_dir;
+    if (type == "qsm" && !plan.live.copies.empty()) {
+      state_dir = guest::dirname_of(plan.live.copies.front().source);
+      for (const auto& m : plan.live.copies) {
+        made.emplace_back(g.source_storage, migrate::overlay_path(m.source));
+        if (!same_host)
+          made.emplace_back(dest.storage, guest::dirname_of(m.dest) + "/" +
+                                              guest::basename_of(migrate::overlay_path(m.source)));
+      }
+      if (!same_host)
+        made.emplace_back(
+            dest.storage,
+            migrate::state_path(guest::dirname_of(plan.live.copies.front().dest), d.name));
+    } else if (!plan.live.shared.empty()) {
+      state_dir = guest::dirname_of(plan.live.shared.begin()->second);
+    }
+    if (!state_dir.empty())
+      made.emplace_back(g.source_storage, migrate::state_path(state_dir, d.name));
+    std::vector<std::string> there;
+    for (const auto& [storage, path] : made) {
+      if (storage == nullptr) continue;
+      try {
+        if (storage->exists(path)) there.push_back(path);
+      } catch (const Error&) {
+      }
+    }
+    if (!there.empty())
+      checks.fail("leftovers", fmt::format("{} already exist{} (left by an interrupted run?): "
+                                           "check and remove {}",
+                                           fmt::join(there, ", "), there.size() == 1 ? "s" : "",
+                                           there.size() == 1 ? "it" : "them"));
+  }
+  // QSM and quick migrations keep the VM's saved state (up to its memory)
+  // next to its disks on the destination (on the shared storage for quick).
+  if (running(g.state) && (type == "qsm" || type == "quick")) {
+    std::string dir =
+        type == "qsm" && !plan.live.copies.empty()
+            ? guest::dirname_of(plan.live.copies.front().dest)
+            : (plan.live.shared.empty() ? std::string()
+                                        : guest::dirname_of(plan.live.shared.begin()->second));
+    if (!dir.empty()) {
+      need_per_dir[dir] += d.memory_bytes;
+      disks_per_dir[dir].push_back("the saved state");
+    } else if (type == "quick") {
+      checks.fail("storage",
+                  "a quick migration saves the state to storage both hosts share, "
+                  "and the VM has no disk on any");
+    }
+  }
   // --shallow: the copies' top layers sit on the same backing chain, which
   // the destination must see at the same paths.
-  if (o.shallow) {
+  if (top_only) {
     std::vector<std::string> lacking, seen;
     for (const auto& m : plan.live.copies)
       for (const auto& b : m.backing) {
@@ -480,16 +564,16 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
         }
         (there ? seen : lacking).push_back(fmt::format("{} (disk {})", b, m.target));
       }
+    std::string how = o.shallow ? std::string("--shallow copies only the top layer")
+                                : fmt::format("a {} migration copies each disk's own file", type);
     if (!lacking.empty())
       checks.fail("backing",
-                  fmt::format("--shallow copies only the top layer, but host '{}' "
-                              "lacks the backing file{} {}",
-                              dest.host, lacking.size() == 1 ? "" : "s", fmt::join(lacking, ", ")));
-    else
-      checks.pass("backing", seen.empty() ? "no disk has a backing file: --shallow copies "
-                                            "whole images"
-                                          : fmt::format("host '{}' sees {}", dest.host,
-                                                        fmt::join(seen, ", ")));
+                  fmt::format("{}, but host '{}' lacks the backing file{} {}", how, dest.host,
+                              lacking.size() == 1 ? "" : "s", fmt::join(lacking, ", ")));
+    else if (!seen.empty())
+      checks.pass("backing", fmt::format("host '{}' sees {}", dest.host, fmt::join(seen, ", ")));
+    else if (o.shallow)
+      checks.pass("backing", "no disk has a backing file: --shallow copies whole images");
   }
   if (!no_dir.empty())
     checks.fail("disks",
@@ -535,7 +619,28 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   }
 
   // ---- prediction
-  if (running(g.state)) {
+  if (type == "qsm" || type == "quick") {
+    migrate::QuickInput in;
+    in.ram_bytes = d.memory_bytes;
+    for (const auto& m : plan.live.copies) in.disk_bytes += m.need;
+    in.disk_write_bytes_per_s = g.disk_write_bytes_per_s.value_or(0);
+    in.link_bytes_per_s = link.bytes_per_s;
+    if (o.bandwidth > 0)
+      in.link_bytes_per_s = std::min(in.link_bytes_per_s, static_cast<double>(o.bandwidth));
+    in.other_host = !same_host;
+    in.copies = type == "qsm";
+    plan.live.prediction = migrate::predict_quick(in);
+  } else if (type == "network") {
+    std::uint64_t bytes = 0;
+    for (const auto& m : plan.live.copies) bytes += m.need;
+    double rate = o.bandwidth > 0 ? std::min(link.bytes_per_s, static_cast<double>(o.bandwidth))
+                                  : link.bytes_per_s;
+    plan.live.prediction.disk_time = std::chrono::milliseconds(
+        static_cast<std::int64_t>(1000.0 * static_cast<double>(bytes) / std::max(rate, 1.0)));
+    // The VM is off the whole time: its outage is the whole move.
+    plan.live.prediction.total = plan.live.prediction.disk_time + migrate::kMigrationSetup;
+    plan.live.prediction.pause = plan.live.prediction.total;
+  } else if (running(g.state)) {
     migrate::LiveInput in;
     in.ram_bytes = d.memory_bytes;
     for (const auto& m : plan.live.copies) in.disk_bytes += m.need;

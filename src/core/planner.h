@@ -46,6 +46,7 @@ struct GuestView {
   std::optional<double> disk_write_bytes_per_s;
   std::string measure_note;                  // why a rate is missing
   unsigned long source_libvirt_version = 0;  // 9000000 for 9.0.0
+  guest::Storage* source_storage = nullptr;  // probes the source's files
 };
 
 struct DestView {

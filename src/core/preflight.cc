@@ -181,6 +181,8 @@ Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStor
   pf.guest.state = hosts::domain_state(dom.get());
   pf.guest.domain = hosts::parse_domain(
       hosts::domain_xml(dom.get(), active ? 0 : static_cast<unsigned>(VIR_DOMAIN_XML_INACTIVE)));
+  pf.source_storage = std::make_unique<guest::LibvirtStorage>(src);
+  pf.guest.source_storage = pf.source_storage.get();
   guest::LibvirtGuest lg(src, req.vm);
   std::vector<guest::DiskInfo> disks = lg.disks();
   for (const auto& d : disks) {

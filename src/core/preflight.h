@@ -21,6 +21,7 @@ struct Preflight {
   MigrationPlan plan;
   // Keeps dest.storage valid (it may hold transient pools on the host).
   std::unique_ptr<guest::LibvirtStorage> dest_storage;
+  std::unique_ptr<guest::LibvirtStorage> source_storage;
 };
 
 struct PreflightOptions {

@@ -15,6 +15,7 @@
 #include "guest/qmp_guest.h"
 #include "hosts/libvirt.h"
 #include "migrate/copy_files.h"
+#include "migrate/quick_migration.h"
 #include "qmp/json.h"
 #include "transfer/libvirt_volume.h"
 
@@ -149,6 +150,10 @@ class StoreContext : public migrate::JobContext {
   // checkpoint until it is cancelled (or kHoldLimit passes), so a test can
   // act on a job in a phase that is otherwise too short to hit.
   void checkpoint(std::string_view point) override {
+    // VMSHIFT_FAIL_AT=POINT makes the step at that checkpoint fail.
+    if (const char* fail = std::getenv("VMSHIFT_FAIL_AT"); fail != nullptr && point == fail)
+      throw Error(ErrorCode::kCommandFailed,
+                  fmt::format("injected failure at {} (VMSHIFT_FAIL_AT)", point));
     const char* hold = std::getenv("VMSHIFT_HOLD_AT");
     if (hold == nullptr || point != hold) return;
     obs_.note(fmt::format("held at {} (VMSHIFT_HOLD_AT) until cancelled", point));
@@ -214,12 +219,22 @@ std::int64_t create_live_storage_job(JobStore& store, const GuestSpec& spec,
 std::vector<Slot> slots_for(const std::string& type, const std::string& source,
                             const std::string& dest) {
   if (type == "live-storage") return {{source, LimitClass::kStorage}};
+  // Quick storage and network migrations move storage (to another host or
+  // not); a quick migration moves a running VM between hosts.
+  if (type == "qsm" || type == "network" || type == "copy")
+    return {{source, LimitClass::kStorage}, {dest, LimitClass::kStorage}};
   std::vector<Slot> slots = {{source, LimitClass::kLive}, {dest, LimitClass::kLive}};
   // A live VSM counts as one live and one storage migration on both hosts.
   if (type == "live-vsm")
     slots.insert(slots.end(), {{source, LimitClass::kStorage}, {dest, LimitClass::kStorage}});
   return slots;
 }
+
+namespace {
+std::vector<std::string> steps_of(const std::string& type);
+migrate::Result recover_one(JobStore& store, const Job& job, const hosts::Inventory& inv,
+                            StoreContext& ctx);
+}  // namespace
 
 std::int64_t create_live_migration_job(JobStore& store, const std::string& type,
                                        const migrate::LiveMigrationPlan& plan,
@@ -230,7 +245,7 @@ std::int64_t create_live_migration_job(JobStore& store, const std::string& type,
   j.source_host = plan.source_host;
   j.dest_host = plan.dest_host;
   j.slots = slots_for(type, plan.source_host, plan.dest_host);
-  j.steps = migrate::live_migration_steps();
+  j.steps = steps_of(type);
   migrate::LiveMigrationOptions o = options;
   o.type = type;  // a rerun after a wait plans the same type
   j.params =
@@ -242,9 +257,16 @@ namespace {
 
 bool is_live_migration(const std::string& type) { return type == "live" || type == "live-vsm"; }
 
+bool is_saved_type(const std::string& type) {
+  return type == "qsm" || type == "quick" || type == "network";
+}
+
 std::vector<std::string> steps_of(const std::string& type) {
   if (is_live_migration(type)) return migrate::live_migration_steps();
   if (type == "copy") return migrate::copy_job_steps();
+  if (type == "qsm") return migrate::qsm_steps();
+  if (type == "quick") return migrate::quick_steps();
+  if (type == "network") return migrate::network_steps();
   return migrate::live_storage_steps();
 }
 
@@ -277,6 +299,35 @@ migrate::Result run_copy(const Job& job, const hosts::Inventory& inv, StoreConte
   std::unique_ptr<LibvirtSite> from = open_site(inv, o.from_host);
   std::unique_ptr<LibvirtSite> to = open_site(inv, o.to_host);
   return migrate::run_copy_job(from->site, to->site, o, job.state_data, ctx);
+}
+
+// Runs a qsm, quick or network job. A network job resumed from its saved
+// state keeps its plan (its half-made copies would fail the checks).
+migrate::Result run_saved_type(const Job& job, const hosts::Inventory& inv, JobStore& store,
+                               StoreContext& ctx) {
+  Json params = Json::parse(job.params);
+  migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
+  migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
+  bool resuming = !job.state_data.empty() && job.state_data != "{}";
+  if (!resuming) {
+    PlanRequest req{job.vm, job.source_host, options};
+    Preflight pf = preflight(inv, req, nullptr, PreflightOptions{.measure = false});
+    if (!pf.plan.ok()) {
+      std::string why = fmt::format("{}", fmt::join(pf.plan.failures(), "; "));
+      store.set_step(job.id, 0, StepState::kFailed, why);
+      return {migrate::Outcome::kFailed,
+              fmt::format("Refused: {}. Nothing was changed; the VM stays on host '{}'.", why,
+                          job.source_host)};
+    }
+    migrate::Prediction first = plan.prediction;
+    plan = pf.plan.live;
+    plan.prediction = first;
+  }
+  std::unique_ptr<LibvirtSite> src = open_site(inv, job.source_host);
+  std::unique_ptr<LibvirtSite> dst = open_site(inv, job.dest_host);
+  if (job.type == "qsm") return migrate::run_qsm(src->site, dst->site, plan, options, ctx);
+  if (job.type == "quick") return migrate::run_quick(src->site, dst->site, plan, options, ctx);
+  return migrate::run_network(src->site, dst->site, plan, options, job.state_data, ctx);
 }
 
 // Chunks done / in all of the copies a job's state records.
@@ -373,14 +424,30 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::
       result = run_live_migration_job(job, inv, store, ctx);
     else if (job.type == "copy")
       result = run_copy(job, inv, ctx);
+    else if (is_saved_type(job.type))
+      result = run_saved_type(job, inv, store, ctx);
     else
       result = run_live_storage_job(job, inv, store, ctx, obs);
     ctx.flush();
   } catch (const std::exception& e) {
-    result = {migrate::Outcome::kFailed,
-              fmt::format("Unexpected error: {}. The VM and its files may be mid-way; `vmshift "
-                          "jobs show {}` lists the steps that ran.",
-                          e.what(), id)};
+    // What recovery does for a dead process puts the VM back on its feet
+    // here too (e.g. restores a VM saved by a QSM on its source).
+    std::string what = e.what();
+    try {
+      Job now = store.get(id);
+      if (resumable(now.type))
+        throw Error(ErrorCode::kFailedPrecondition,
+                    fmt::format("nothing to undo; `vmshift jobs resume {}` continues", id));
+      migrate::Result r = recover_one(store, now, inv, ctx);
+      result = {r.outcome == migrate::Outcome::kCompleted ? migrate::Outcome::kCompleted
+                                                          : migrate::Outcome::kFailed,
+                fmt::format("Unexpected error: {}. Recovery: {}", what, r.message)};
+    } catch (const std::exception& again) {
+      result = {migrate::Outcome::kFailed,
+                fmt::format("Unexpected error: {}; recovery failed too: {}. The VM and its files "
+                            "may be mid-way; `vmshift jobs show {}` lists the steps that ran.",
+                            what, again.what(), id)};
+    }
   }
   JobState state = job_state(result.outcome);
   store.finish(id, state, result.message);
@@ -399,7 +466,7 @@ std::int64_t create_copy_job(JobStore& store, const migrate::CopyJobOptions& o) 
   return store.create(j);
 }
 
-bool resumable(const std::string& type) { return type == "copy"; }
+bool resumable(const std::string& type) { return type == "copy" || type == "network"; }
 
 Comparison compare_files(const hosts::Inventory& inv, const std::string& host_a,
                          const std::string& path_a, const std::string& host_b,
@@ -414,6 +481,31 @@ Comparison compare_files(const hosts::Inventory& inv, const std::string& host_a,
   return {transfer::verify(*ea, *eb, chunk_size), ea->describe(), eb->describe(), chunk_size};
 }
 
+namespace {
+
+migrate::Result recover_one(JobStore& store, const Job& job, const hosts::Inventory& inv,
+                            StoreContext& ctx) {
+  (void)store;
+  Json params = Json::parse(job.params);
+  migrate::Result r;
+  if (is_live_migration(job.type)) {
+    guest::LibvirtHost src = open_host(inv, job.source_host);
+    guest::LibvirtHost dst = open_host(inv, job.dest_host);
+    r = migrate::recover_live_migration(src, dst, job.state_data, ctx);
+  } else if (job.type == "qsm" || job.type == "quick") {
+    std::unique_ptr<LibvirtSite> src = open_site(inv, job.source_host);
+    std::unique_ptr<LibvirtSite> dst = open_site(inv, job.dest_host);
+    r = job.type == "qsm" ? migrate::recover_qsm(src->site, dst->site, job.state_data, ctx)
+                          : migrate::recover_quick(src->site, dst->site, job.state_data, ctx);
+  } else {
+    std::unique_ptr<guest::Guest> g = open_guest(spec_from(params.get("guest")), inv);
+    r = migrate::recover_live_storage(*g, job.state_data, ctx);
+  }
+  return r;
+}
+
+}  // namespace
+
 std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Inventory& inv) {
   std::vector<std::string> lines;
   for (const Job& job : store.stale()) {
@@ -425,11 +517,11 @@ std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Invent
       lines.push_back(fmt::format("job {} ({} of {}): {}", job.id, job.type, job.vm, msg));
       continue;
     }
-    if (job.type == "copy") {
+    if (job.type == "copy" || job.type == "network") {
       // Nothing to undo: the copy's journal lets it resume.
       std::string msg = fmt::format(
           "its vmshift process died after {} were copied; the source is unchanged; `vmshift jobs "
-          "resume {}` continues the copy",
+          "resume {}` continues",
           copied_so_far(job.state_data), job.id);
       store.finish(job.id, JobState::kFailed, msg);
       lines.push_back(fmt::format("job {} ({} of {}): {}", job.id, job.type, job.vm, msg));
@@ -445,15 +537,7 @@ std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Invent
       Json params = Json::parse(job.params);
       Observer quiet;
       StoreContext ctx(store, job.id, steps_of(job.type), quiet, nullptr);
-      migrate::Result r;
-      if (is_live_migration(job.type)) {
-        guest::LibvirtHost src = open_host(inv, job.source_host);
-        guest::LibvirtHost dst = open_host(inv, job.dest_host);
-        r = migrate::recover_live_migration(src, dst, job.state_data, ctx);
-      } else {
-        std::unique_ptr<guest::Guest> g = open_guest(spec_from(params.get("guest")), inv);
-        r = migrate::recover_live_storage(*g, job.state_data, ctx);
-      }
+      migrate::Result r = recover_one(store, job, inv, ctx);
       store.finish(job.id, job_state(r.outcome), r.message);
       lines.push_back(fmt::format("job {} ({} of {}) recovered, {}: {}", job.id, job.type, job.vm,
                                   to_string(job_state(r.outcome)), r.message));

@@ -121,4 +121,21 @@ std::string rewrite_disk_paths(std::string_view text,
   return xml.to_string();
 }
 
+std::string rewrite_layered_disks(std::string_view text, const std::vector<LayeredDisk>& disks) {
+  Xml xml = Xml::parse(text);
+  for (const auto& d : disks) {
+    std::string x = fmt::format("/domain/devices/disk[@device='disk'][target/@dev='{}']", d.target);
+    if (xml.set_attribute(x + "/source", "file", d.top) == 0)
+      throw Error(ErrorCode::kNotFound, fmt::format("the definition has no disk '{}'", d.target));
+    xml.set_attribute(x + "/driver", "type", "qcow2");
+    xml.remove(x + "/backingStore");
+    // The base's own chain, if any, libvirt reads from its header.
+    xml.append(x, fmt::format("<backingStore type='file'><format type='{}'/><source file='{}'/>"
+                              "</backingStore>",
+                              xml_escape(d.backing_format.empty() ? "raw" : d.backing_format),
+                              xml_escape(d.backing)));
+  }
+  return xml.to_string();
+}
+
 }  // namespace vmshift::hosts

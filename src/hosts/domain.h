@@ -49,4 +49,15 @@ DomainFacts parse_domain(std::string_view xml);
 std::string rewrite_disk_paths(std::string_view xml,
                                const std::vector<std::pair<std::string, std::string>>& paths);
 
+// A disk's new top file on a given backing file (a qcow2 overlay on its
+// base), stated in the definition so that libvirt and QEMU open that chain
+// whatever backing path the overlay's own header names.
+struct LayeredDisk {
+  std::string target;
+  std::string top;
+  std::string backing;
+  std::string backing_format;
+};
+std::string rewrite_layered_disks(std::string_view xml, const std::vector<LayeredDisk>& disks);
+
 }  // namespace vmshift::hosts

@@ -88,6 +88,19 @@ int Xml::set_attribute(const std::string& xpath, const std::string& name,
   return n;
 }
 
+int Xml::append(const std::string& xpath, const std::string& element) {
+  Xml part = parse(element);
+  int n = 0;
+  for (xmlNode* node : nodes(doc_.get(), xpath)) {
+    if (node->type != XML_ELEMENT_NODE) continue;
+    xmlNode* copy = xmlDocCopyNode(xmlDocGetRootElement(part.doc_.get()), doc_.get(), 1);
+    if (copy == nullptr) throw std::bad_alloc();
+    xmlAddChild(node, copy);
+    ++n;
+  }
+  return n;
+}
+
 int Xml::remove(const std::string& xpath) {
   int n = 0;
   for (xmlNode* node : nodes(doc_.get(), xpath)) {

@@ -28,6 +28,8 @@ class Xml {
 
   // Sets an attribute on every element expr selects; returns how many.
   int set_attribute(const std::string& xpath, const std::string& name, const std::string& value);
+  // Appends an element (XML text) to every element expr selects; returns how many.
+  int append(const std::string& xpath, const std::string& element);
   // Removes every node expr selects; returns how many.
   int remove(const std::string& xpath);
   std::string to_string() const;

@@ -541,7 +541,9 @@ Json to_json(const LiveMigrationOptions& o) {
       .set("tls", Json::boolean(o.tls))
       .set("keep_source", Json::boolean(o.keep_source))
       .set("force", Json::boolean(o.force))
-      .set("shallow", Json::boolean(o.shallow));
+      .set("shallow", Json::boolean(o.shallow))
+      .set("verify", Json::boolean(o.verify))
+      .set("start", Json::boolean(o.start));
 }
 
 LiveMigrationOptions live_options_from_json(const Json& j) {
@@ -564,6 +566,8 @@ LiveMigrationOptions live_options_from_json(const Json& j) {
   o.keep_source = j.get_bool("keep_source");
   o.force = j.get_bool("force");
   o.shallow = j.find_bool("shallow").value_or(false);
+  o.verify = j.find_bool("verify").value_or(false);
+  o.start = j.find_bool("start").value_or(false);
   return o;
 }
 

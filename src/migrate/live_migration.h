@@ -48,6 +48,8 @@ struct LiveMigrationOptions {
   bool keep_source = false;
   bool force = false;    // replace existing destination files
   bool shallow = false;  // copy only the top layer; the backing chain must be on the destination
+  bool verify = false;   // qsm, network: compare each copy with its source before using it
+  bool start = false;    // network: start the VM on the destination afterwards
 };
 
 // What the planner decided; what a job needs to run it.

@@ -1,0 +1,214 @@
+// Network migration: see quick_migration.h. The VM is off (or saved), so
+// nothing changes while its files copy; a copy that stops resumes from its
+// journals (`vmshift jobs resume`).
+#include <fmt/format.h>
+
+#include "base/error.h"
+#include "guest/libvirt_storage.h"
+#include "hosts/domain.h"
+#include "migrate/quick_migration.h"
+
+namespace vmshift::migrate {
+namespace {
+
+using qmp::Json;
+
+enum Step : std::size_t { kCheck, kCopy, kVerify, kDefine, kCleanup, kStart };
+
+struct Saved {
+  std::string phase = "copy";  // copy, defined, done
+  std::string vm;
+  std::vector<FileCopy> files;
+  std::string saved_src, saved_dst;  // managed-save state, if the VM was saved
+  std::string dump() const {
+    Json f = Json::array();
+    for (const auto& x : files) f.push(to_json(x));
+    return Json::object()
+        .set("phase", Json::string(phase))
+        .set("vm", Json::string(vm))
+        .set("files", f)
+        .set("saved_src", Json::string(saved_src))
+        .set("saved_dst", Json::string(saved_dst))
+        .dump();
+  }
+  static Saved parse(const std::string& text) {
+    Json j = Json::parse(text);
+    Saved s;
+    s.phase = j.get_string("phase");
+    s.vm = j.get_string("vm");
+    for (const Json& f : j.get("files").items()) s.files.push_back(file_copy_from_json(f));
+    s.saved_src = j.get_string("saved_src");
+    s.saved_dst = j.get_string("saved_dst");
+    return s;
+  }
+};
+
+}  // namespace
+
+std::vector<std::string> network_steps() {
+  return {"check", "copy", "verify", "define", "cleanup", "start"};
+}
+
+Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
+                   const LiveMigrationOptions& o, const std::string& saved_state, JobContext& job) {
+  Saved s;
+  bool resumed = !saved_state.empty() && saved_state != "{}";
+  if (resumed) {
+    s = Saved::parse(saved_state);
+  } else {
+    s.vm = plan.vm;
+    for (const auto& m : plan.copies) s.files.push_back(FileCopy{.from = m.source, .to = m.dest});
+    if (std::optional<std::string> ms = src.host.managed_save_path(plan.vm)) {
+      s.saved_src = *ms;
+      s.saved_dst = *ms;  // where libvirt keeps it, on every host
+      s.files.push_back(FileCopy{.from = s.saved_src, .to = s.saved_dst});
+    }
+  }
+  auto save = [&] { job.save_state(s.dump()); };
+  const std::string& vm = s.vm;
+  std::string state = src.host.vm_state(vm).value_or("not defined");
+  if (s.phase == "copy" && state != "shut off") {
+    job.step(kCheck, StepState::kFailed, state);
+    return {Outcome::kFailed,
+            fmt::format("Refused: VM '{}' is {} on host '{}'; a network migration moves a "
+                        "shut-off VM. Nothing was changed.",
+                        vm, state, src.host.name())};
+  }
+  job.step(kCheck, StepState::kDone,
+           resumed
+               ? "resuming where the last run stopped"
+               : fmt::format("{} file{} to copy{}", s.files.size(), s.files.size() == 1 ? "" : "s",
+                             s.saved_src.empty() ? "" : " (the VM's saved state among them)"));
+  save();
+
+  // ---- copy and verify
+  if (s.phase == "copy") {
+    job.step(kCopy, StepState::kRunning);
+    transfer::CopyStats st;
+    try {
+      st = copy_files(src, dst, s.files, {.bandwidth = o.bandwidth}, job, "copy", save);
+    } catch (const Error& e) {
+      std::size_t done = 0, all = 0;
+      for (const auto& f : s.files) {
+        done += f.journal.done.size();
+        all += f.journal.chunks();
+      }
+      if (e.code() == ErrorCode::kCancelled) {
+        job.step(kCopy, StepState::kUndone, e.what());
+        std::vector<std::string> problems;
+        for (const auto& f : s.files) {
+          try {
+            dst.open(f.to)->remove();
+          } catch (const Error& r) {
+            problems.push_back(r.what());
+          }
+        }
+        return {
+            Outcome::kCancelled,
+            fmt::format("Cancelled by request; the partial copies on host '{}' were removed; "
+                        "the VM is on host '{}', unchanged{}",
+                        dst.host.name(), src.host.name(),
+                        problems.empty() ? "." : fmt::format(" ({})", fmt::join(problems, "; ")))};
+      }
+      job.step(kCopy, StepState::kFailed, e.what());
+      return {Outcome::kFailed,
+              fmt::format("The copy stopped: {}. The VM is on host '{}', unchanged; {} of {} "
+                          "chunks are on host '{}': `vmshift jobs resume` continues from there.",
+                          e.what(), src.host.name(), done, all, dst.host.name())};
+    }
+    job.step(kCopy, StepState::kDone,
+             fmt::format("{} of data copied in {:.1f} s", human_bytes(st.data_bytes),
+                         static_cast<double>(st.took.count()) / 1000.0));
+    job.step(kVerify, StepState::kRunning);
+    std::vector<std::string> bad = verify_files(src, dst, s.files, job);
+    if (!bad.empty()) {
+      job.step(kVerify, StepState::kFailed, bad.front());
+      for (auto& f : s.files) f = FileCopy{.from = f.from, .to = f.to};
+      for (const auto& f : s.files) dst.open(f.to)->remove();
+      save();
+      return {Outcome::kFailed,
+              fmt::format("The copies differ from their sources: {}. They were removed; the VM "
+                          "is on host '{}', unchanged; `vmshift jobs resume` copies again.",
+                          fmt::join(bad, "; "), src.host.name())};
+    }
+    job.step(kVerify, StepState::kDone, "every copy has its source's checksums");
+  } else {
+    job.step(kCopy, StepState::kSkipped, "done by the earlier run");
+    job.step(kVerify, StepState::kSkipped, "done by the earlier run");
+  }
+
+  // ---- define (and put the saved state back), on the destination
+  std::vector<std::pair<std::string, std::string>> paths;
+  for (const auto& m : plan.copies) paths.emplace_back(m.target, m.dest);
+  std::string xml = hosts::rewrite_disk_paths(src.host.vm_xml(vm, true), paths);
+  if (s.phase == "copy") {
+    job.step(kDefine, StepState::kRunning);
+    try {
+      dst.host.define(xml);
+      if (!s.saved_dst.empty()) {
+        // The saved state becomes the managed-save image there: restored
+        // paused (the guest does not run) and saved again, unless it starts.
+        dst.host.restore_state(s.saved_dst, xml, !o.start);
+        if (!o.start) dst.host.managed_save(vm);
+      }
+    } catch (const Error& e) {
+      job.step(kDefine, StepState::kFailed, e.what());
+      return {Outcome::kFailed,
+              fmt::format("Defining the VM on host '{}' failed: {}. The VM is on host '{}', "
+                          "unchanged; the copies were kept (`vmshift jobs resume` tries again).",
+                          dst.host.name(), e.what(), src.host.name())};
+    }
+    s.phase = "defined";
+    save();
+    job.step(kDefine, StepState::kDone,
+             fmt::format("defined on host '{}' with the new paths{}", dst.host.name(),
+                         s.saved_dst.empty() ? ""
+                                             : ", its saved state "
+                                               "restored"));
+  }
+
+  // ---- cleanup: the source goes only now
+  std::vector<std::string> problems;
+  try {
+    if (src.host.vm_state(vm)) src.host.undefine(vm);
+  } catch (const Error& e) {
+    problems.push_back(
+        fmt::format("the definition on host '{}' stays: {}", src.host.name(), e.what()));
+  }
+  if (!o.keep_source)
+    for (const auto& f : s.files) {
+      try {
+        if (src.host.storage().exists(f.from)) src.host.storage().remove(f.from);
+      } catch (const Error& e) {
+        problems.push_back(fmt::format("'{}' stays: {}", f.from, e.what()));
+      }
+    }
+  std::string note = o.keep_source ? "source files kept (--keep-source)"
+                                   : fmt::format("removed from host '{}'", src.host.name());
+  for (const auto& p : problems) note += "; " + p;
+  job.step(kCleanup, StepState::kDone, note);
+  s.phase = "done";
+  save();
+
+  // ---- start
+  std::string started = "left shut off";
+  if (o.start) {
+    try {
+      if (s.saved_dst.empty()) dst.host.start(vm);
+      started = fmt::format("started on host '{}'", dst.host.name());
+      job.step(kStart, StepState::kDone, started);
+    } catch (const Error& e) {
+      job.step(kStart, StepState::kFailed, e.what());
+      return {Outcome::kFailed,
+              fmt::format("The VM moved to host '{}' ({}) but could not start there: {}",
+                          dst.host.name(), note, e.what())};
+    }
+  } else {
+    job.step(kStart, StepState::kSkipped,
+             s.saved_dst.empty() ? "not asked (--start)" : "kept saved (--start resumes it)");
+  }
+  return {Outcome::kCompleted, fmt::format("network migration of {} to host '{}': {}; {}", vm,
+                                           dst.host.name(), note, started)};
+}
+
+}  // namespace vmshift::migrate

@@ -1,0 +1,565 @@
+// Quick storage migration: see quick_migration.h.
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "base/error.h"
+#include "guest/libvirt_storage.h"
+#include "hosts/domain.h"
+#include "migrate/quick_migration.h"
+
+namespace vmshift::migrate {
+namespace {
+
+using qmp::Json;
+
+enum Step : std::size_t {
+  kCheck,
+  kSnapshot,
+  kCopy,
+  kSave,
+  kTransfer,
+  kRestore,
+  kMerge,
+  kVerify,
+  kCleanup
+};
+constexpr auto kMergeTime = std::chrono::minutes(10);
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Disk {
+  std::string target;
+  std::string base;         // the disk's file on the source, the base after the snapshot
+  std::string dest;         // the base's copy on the destination
+  std::string format;       // of the base
+  std::string overlay_src;  // the overlay on the source
+  std::string overlay_dst;  // where the VM finds it on the destination
+};
+
+// What recovery needs; saved before each change.
+struct Saved {
+  // snapshot, copy, saving, saved, restored, merged, done, undone
+  std::string phase = "snapshot";
+  std::string vm;
+  bool other_host = true;
+  bool keep_source = false;
+  std::vector<Disk> disks;
+  std::string state_src, state_dst;
+  std::string saved_xml;  // the definition in the saved state (for a restore on the source)
+  std::vector<FileCopy> bases, rest;
+  std::int64_t pause_start_ms = 0;
+  std::int64_t predicted_pause_ms = 0;
+
+  std::string dump() const {
+    Json d = Json::array();
+    for (const auto& x : disks)
+      d.push(Json::object()
+                 .set("target", Json::string(x.target))
+                 .set("base", Json::string(x.base))
+                 .set("dest", Json::string(x.dest))
+                 .set("format", Json::string(x.format))
+                 .set("overlay_src", Json::string(x.overlay_src))
+                 .set("overlay_dst", Json::string(x.overlay_dst)));
+    auto copies = [](const std::vector<FileCopy>& v) {
+      Json a = Json::array();
+      for (const auto& f : v) a.push(to_json(f));
+      return a;
+    };
+    return Json::object()
+        .set("phase", Json::string(phase))
+        .set("vm", Json::string(vm))
+        .set("other_host", Json::boolean(other_host))
+        .set("keep_source", Json::boolean(keep_source))
+        .set("disks", d)
+        .set("state_src", Json::string(state_src))
+        .set("state_dst", Json::string(state_dst))
+        .set("saved_xml", Json::string(saved_xml))
+        .set("bases", copies(bases))
+        .set("rest", copies(rest))
+        .set("pause_start_ms", Json::integer(pause_start_ms))
+        .set("predicted_pause_ms", Json::integer(predicted_pause_ms))
+        .dump();
+  }
+  static Saved parse(const std::string& text) {
+    Json j = Json::parse(text);
+    Saved s;
+    s.phase = j.get_string("phase");
+    s.vm = j.get_string("vm");
+    s.other_host = j.get_bool("other_host");
+    s.keep_source = j.get_bool("keep_source");
+    for (const Json& x : j.get("disks").items())
+      s.disks.push_back({x.get_string("target"), x.get_string("base"), x.get_string("dest"),
+                         x.get_string("format"), x.get_string("overlay_src"),
+                         x.get_string("overlay_dst")});
+    s.state_src = j.get_string("state_src");
+    s.state_dst = j.get_string("state_dst");
+    s.saved_xml = j.get_string("saved_xml");
+    for (const Json& f : j.get("bases").items()) s.bases.push_back(file_copy_from_json(f));
+    for (const Json& f : j.get("rest").items()) s.rest.push_back(file_copy_from_json(f));
+    s.pause_start_ms = j.get_int("pause_start_ms");
+    s.predicted_pause_ms = j.get_int("predicted_pause_ms");
+    return s;
+  }
+};
+
+bool running(const std::optional<std::string>& state) {
+  return state && (*state == "running" || *state == "paused");
+}
+
+void remove_quietly(guest::Storage& s, const std::string& path, std::vector<std::string>& problems,
+                    const std::string& host) {
+  try {
+    if (s.exists(path)) s.remove(path);
+  } catch (const Error& e) {
+    problems.push_back(
+        fmt::format("'{}' on host '{}' could not be removed: {}", path, host, e.what()));
+  }
+}
+
+std::string with_problems(std::string message, const std::vector<std::string>& problems) {
+  for (const auto& p : problems) message += "; " + p;
+  return message;
+}
+
+class Qsm {
+ public:
+  Qsm(Site& src, Site& dst, JobContext& job, Saved saved)
+      : src_(src), dst_(dst), job_(job), s_(std::move(saved)) {}
+
+  void save() { job_.save_state(s_.dump()); }
+
+  // The VM runs on the source on its overlays: merges them back and
+  // removes what was made at the destination. Returns problems.
+  std::vector<std::string> merge_back() {
+    std::vector<std::string> problems;
+    std::map<std::string, std::string> live;
+    try {
+      live = src_.host.vm_disks(s_.vm, false);
+    } catch (const Error& e) {
+      problems.push_back(
+          fmt::format("cannot read the VM's disks on host '{}': {}", src_.host.name(), e.what()));
+    }
+    for (const auto& d : s_.disks) {
+      if (live.count(d.target) && live[d.target] == d.overlay_src) {
+        try {
+          src_.host.commit_top(s_.vm, d.target, Deadline::after(kMergeTime));
+        } catch (const Error& e) {
+          problems.push_back(fmt::format("disk {} still runs on its overlay '{}': {}", d.target,
+                                         d.overlay_src, e.what()));
+          continue;
+        }
+      }
+      remove_quietly(src_.host.storage(), d.overlay_src, problems, src_.host.name());
+    }
+    remove_destination(problems);
+    return problems;
+  }
+
+  void remove_destination(std::vector<std::string>& problems) {
+    for (const auto& d : s_.disks) {
+      remove_quietly(dst_.host.storage(), d.dest, problems, dst_.host.name());
+      if (s_.other_host)
+        remove_quietly(dst_.host.storage(), d.overlay_dst, problems, dst_.host.name());
+    }
+    if (s_.other_host && !s_.state_dst.empty())
+      remove_quietly(dst_.host.storage(), s_.state_dst, problems, dst_.host.name());
+  }
+
+  // The VM is saved (not running anywhere): restores it on the source as it
+  // was (on its overlays), then merges them back.
+  std::vector<std::string> restore_on_source() {
+    std::vector<std::string> problems;
+    if (!running(src_.host.vm_state(s_.vm))) {
+      try {
+        src_.host.restore_state(s_.state_src, s_.saved_xml, false);
+      } catch (const Error& e) {
+        problems.push_back(
+            fmt::format("the VM could not be restored on host '{}' from '{}': {}; "
+                        "its saved state and all files were kept",
+                        src_.host.name(), s_.state_src, e.what()));
+        return problems;
+      }
+    }
+    std::vector<std::string> more = merge_back();
+    problems.insert(problems.end(), more.begin(), more.end());
+    remove_quietly(src_.host.storage(), s_.state_src, problems, src_.host.name());
+    return problems;
+  }
+
+  Result undo(Step step, const std::string& why, Outcome outcome, bool saved) {
+    job_.step(step, outcome == Outcome::kCancelled ? StepState::kUndone : StepState::kFailed, why);
+    std::vector<std::string> problems = saved ? restore_on_source() : merge_back();
+    s_.phase = "undone";
+    save();
+    std::string where = fmt::format(
+        "The VM {} on host '{}' on its original files{}", saved ? "was restored and runs" : "runs",
+        src_.host.name(),
+        problems.empty() ? " (the overlays were merged back and removed); the copies on the "
+                           "destination were removed"
+                         : "");
+    return {outcome, with_problems(fmt::format("{}. {}.", why, where), problems)};
+  }
+
+  // Steps after the restore: merge, verify, define, clean up.
+  Result finish(std::string pause_note) {
+    // ---- merge
+    job_.step(kMerge, StepState::kRunning);
+    s_.phase = "restored";
+    save();
+    std::map<std::string, std::string> live = dst_.host.vm_disks(s_.vm, false);
+    for (const auto& d : s_.disks) {
+      if (live[d.target] == d.overlay_dst) {
+        try {
+          dst_.host.commit_top(s_.vm, d.target, Deadline::after(kMergeTime));
+        } catch (const Error& e) {
+          job_.step(kMerge, StepState::kFailed, e.what());
+          return {Outcome::kFailed,
+                  fmt::format("The VM runs on host '{}', but merging disk {} failed: {}. It still "
+                              "runs on the overlay '{}' over '{}'; nothing was deleted.",
+                              dst_.host.name(), d.target, e.what(), d.overlay_dst, d.dest)};
+        }
+      }
+      std::vector<std::string> ignored;
+      if (s_.other_host)
+        remove_quietly(dst_.host.storage(), d.overlay_dst, ignored, dst_.host.name());
+    }
+    job_.step(kMerge, StepState::kDone, "every overlay merged into its base and removed");
+    s_.phase = "merged";
+    save();
+
+    // ---- verify and define
+    job_.step(kVerify, StepState::kRunning);
+    std::optional<std::string> state = dst_.host.vm_state(s_.vm);
+    live = dst_.host.vm_disks(s_.vm, false);
+    std::vector<std::string> wrong;
+    if (!running(state))
+      wrong.push_back(fmt::format("the VM is {} on host '{}'", state.value_or("not defined"),
+                                  dst_.host.name()));
+    for (const auto& d : s_.disks)
+      if (live[d.target] != d.dest)
+        wrong.push_back(
+            fmt::format("disk {} uses '{}' instead of '{}'", d.target, live[d.target], d.dest));
+    if (!wrong.empty()) {
+      job_.step(kVerify, StepState::kFailed, fmt::format("{}", fmt::join(wrong, "; ")));
+      return {Outcome::kFailed,
+              fmt::format("After the restore {}. Nothing was deleted.", fmt::join(wrong, "; "))};
+    }
+    try {
+      dst_.host.define(dst_.host.vm_xml(s_.vm, false));
+    } catch (const Error& e) {
+      job_.step(kVerify, StepState::kFailed, e.what());
+      return {Outcome::kFailed,
+              fmt::format("The VM runs on host '{}' on its new files, but its definition could "
+                          "not be stored there: {}. Nothing was deleted.",
+                          dst_.host.name(), e.what())};
+    }
+    job_.step(kVerify, StepState::kDone,
+              fmt::format("running on host '{}' on {}; defined there", dst_.host.name(), [&] {
+                std::vector<std::string> v;
+                for (const auto& d : s_.disks) v.push_back(d.dest);
+                return fmt::format("{}", fmt::join(v, ", "));
+              }()));
+
+    // ---- cleanup
+    std::vector<std::string> problems;
+    if (s_.other_host) {
+      try {
+        src_.host.undefine(s_.vm);
+      } catch (const Error& e) {
+        problems.push_back(
+            fmt::format("the VM's old definition on host '{}' could not be "
+                        "removed: {}",
+                        src_.host.name(), e.what()));
+      }
+      remove_quietly(dst_.host.storage(), s_.state_dst, problems, dst_.host.name());
+    }
+    remove_quietly(src_.host.storage(), s_.state_src, problems, src_.host.name());
+    for (const auto& d : s_.disks) {
+      remove_quietly(src_.host.storage(), d.overlay_src, problems, src_.host.name());
+      if (!s_.keep_source) remove_quietly(src_.host.storage(), d.base, problems, src_.host.name());
+    }
+    std::string note = s_.keep_source
+                           ? "source disks kept (--keep-source)"
+                           : fmt::format("source files removed on host '{}'", src_.host.name());
+    job_.step(kCleanup, StepState::kDone, with_problems(note, problems));
+    s_.phase = "done";
+    save();
+    return {Outcome::kCompleted,
+            with_problems(fmt::format("quick storage migration of {} to host '{}': {}; {}", s_.vm,
+                                      dst_.host.name(), pause_note, note),
+                          problems)};
+  }
+
+  Result run(const LiveMigrationPlan& plan, const LiveMigrationOptions& o) {
+    const std::string& vm = s_.vm;
+    transfer::CopyOptions copy_opts{.bandwidth = o.bandwidth};
+    job_.step(kCheck, StepState::kDone,
+              fmt::format("{} disk{} to move, pause predicted {} ms", s_.disks.size(),
+                          s_.disks.size() == 1 ? "" : "s", plan.prediction.pause.count()));
+
+    // ---- snapshot
+    job_.step(kSnapshot, StepState::kRunning);
+    save();
+    std::map<std::string, std::string> overlays;
+    for (const auto& d : s_.disks) overlays[d.target] = d.overlay_src;
+    try {
+      src_.host.snapshot_to_overlays(vm, overlays);
+    } catch (const Error& e) {
+      // The snapshot is atomic: libvirt made no overlay, or removed it.
+      job_.step(kSnapshot, StepState::kFailed, e.what());
+      s_.phase = "undone";
+      save();
+      return {Outcome::kFailed, fmt::format("The snapshot failed: {}. The VM runs on host '{}' on "
+                                            "its original files, unchanged.",
+                                            e.what(), src_.host.name())};
+    }
+    job_.step(kSnapshot, StepState::kDone, "the guest writes to overlays; its disks are bases now");
+
+    // ---- copy the bases while the VM runs
+    s_.phase = "copy";
+    save();
+    job_.step(kCopy, StepState::kRunning);
+    auto growth_of = [&] {
+      std::uint64_t b = 0;
+      for (const auto& d : s_.disks) b += src_.host.storage().allocation(d.overlay_src).value_or(0);
+      return b;
+    };
+    std::uint64_t overlay0 = growth_of();
+    auto copy_start = std::chrono::steady_clock::now();
+    transfer::CopyStats st;
+    try {
+      st = copy_files(src_, dst_, s_.bases, copy_opts, job_, "copy", [&] { save(); });
+      if (o.verify) {
+        std::vector<std::string> bad = verify_files(src_, dst_, s_.bases, job_);
+        if (!bad.empty()) throw Error(ErrorCode::kBadData, fmt::format("{}", fmt::join(bad, "; ")));
+      }
+      job_.checkpoint("copied");
+      if (job_.cancel_requested()) throw Error(ErrorCode::kCancelled, "cancelled by request");
+    } catch (const Error& e) {
+      return undo(kCopy,
+                  e.code() == ErrorCode::kCancelled
+                      ? std::string("Cancelled by request while the disks copied")
+                      : fmt::format("Copying the disks failed: {}", e.what()),
+                  e.code() == ErrorCode::kCancelled ? Outcome::kCancelled : Outcome::kFailed,
+                  false);
+    }
+    double copy_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - copy_start).count();
+    std::uint64_t overlay1 = growth_of();
+    double growth =
+        copy_s > 0 ? static_cast<double>(overlay1 - std::min(overlay0, overlay1)) / copy_s : 0;
+    // The pause, predicted again now that the overlays' growth is measured.
+    QuickInput in{.ram_bytes = plan.memory_bytes,
+                  .disk_bytes = 0,
+                  .disk_write_bytes_per_s = 0,
+                  .link_bytes_per_s = copy_s > 0 ? static_cast<double>(st.data_bytes) / copy_s : 0,
+                  .other_host = s_.other_host};
+    if (in.link_bytes_per_s <= 0) in.link_bytes_per_s = 100e6;
+    Prediction now = predict_quick(in);
+    s_.predicted_pause_ms =
+        now.pause.count() +
+        static_cast<std::int64_t>(
+            s_.other_host ? 1000.0 * static_cast<double>(overlay1) / in.link_bytes_per_s : 0.0);
+    job_.step(kCopy, StepState::kDone,
+              fmt::format("{} of bases copied in {:.1f} s; the overlays grew {}/s; pause now "
+                          "predicted {} ms",
+                          human_bytes(st.data_bytes), copy_s,
+                          human_bytes(static_cast<std::uint64_t>(growth)), s_.predicted_pause_ms));
+
+    // ---- save: the pause begins
+    job_.step(kSave, StepState::kRunning);
+    s_.phase = "saving";
+    s_.pause_start_ms = now_ms();
+    save();
+    auto pause_start = std::chrono::steady_clock::now();
+    try {
+      src_.host.save_state(vm, s_.state_src);
+      s_.saved_xml = src_.host.saved_xml(s_.state_src);
+    } catch (const Error& e) {
+      bool stopped = !running(src_.host.vm_state(vm));
+      return undo(kSave, fmt::format("Saving the VM's state failed: {}", e.what()),
+                  Outcome::kFailed, stopped);
+    }
+    s_.phase = "saved";
+    save();
+    auto saved_at = std::chrono::steady_clock::now();
+    job_.step(
+        kSave, StepState::kDone,
+        fmt::format(
+            "state saved to '{}' ({}) in {} ms", s_.state_src,
+            human_bytes(src_.host.storage().allocation(s_.state_src).value_or(0)),
+            std::chrono::duration_cast<std::chrono::milliseconds>(saved_at - pause_start).count()));
+
+    // ---- transfer the overlays and the state (another host only)
+    job_.step(kTransfer, StepState::kRunning);
+    try {
+      if (s_.other_host) {
+        copy_files(src_, dst_, s_.rest, copy_opts, job_, "transfer", [&] { save(); });
+        if (o.verify) {
+          std::vector<std::string> bad = verify_files(src_, dst_, s_.rest, job_);
+          if (!bad.empty())
+            throw Error(ErrorCode::kBadData, fmt::format("{}", fmt::join(bad, "; ")));
+        }
+      }
+      job_.checkpoint("transferred");
+    } catch (const Error& e) {
+      return undo(kTransfer, fmt::format("Moving the overlays and the state failed: {}", e.what()),
+                  Outcome::kFailed, true);
+    }
+    auto moved_at = std::chrono::steady_clock::now();
+    job_.step(
+        kTransfer, s_.other_host ? StepState::kDone : StepState::kSkipped,
+        s_.other_host
+            ? fmt::format("overlays and state on the destination in {} ms",
+                          std::chrono::duration_cast<std::chrono::milliseconds>(moved_at - saved_at)
+                              .count())
+            : "same host: nothing moves");
+
+    // ---- restore on the destination: the pause ends
+    job_.step(kRestore, StepState::kRunning);
+    std::vector<hosts::LayeredDisk> layers;
+    for (const auto& d : s_.disks) layers.push_back({d.target, d.overlay_dst, d.dest, d.format});
+    try {
+      job_.checkpoint("restore");
+      std::string xml = hosts::rewrite_layered_disks(s_.saved_xml, layers);
+      dst_.host.restore_state(s_.other_host ? s_.state_dst : s_.state_src, xml, false);
+    } catch (const Error& e) {
+      if (!running(dst_.host.vm_state(vm)))
+        return undo(
+            kRestore,
+            fmt::format("Restoring the VM on host '{}' failed: {}", dst_.host.name(), e.what()),
+            Outcome::kFailed, true);
+    }
+    auto pause = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - pause_start);
+    job_.pause(pause);
+    job_.step(kRestore, StepState::kDone,
+              fmt::format("running on host '{}' after a pause of {} ms (predicted {} ms; the "
+                          "restore took {} ms)",
+                          dst_.host.name(), pause.count(), s_.predicted_pause_ms,
+                          std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - moved_at)
+                              .count()));
+    job_.checkpoint("restored");
+    return finish(
+        fmt::format("paused {} ms (predicted {} ms)", pause.count(), s_.predicted_pause_ms));
+  }
+
+  Result recover() {
+    const std::string& ph = s_.phase;
+    if (ph == "done") return {Outcome::kCompleted, "the job had finished before its process died"};
+    if (ph == "undone")
+      return {Outcome::kRolledBack, "the job had undone its work before its process died"};
+    // On one host, "at the destination" means running on the new files.
+    bool at_dst = running(dst_.host.vm_state(s_.vm));
+    if (at_dst && !s_.other_host) {
+      std::map<std::string, std::string> live = dst_.host.vm_disks(s_.vm, false);
+      for (const auto& d : s_.disks)
+        at_dst = at_dst && (live[d.target] == d.dest || live[d.target] == d.overlay_dst) &&
+                 ph != "snapshot" && ph != "copy";
+    }
+    bool at_src = !at_dst && running(src_.host.vm_state(s_.vm));
+    if (at_dst && ph != "snapshot" && ph != "copy")
+      return finish("completed by recovery after its vmshift process died");
+    if (at_src) {
+      std::vector<std::string> problems = merge_back();
+      s_.phase = "undone";
+      save();
+      return {Outcome::kRolledBack,
+              with_problems(fmt::format("The vmshift process running this job died before the "
+                                        "pause. The VM runs on host '{}' on its original files; "
+                                        "the overlays were merged back and the copies removed.",
+                                        src_.host.name()),
+                            problems)};
+    }
+    if (ph == "saving" || ph == "saved") {
+      std::vector<std::string> problems = restore_on_source();
+      s_.phase = "undone";
+      save();
+      return {Outcome::kRolledBack,
+              with_problems(fmt::format("The vmshift process running this job died during the "
+                                        "pause. The VM was restored on host '{}' on its original "
+                                        "files.",
+                                        src_.host.name()),
+                            problems)};
+    }
+    return {Outcome::kFailed,
+            fmt::format("The vmshift process running this job died in phase '{}', and the VM "
+                        "runs neither on host '{}' nor on host '{}'; nothing was deleted. Check "
+                        "both hosts.",
+                        ph, src_.host.name(), dst_.host.name())};
+  }
+
+ private:
+  Site& src_;
+  Site& dst_;
+  JobContext& job_;
+  Saved s_;
+};
+
+}  // namespace
+
+std::string overlay_path(const std::string& disk) { return disk + ".vmshift-overlay.qcow2"; }
+
+std::string state_path(const std::string& dir, const std::string& vm) {
+  return dir + "/" + vm + ".vmshift-state";
+}
+
+std::vector<std::string> qsm_steps() {
+  return {"check", "snapshot", "copy", "save", "transfer", "restore", "merge", "verify", "cleanup"};
+}
+
+Result run_qsm(Site& src, Site& dst, const LiveMigrationPlan& plan, const LiveMigrationOptions& o,
+               JobContext& job) {
+  Saved s;
+  s.vm = plan.vm;
+  s.other_host = plan.source_host != plan.dest_host;
+  s.keep_source = o.keep_source;
+  for (const auto& m : plan.copies) {
+    Disk d{m.target, m.source, m.dest, m.format, overlay_path(m.source), overlay_path(m.source)};
+    if (s.other_host)
+      d.overlay_dst = guest::dirname_of(m.dest) + "/" + guest::basename_of(d.overlay_src);
+    s.disks.push_back(d);
+    s.bases.push_back(FileCopy{.from = m.source, .to = m.dest});
+    if (s.other_host) s.rest.push_back(FileCopy{.from = d.overlay_src, .to = d.overlay_dst});
+  }
+  if (s.disks.empty()) return {Outcome::kFailed, "Refused: no disk to move. Nothing was changed."};
+  s.state_src = state_path(guest::dirname_of(s.disks[0].base), plan.vm);
+  s.state_dst = s.other_host ? state_path(guest::dirname_of(s.disks[0].dest), plan.vm) : "";
+  if (s.other_host) s.rest.push_back(FileCopy{.from = s.state_src, .to = s.state_dst});
+  s.predicted_pause_ms = plan.prediction.pause.count();
+  return Qsm(src, dst, job, s).run(plan, o);
+}
+
+Result recover_qsm(Site& src, Site& dst, const std::string& state, JobContext& job) {
+  return Qsm(src, dst, job, Saved::parse(state)).recover();
+}
+
+Prediction predict_quick(const QuickInput& in) {
+  // Measured in the lab (libvirt 9.0, QEMU 7.2, TCG, docs/qsm.md): saving
+  // and restoring a guest's state run at about these rates, and a restore
+  // starts a QEMU first.
+  constexpr double kSaveRate = 250e6;     // bytes per second
+  constexpr double kRestoreRate = 400e6;  // bytes per second
+  constexpr double kRestoreStart = 0.6;   // seconds
+  double link = in.link_bytes_per_s > 0 ? in.link_bytes_per_s : 1;
+  double ram = static_cast<double>(in.ram_bytes);
+  double base_s = in.copies ? static_cast<double>(in.disk_bytes) / link : 0;
+  double overlay = in.disk_write_bytes_per_s * base_s;
+  double pause = ram / kSaveRate + ram / kRestoreRate + kRestoreStart;
+  if (in.other_host && in.copies) pause += (overlay + ram) / link;
+  Prediction p;
+  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000)); };
+  p.disk_time = ms(base_s);
+  p.pause = ms(pause);
+  p.memory_time = ms(0);
+  p.total = ms(base_s + pause) + kMigrationSetup;
+  return p;
+}
+
+}  // namespace vmshift::migrate

@@ -1,0 +1,172 @@
+// Quick migration: see quick_migration.h. The disks stay on storage both
+// hosts share; only the saved state changes hosts, through that storage.
+#include <fmt/format.h>
+
+#include "base/error.h"
+#include "guest/libvirt_storage.h"
+#include "migrate/quick_migration.h"
+
+namespace vmshift::migrate {
+namespace {
+
+using qmp::Json;
+
+enum Step : std::size_t { kCheck, kSave, kRestore, kVerify, kCleanup };
+
+bool running(const std::optional<std::string>& state) {
+  return state && (*state == "running" || *state == "paused");
+}
+
+struct Saved {
+  std::string phase = "saving";  // saving, saved, restored, done, undone
+  std::string vm;
+  std::string state;  // on the shared storage
+  std::string saved_xml;
+  std::string dump() const {
+    return Json::object()
+        .set("phase", Json::string(phase))
+        .set("vm", Json::string(vm))
+        .set("state", Json::string(state))
+        .set("saved_xml", Json::string(saved_xml))
+        .dump();
+  }
+  static Saved parse(const std::string& text) {
+    Json j = Json::parse(text);
+    return {j.get_string("phase"), j.get_string("vm"), j.get_string("state"),
+            j.get_string("saved_xml")};
+  }
+};
+
+// The VM is saved: restores it on the source. Returns what went wrong.
+std::string restore_on_source(Site& src, const Saved& s) {
+  if (running(src.host.vm_state(s.vm))) return "";
+  try {
+    src.host.restore_state(s.state, s.saved_xml, false);
+    src.host.storage().remove(s.state);
+  } catch (const Error& e) {
+    return fmt::format(
+        "; it could not be restored on host '{}' from '{}': {} (the saved state "
+        "was kept)",
+        src.host.name(), s.state, e.what());
+  }
+  return "";
+}
+
+Result finish(Site& src, Site& dst, Saved& s, JobContext& job, const std::string& pause_note) {
+  job.step(kVerify, StepState::kRunning);
+  std::optional<std::string> state = dst.host.vm_state(s.vm);
+  if (!running(state)) {
+    job.step(kVerify, StepState::kFailed, "not running");
+    return {Outcome::kFailed,
+            fmt::format("After the restore the VM is {} on host '{}'. Nothing was deleted.",
+                        state.value_or("not defined"), dst.host.name())};
+  }
+  dst.host.define(dst.host.vm_xml(s.vm, false));
+  job.step(kVerify, StepState::kDone,
+           fmt::format("running on host '{}'; defined there", dst.host.name()));
+  std::vector<std::string> problems;
+  try {
+    src.host.undefine(s.vm);
+  } catch (const Error& e) {
+    problems.push_back(
+        fmt::format("the old definition on host '{}' stays: {}", src.host.name(), e.what()));
+  }
+  try {
+    src.host.storage().remove(s.state);
+  } catch (const Error& e) {
+    problems.push_back(fmt::format("'{}' could not be removed: {}", s.state, e.what()));
+  }
+  job.step(kCleanup, StepState::kDone,
+           problems.empty() ? "source definition and saved state removed"
+                            : fmt::format("{}", fmt::join(problems, "; ")));
+  s.phase = "done";
+  job.save_state(s.dump());
+  return {Outcome::kCompleted,
+          fmt::format("quick migration of {} to host '{}': {}", s.vm, dst.host.name(), pause_note)};
+}
+
+}  // namespace
+
+std::vector<std::string> quick_steps() { return {"check", "save", "restore", "verify", "cleanup"}; }
+
+Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const LiveMigrationOptions&,
+                 JobContext& job) {
+  if (plan.shared.empty())
+    return {Outcome::kFailed,
+            "Refused: a quick migration needs the disks on storage both hosts share. Nothing was "
+            "changed."};
+  Saved s;
+  s.vm = plan.vm;
+  s.state = state_path(guest::dirname_of(plan.shared.begin()->second), plan.vm);
+  job.step(kCheck, StepState::kDone,
+           fmt::format("the state goes through '{}'; pause predicted {} ms", s.state,
+                       plan.prediction.pause.count()));
+
+  // ---- save: the pause begins
+  job.step(kSave, StepState::kRunning);
+  job.save_state(s.dump());
+  auto start = std::chrono::steady_clock::now();
+  try {
+    src.host.save_state(s.vm, s.state);
+    s.saved_xml = src.host.saved_xml(s.state);
+  } catch (const Error& e) {
+    job.step(kSave, StepState::kFailed, e.what());
+    std::string more = running(src.host.vm_state(s.vm)) ? "" : restore_on_source(src, s);
+    s.phase = "undone";
+    job.save_state(s.dump());
+    return {Outcome::kFailed, fmt::format("Saving the VM's state failed: {}. The VM runs on host "
+                                          "'{}'{}.",
+                                          e.what(), src.host.name(), more)};
+  }
+  s.phase = "saved";
+  job.save_state(s.dump());
+  job.step(kSave, StepState::kDone, fmt::format("state saved to '{}'", s.state));
+
+  // ---- restore on the destination: the pause ends
+  job.step(kRestore, StepState::kRunning);
+  try {
+    job.checkpoint("restore");
+    dst.host.restore_state(s.state, s.saved_xml, false);
+  } catch (const Error& e) {
+    if (!running(dst.host.vm_state(s.vm))) {
+      job.step(kRestore, StepState::kFailed, e.what());
+      std::string more = restore_on_source(src, s);
+      s.phase = "undone";
+      job.save_state(s.dump());
+      return {Outcome::kFailed,
+              fmt::format("Restoring the VM on host '{}' failed: {}. The VM was restored on host "
+                          "'{}'{}.",
+                          dst.host.name(), e.what(), src.host.name(), more)};
+    }
+  }
+  auto pause = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  job.pause(pause);
+  s.phase = "restored";
+  job.save_state(s.dump());
+  job.step(
+      kRestore, StepState::kDone,
+      fmt::format("running on host '{}' after a pause of {} ms", dst.host.name(), pause.count()));
+  return finish(
+      src, dst, s, job,
+      fmt::format("paused {} ms (predicted {} ms)", pause.count(), plan.prediction.pause.count()));
+}
+
+Result recover_quick(Site& src, Site& dst, const std::string& text, JobContext& job) {
+  Saved s = Saved::parse(text);
+  if (s.phase == "done")
+    return {Outcome::kCompleted, "the job had finished before its process died"};
+  if (running(dst.host.vm_state(s.vm)))
+    return finish(src, dst, s, job, "completed by recovery after its vmshift process died");
+  if (running(src.host.vm_state(s.vm)))
+    return {Outcome::kRolledBack, fmt::format("The vmshift process running this job died before "
+                                              "the VM was saved; it runs on host '{}', unchanged.",
+                                              src.host.name())};
+  std::string more = restore_on_source(src, s);
+  return {Outcome::kRolledBack,
+          fmt::format("The vmshift process running this job died during the pause; the VM was "
+                      "restored on host '{}'{}.",
+                      src.host.name(), more)};
+}
+
+}  // namespace vmshift::migrate
