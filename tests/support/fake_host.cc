@@ -141,6 +141,12 @@ void FakeStorage::create_image(const guest::NewImage& image) {
 FakeHost::FakeHost(std::string name, Events& events)
     : name_(std::move(name)), events_(events), root_("fakehost"), storage_(*this) {}
 
+std::string FakeHost::real(const std::string& path) const {
+  for (const auto& [dir, other] : shared_)
+    if (path.rfind(dir + "/", 0) == 0) return other->real(path);
+  return root_.path() + path;
+}
+
 void FakeHost::maybe_fail(const std::string& op) {
   if (fail.count(op))
     throw Error(ErrorCode::kCommandFailed,

@@ -61,7 +61,9 @@ class FakeHost : public guest::MigrationHost {
   FakeHost(std::string name, Events& events);
 
   // The real path of a host path.
-  std::string real(const std::string& path) const { return root_.path() + path; }
+  std::string real(const std::string& path) const;
+  // Paths under dir are the other host's: storage both hosts share.
+  void share(const std::string& dir, const FakeHost& other) { shared_[dir] = &other; }
   // Makes a file of `bytes` bytes of a pattern at a host path.
   void put_file(const std::string& path, std::uint64_t bytes, char fill = 'd');
   std::unique_ptr<transfer::Endpoint> file(const std::string& path) {
@@ -114,6 +116,7 @@ class FakeHost : public guest::MigrationHost {
   std::string name_;
   Events& events_;
   TempDir root_;
+  std::map<std::string, const FakeHost*> shared_;
   FakeStorage storage_;
 };
 
