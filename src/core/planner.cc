@@ -619,6 +619,7 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   }
 
   // ---- prediction
+  plan.live.link_bytes_per_s = link.bytes_per_s;
   if (type == "qsm" || type == "quick") {
     migrate::QuickInput in;
     in.ram_bytes = d.memory_bytes;
@@ -627,6 +628,7 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     in.link_bytes_per_s = link.bytes_per_s;
     if (o.bandwidth > 0)
       in.link_bytes_per_s = std::min(in.link_bytes_per_s, static_cast<double>(o.bandwidth));
+    in.pause_link_bytes_per_s = link.bytes_per_s;
     in.other_host = !same_host;
     in.copies = type == "qsm";
     plan.live.prediction = migrate::predict_quick(in);

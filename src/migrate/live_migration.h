@@ -62,6 +62,7 @@ struct LiveMigrationPlan {
   std::vector<DiskMove> copies;               // disks copied (live VSM)
   std::map<std::string, std::string> shared;  // disks that stay where they are: target -> path
   std::uint64_t memory_bytes = 0;
+  double link_bytes_per_s = 0;  // the link rate the prediction assumed (0: unknown)
   Prediction prediction;
   bool copies_storage() const { return !copies.empty(); }
 };

@@ -297,7 +297,10 @@ class Qsm {
 
   Result run(const LiveMigrationPlan& plan, const LiveMigrationOptions& o) {
     const std::string& vm = s_.vm;
+    // --bandwidth limits the copy while the VM runs; during the pause the
+    // overlays and the state travel as fast as the link allows.
     transfer::CopyOptions copy_opts{.bandwidth = o.bandwidth};
+    transfer::CopyOptions pause_opts{.bandwidth = 0};
     job_.step(kCheck, StepState::kDone,
               fmt::format("{} disk{} to move, pause predicted {} ms", s_.disks.size(),
                           s_.disks.size() == 1 ? "" : "s", plan.prediction.pause.count()));
@@ -360,11 +363,17 @@ class Qsm {
                   .link_bytes_per_s = copy_s > 0 ? static_cast<double>(st.data_bytes) / copy_s : 0,
                   .other_host = s_.other_host};
     if (in.link_bytes_per_s <= 0) in.link_bytes_per_s = 100e6;
+    // A limited copy measured the limit, not the link.
+    if (o.bandwidth > 0 && plan.link_bytes_per_s > 0)
+      in.pause_link_bytes_per_s = std::max(plan.link_bytes_per_s, in.link_bytes_per_s);
     Prediction now = predict_quick(in);
     s_.predicted_pause_ms =
-        now.pause.count() +
-        static_cast<std::int64_t>(
-            s_.other_host ? 1000.0 * static_cast<double>(overlay1) / in.link_bytes_per_s : 0.0);
+        now.pause.count() + static_cast<std::int64_t>(s_.other_host
+                                                          ? 1000.0 * static_cast<double>(overlay1) /
+                                                                (in.pause_link_bytes_per_s > 0
+                                                                     ? in.pause_link_bytes_per_s
+                                                                     : in.link_bytes_per_s)
+                                                          : 0.0);
     job_.step(kCopy, StepState::kDone,
               fmt::format("{} of bases copied in {:.1f} s; the overlays grew {}/s; pause now "
                           "predicted {} ms",
@@ -399,7 +408,7 @@ class Qsm {
     job_.step(kTransfer, StepState::kRunning);
     try {
       if (s_.other_host) {
-        copy_files(src_, dst_, s_.rest, copy_opts, job_, "transfer", [&] { save(); });
+        copy_files(src_, dst_, s_.rest, pause_opts, job_, "transfer", [&] { save(); });
         if (o.verify) {
           std::vector<std::string> bad = verify_files(src_, dst_, s_.rest, job_);
           if (!bad.empty())
@@ -549,11 +558,12 @@ Prediction predict_quick(const QuickInput& in) {
   constexpr double kRestoreRate = 1.5e9;  // bytes of RAM per second
   constexpr double kRestoreStart = 0.15;  // seconds
   double link = in.link_bytes_per_s > 0 ? in.link_bytes_per_s : 1;
+  double pause_link = in.pause_link_bytes_per_s > 0 ? in.pause_link_bytes_per_s : link;
   double ram = static_cast<double>(in.ram_bytes);
   double base_s = in.copies ? static_cast<double>(in.disk_bytes) / link : 0;
   double overlay = in.disk_write_bytes_per_s * base_s;
   double pause = ram / kSaveRate + ram / kRestoreRate + kRestoreStart;
-  if (in.other_host && in.copies) pause += (overlay + ram) / link;
+  if (in.other_host && in.copies) pause += (overlay + ram) / pause_link;
   Prediction p;
   auto ms = [](double s) { return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000)); };
   p.disk_time = ms(base_s);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "qmp/json.h"
+#include "support/host_pair_lab.h"
 #include "support/lab.h"
 #include "support/vmshift_cli.h"
 #include "support/wait.h"
@@ -28,82 +29,14 @@ using namespace std::chrono_literals;
 const std::string kImages = "/var/lib/libvirt/images";
 const std::string kShared = "/var/lib/libvirt/shared";
 
-class MigrateLab : public ::testing::Test {
+// Two hosts, on the lab's own link speed: under TCG, QEMU 7.2 loses memory
+// writes of guests during migrations, the more the longer they run
+// (docs/live-migration.md); at the veth's own speed they stay short.
+class MigrateLab : public HostPairLab {
  protected:
-  static void SetUpTestSuite() {
-    lab_ = new Lab("migrate");
-    // No tc limit on the link: under TCG, QEMU 7.2 loses memory writes of
-    // guests during migrations, the more the longer they run
-    // (docs/live-migration.md); at the veth's own speed they stay short.
-    lab_->up(2);
-  }
-  static void TearDownTestSuite() {
-    delete lab_;
-    lab_ = nullptr;
-  }
-  void SetUp() override { cli_ = std::make_unique<VmshiftCli>(*lab_); }
-
-  static void boot(const std::string& guest, const Argv& extra = {}) {
-    // Under TCG, QEMU 7.2 loses memory writes of a guest during a
-    // migration now and then (docs/live-migration.md), the more the guest's
-    // kernel writes: test guests dirty 1 MiB/s, write 5 records a second
-    // and print a heartbeat a second, and migrations run at full speed.
-    Argv a = {"guest",        guest, "--host",         "host1", "--dirty-rate", "1",
-              "--write-rate", "5",   "--heartbeat-ms", "1000",  "--mem-mib",    "32"};
-    a.insert(a.end(), extra.begin(), extra.end());
-    lab_->run(a);
-  }
-  // `vmshift migrate GUEST --to HOST ARGS... --json`: the finished event.
-  qmp::Json migrate(const std::string& guest, const std::string& to, const Argv& extra = {}) {
-    Argv a = {"migrate", guest, "--to", to, "--json"};
-    a.insert(a.end(), extra.begin(), extra.end());
-    RunResult r = cli_->run(a);
-    std::vector<qmp::Json> ev = json_lines(r.out);
-    if (ev.empty() || ev.back().get_string("event") != "finished")
-      throw std::runtime_error(
-          fmt::format("vmshift {} gave no result: {}{}", fmt::join(a, " "), r.out, r.err));
-    return ev.back();
-  }
-  // The guest runs on `host` and no other host has it.
-  static void expect_only_on(const std::string& guest, const std::string& host) {
-    EXPECT_EQ(domstate(*lab_, host, guest), "running");
-    std::string other = host == "host1" ? "host2" : "host1";
-    EXPECT_FALSE(defined(*lab_, other, guest)) << guest << " is still defined on " << other;
-  }
-  static bool exists(const std::string& host, const std::string& path) {
-    return lab_->in_host(host, {"test", "-e", path}).status.success();
-  }
-  // Allocated bytes of an image, as the host's qemu-img sees it.
-  static std::int64_t allocated(const std::string& host, const std::string& path) {
-    RunResult r = lab_->in_host(host, {"qemu-img", "info", "--force-share", "--output=json", path});
-    if (!r.status.success()) throw std::runtime_error("qemu-img info failed: " + r.err);
-    return qmp::Json::parse(r.out).get_int("actual-size");
-  }
-  static void destroy(const std::string& host, const std::string& guest) {
-    lab_->virsh(host, {"destroy", guest});
-    lab_->virsh(host, {"undefine", guest});
-  }
-  // Waits until job id runs with bytes moving (and, if given, in that phase).
-  void wait_running(std::int64_t id, const std::string& phase = "") {
-    ASSERT_TRUE(wait_until(90s,
-                           [&] {
-                             qmp::Json j = cli_->job(id);
-                             if (j.get_string("state") != "running" || j.get_int("bytes_done") <= 0)
-                               return false;
-                             if (phase.empty()) return true;
-                             for (const auto& e : json_lines(cli_->job_log(id)))
-                               if (e.get_string("event") == "stats" &&
-                                   e.get_string("phase") == phase)
-                                 return true;
-                             return false;
-                           }))
-        << cli_->job(id).dump() << cli_->job_log(id);
-  }
-
-  static Lab* lab_;
-  std::unique_ptr<VmshiftCli> cli_;
+  static void SetUpTestSuite() { start_lab("migrate"); }
+  static void TearDownTestSuite() { stop_lab(); }
 };
-Lab* MigrateLab::lab_ = nullptr;
 
 // Watches two hosts for a guest running on both at once. A sample reads
 // host1, host2, host1: only if host1 ran before and after host2 was seen

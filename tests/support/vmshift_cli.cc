@@ -1,6 +1,8 @@
 #include "support/vmshift_cli.h"
 
 #include <fmt/format.h>
+#include <poll.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -9,6 +11,21 @@
 namespace vmshift::testing {
 
 std::string vmshift_bin() { return build_root() + "/src/cli/vmshift"; }
+
+bool wait_for_text(const UniqueFd& fd, const std::string& text, Deadline deadline) {
+  std::string seen;
+  char buf[4096];
+  while (!deadline.expired()) {
+    pollfd p{.fd = fd.get(), .events = POLLIN, .revents = 0};
+    int n = ::poll(&p, 1, deadline.poll_timeout_ms());
+    if (n <= 0) continue;
+    ssize_t r = ::read(fd.get(), buf, sizeof buf);
+    if (r <= 0) return false;  // the process ended
+    seen.append(buf, static_cast<std::size_t>(r));
+    if (seen.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);

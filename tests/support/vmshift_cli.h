@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/subprocess.h"
+#include "base/unique_fd.h"
 #include "qmp/json.h"
 #include "support/lab.h"
 #include "support/temp_dir.h"
@@ -37,6 +38,8 @@ class VmshiftCli {
 };
 
 std::string vmshift_bin();
+// Reads fd (a process's output) until text appears or the deadline passes.
+bool wait_for_text(const UniqueFd& fd, const std::string& text, Deadline deadline);
 std::string read_text(const std::string& path);
 // The JSON objects of a --json run, one per line.
 std::vector<qmp::Json> json_lines(const std::string& out);

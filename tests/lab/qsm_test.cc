@@ -1,0 +1,176 @@
+// Quick storage migration, quick migration and network migration between
+// two lab hosts, through the real command line, with guests writing
+// throughout and vmshift-verify after every move; and failures injected at
+// each step of a QSM (VMSHIFT_FAIL_AT, VMSHIFT_HOLD_AT + kill -9): the VM
+// always ends up running on the source or at the destination, never
+// neither, with no lost writes.
+// Run through tests/lab/run-lab-test, which takes every lab down afterwards.
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "support/host_pair_lab.h"
+#include "support/wait.h"
+
+namespace vmshift::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+const std::string kImages = "/var/lib/libvirt/images";
+const std::string kShared = "/var/lib/libvirt/shared";
+
+class QsmLab : public HostPairLab {
+ protected:
+  static void SetUpTestSuite() { start_lab("qsm"); }
+  static void TearDownTestSuite() { stop_lab(); }
+
+  // No overlay and no state file of vmshift's left in a directory.
+  static void expect_no_leftovers(const std::string& host, const std::string& dir) {
+    RunResult r = lab_->in_host(host, {"ls", dir});
+    EXPECT_THAT(r.out, ::testing::Not(HasSubstr("vmshift"))) << host << ":" << dir;
+  }
+  // The disk is one image: no backing file.
+  static void expect_single_image(const std::string& host, const std::string& path) {
+    qmp::Json info = image_info(host, path);
+    EXPECT_FALSE(info.has("backing-filename")) << host << ":" << path << " " << info.dump();
+  }
+  static std::string step_detail(const qmp::Json& job, const std::string& step) {
+    for (const auto& s : job.get("steps").items())
+      if (s.get_string("name") == step) return s.get_string("detail");
+    return "";
+  }
+};
+
+// Test that a QSM of a writing guest with two disks to host2 ends with the
+// guest running there on one merged image per disk, the source clean, the
+// pause recorded and a small part of the whole (the bases copy while the
+// guest runs), and no write lost.
+TEST_F(QsmLab, ToAnotherHost) {
+  boot("far", {"--disks", "2", "--disk-size", "1G", "--fill", "160"});
+  qmp::Json done = migrate("far", "host2", {"--type", "qsm", "--bandwidth", "40"});
+  ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
+  expect_only_on("far", "host2");
+  for (const char* d : {"vda", "vdb"}) {
+    std::string path = fmt::format("{}/far-{}.qcow2", kImages, d);
+    EXPECT_EQ(live_disks(*lab_, "host2", "far").at(d), path);
+    EXPECT_EQ(live_disks(*lab_, "host2", "far", true).at(d), path);
+    expect_single_image("host2", path);
+    EXPECT_FALSE(exists("host1", path));
+  }
+  expect_no_leftovers("host1", kImages);
+  expect_no_leftovers("host2", kImages);
+  qmp::Json job = cli_->jobs().at(0);
+  EXPECT_EQ(job.get_string("type"), "qsm");
+  std::int64_t pause = job.get_int("pause_ms");
+  std::int64_t total = job.get_int("total_ms");
+  EXPECT_GT(pause, 0);
+  EXPECT_LT(pause * 3, total) << "the pause is not a small part of the move: " << job.dump();
+  EXPECT_TRUE(job.find_int("predicted_pause_ms").has_value());
+  lab_->expect_writes_continue("far", 1);
+  lab_->expect_verified("far", 2);
+  destroy("host2", "far");
+}
+
+// Test that a QSM on one host moves the disk into another location and the
+// guest stays defined there with the new path.
+TEST_F(QsmLab, OnTheSameHost) {
+  boot("near", {"--fill", "32", "--disk-size", "128M"});
+  qmp::Json done = migrate("near", "host1", {"--type", "qsm", "--storage", "shared"});
+  ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
+  std::string path = kShared + "/near-vda.qcow2";
+  EXPECT_EQ(live_disks(*lab_, "host1", "near").at("vda"), path);
+  EXPECT_EQ(live_disks(*lab_, "host1", "near", true).at("vda"), path);
+  expect_single_image("host1", path);
+  EXPECT_FALSE(exists("host1", kImages + "/near-vda.qcow2"));
+  expect_no_leftovers("host1", kImages);
+  expect_no_leftovers("host1", kShared);
+  lab_->expect_writes_continue("near");
+  lab_->expect_verified("near");
+  destroy("host1", "near");
+}
+
+// Test that a quick migration of a guest on shared storage moves it to
+// host2 through a saved state, with its pause recorded.
+TEST_F(QsmLab, QuickMigrationOnSharedStorage) {
+  boot("quick", {"--storage", "shared"});
+  qmp::Json done = migrate("quick", "host2", {"--type", "quick"});
+  ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
+  EXPECT_TRUE(done.find_int("pause_ms").has_value());
+  expect_only_on("quick", "host2");
+  EXPECT_EQ(live_disks(*lab_, "host2", "quick").at("vda"), kShared + "/quick-vda.qcow2");
+  expect_no_leftovers("host2", kShared);
+  lab_->expect_writes_continue("quick");
+  lab_->expect_verified("quick");
+  destroy("host2", "quick");
+}
+
+// Test that a shut-off guest with two local disks moves by network
+// migration (the plan's choice), starts on host2 with --start, and its data
+// verifies.
+TEST_F(QsmLab, NetworkMigrationOfAShutOffVm) {
+  boot("off", {"--disks", "2", "--fill", "32", "--disk-size", "128M"});
+  lab_->expect_writes_continue("off", 1);
+  lab_->virsh("host1", {"destroy", "off"});
+  RunResult plan = cli_->run({"plan", "off", "--to", "host2"});
+  EXPECT_THAT(plan.out, HasSubstr("type: network"));
+  qmp::Json done = migrate("off", "host2", {"--start"});
+  ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
+  expect_only_on("off", "host2");
+  EXPECT_FALSE(exists("host1", kImages + "/off-vda.qcow2"));
+  EXPECT_EQ(step_detail(cli_->jobs().at(0), "verify"), "every copy has its source's checksums");
+  lab_->expect_writes_continue("off", 1);
+  lab_->expect_verified("off", 2);
+  destroy("host2", "off");
+}
+
+// Test failures at each step of a QSM to host2: the copy's process killed
+// (recovery merges back), a failure just after the save, a failed restore,
+// and the process killed during the pause (recovery restores on the
+// source). Each time the guest ends up running on host1 on its original
+// file, host2 has nothing, and no write is lost.
+TEST_F(QsmLab, FailuresAtEachStep) {
+  boot("fail", {"--fill", "64", "--disk-size", "160M"});
+  std::string disk = kImages + "/fail-vda.qcow2";
+  auto expect_back_on_host1 = [&](const std::string& why) {
+    SCOPED_TRACE(why);
+    expect_only_on("fail", "host1");
+    EXPECT_EQ(live_disks(*lab_, "host1", "fail").at("vda"), disk);
+    expect_single_image("host1", disk);
+    EXPECT_FALSE(exists("host2", disk));
+    expect_no_leftovers("host1", kImages);
+    expect_no_leftovers("host2", kImages);
+    lab_->expect_writes_continue("fail");
+  };
+
+  // Injected failures: after the save (the state on its way), the restore.
+  for (std::string at : {"transferred", "restore"}) {
+    qmp::Json done = migrate("fail", "host2", {"--type", "qsm"}, {"VMSHIFT_FAIL_AT=" + at});
+    EXPECT_EQ(done.get_string("state"), "failed") << done.dump();
+    EXPECT_THAT(done.get_string("message"), HasSubstr("The VM was restored and runs on host "
+                                                      "'host1' on its original files"));
+    expect_back_on_host1(at);
+  }
+
+  // The process killed while held after the copy, and during the pause.
+  for (std::string at : {"copied", "transferred"}) {
+    SCOPED_TRACE("killed at " + at);
+    Process p = cli_->start({"migrate", "fail", "--to", "host2", "--type", "qsm", "--json"},
+                            {"VMSHIFT_HOLD_AT=" + at});
+    UniqueFd out = p.take_stdout();
+    ASSERT_TRUE(wait_for_text(out, "held at " + at, Deadline::after(120s))) << cli_->jobs().dump();
+    std::int64_t id = cli_->jobs().at(0).get_int("id");
+    ::kill(p.pid(), SIGKILL);
+    p.wait(Deadline::after(10s));
+    RunResult r = cli_->run({"jobs"});
+    EXPECT_THAT(r.err, HasSubstr(fmt::format("job {} (qsm of fail) recovered, rolled-back", id)));
+    expect_back_on_host1("killed at " + at);
+  }
+  lab_->expect_verified("fail");
+  destroy("host1", "fail");
+}
+
+}  // namespace
+}  // namespace vmshift::testing
