@@ -521,8 +521,8 @@ std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Invent
       // Nothing to undo: the copy's journal lets it resume.
       std::string msg = fmt::format(
           "its vmshift process died after {} were copied; the source is unchanged; `vmshift jobs "
-          "resume {}` continues",
-          copied_so_far(job.state_data), job.id);
+          "resume {}` continues the {}",
+          copied_so_far(job.state_data), job.id, job.type == "copy" ? "copy" : "migration");
       store.finish(job.id, JobState::kFailed, msg);
       lines.push_back(fmt::format("job {} ({} of {}): {}", job.id, job.type, job.vm, msg));
       continue;

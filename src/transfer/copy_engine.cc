@@ -114,12 +114,25 @@ CopyStats copy(Endpoint& src, Endpoint& dst, Journal& journal, const CopyOptions
                             "source changed since the copy began",
                             journal.length, src.describe(), length));
   if (!journal.created) {
+    // The journal claims the destination before it is made, so a copy
+    // killed right after making it resumes into it; a copy killed before
+    // makes it on resume (below). A failed create drops the claim: the
+    // file there (if any) is not this copy's.
     journal.chunk_size = o.chunk_size > 0 ? o.chunk_size : kDefaultChunk;
     journal.length = length;
     journal.done.clear();
-    dst.create(length);
     journal.created = true;
     obs.chunk_done(journal);
+    try {
+      dst.create(length);
+    } catch (const Error&) {
+      journal.created = false;
+      obs.chunk_done(journal);
+      throw;
+    }
+  } else if (!dst.exists()) {
+    journal.done.clear();
+    dst.create(length);
   }
   RateLimiter limit(o.bandwidth);
   std::vector<char> buf(kBuffer);

@@ -202,6 +202,54 @@ TEST_F(CopyEngineTest, RefusesAnExistingDestination) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists);
   }
+  // The journal does not claim a file that is not the copy's.
+  EXPECT_FALSE(Journal::from_json(qmp::Json::parse(obs_.saved)).created);
+  EXPECT_FALSE(j.created);
+}
+
+// Test that the journal claims the destination before making it: a copy
+// killed between the two (the saved journal claims a file that is not
+// there) makes it on resume and completes; one killed after it resumes
+// into the file it made.
+TEST_F(CopyEngineTest, KilledAroundTheCreate) {
+  std::string src = path("c.raw"), dst = path("c.copy");
+  put(src, 0, 8 * kMiB, 'c');
+  LocalFile s(src), d(dst);
+
+  class FirstSave : public CopyObserver {
+   public:
+    explicit FirstSave(LocalFile& dst) : dst_(dst) {}
+    void chunk_done(const Journal& j) override {
+      if (first.empty()) {
+        first = j.to_json().dump();
+        existed = dst_.exists();
+      }
+    }
+    bool cancel_requested() override { return !first.empty(); }
+    LocalFile& dst_;
+    std::string first;
+    bool existed = true;
+  } killed(d);
+  Journal j;
+  EXPECT_THROW(copy(s, d, j, {.chunk_size = 2 * kMiB}, killed), Error);
+  EXPECT_FALSE(killed.existed) << "the claim is saved before the file is made";
+  Journal claim = Journal::from_json(qmp::Json::parse(killed.first));
+  EXPECT_TRUE(claim.created);
+
+  // Killed before the create: no file, the claim saved.
+  ASSERT_EQ(::unlink(dst.c_str()), 0);
+  Counting again;
+  CopyStats st = copy(s, d, claim, {}, again);
+  EXPECT_EQ(st.chunks_copied, 4u);
+  EXPECT_TRUE(same_bytes(src, dst));
+
+  // Killed after the create: the file is there, nothing done yet.
+  Journal made = Journal::from_json(qmp::Json::parse(killed.first));
+  ASSERT_EQ(::truncate(dst.c_str(), 0), 0);
+  sized(dst, 8 * kMiB);
+  st = copy(s, d, made, {}, again);
+  EXPECT_EQ(st.chunks_copied, 4u);
+  EXPECT_TRUE(same_bytes(src, dst));
 }
 
 // Test that data bytes wait for the rate: 6 MiB at 12 MiB/s take at least
