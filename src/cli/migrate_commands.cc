@@ -172,7 +172,8 @@ core::PlanRequest plan_request(const MigrateArgs& a, const hosts::Inventory& inv
 int plan(const MigrateArgs& a, const hosts::Inventory& inv, const std::string& store_path) {
   core::PlanRequest req = plan_request(a, inv);
   core::JobStore store = core::JobStore::open(store_path);
-  core::Preflight pf = core::preflight(inv, req, &store);
+  core::Preflight pf =
+      core::preflight(inv, req, &store, core::PreflightOptions{.measure = !a.no_measure});
   if (a.json)
     fmt::print("{}\n", plan_json(pf).dump());
   else
@@ -186,7 +187,8 @@ int migrate(const MigrateArgs& a, const hosts::Inventory& inv, const std::string
   std::int64_t id;
   {
     core::JobStore store = core::JobStore::open(store_path);
-    core::Preflight pf = core::preflight(inv, req, &store);
+    core::Preflight pf =
+        core::preflight(inv, req, &store, core::PreflightOptions{.measure = !a.no_measure});
     if (!a.json) print_plan(pf, stderr);
     if (!pf.plan.ok())
       throw Error(ErrorCode::kFailedPrecondition,

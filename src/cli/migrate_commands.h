@@ -33,6 +33,7 @@ struct MigrateArgs {
   bool shallow = false;
   bool verify = false;
   bool start = false;
+  bool no_measure = false;  // skip the dirty-rate measurement (1 s) of the prediction
   bool detach = false;
   bool json = false;
   int queue_timeout = 3600;

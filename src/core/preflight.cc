@@ -227,6 +227,8 @@ Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStor
     pf.guest.dirty_bytes_per_s = r.dirty;
     pf.guest.disk_write_bytes_per_s = r.disk_writes;
     pf.guest.measure_note = r.note;
+  } else if (active && !opts.measure) {
+    pf.guest.measure_note = "not measured: --no-measure";
   }
   pf.plan = plan_migration(req, pf.guest, pf.dest, inv, pf.link);
   return pf;

@@ -88,8 +88,9 @@ std::vector<std::string> verify_files(Site& from, Site& to, const std::vector<Fi
   for (const auto& f : files) {
     std::unique_ptr<transfer::Endpoint> src = from.open(f.from);
     std::unique_ptr<transfer::Endpoint> dst = to.open(f.to);
+    std::uint64_t length = src->length();
     transfer::VerifyResult v = transfer::verify(*src, *dst, f.journal.chunk_size);
-    job.progress("verify", v.chunks, v.chunks);
+    job.progress("verify", length, length);
     if (!v.ok())
       problems.push_back(fmt::format("{} differs from {} in {} of {} chunks (the first at byte {})",
                                      dst->describe(), src->describe(), v.mismatched.size(),

@@ -284,9 +284,10 @@ TEST_F(MigrateLab, PlanRefusals) {
   // Too little space: a 4 MiB file system on host2.
   lab_->in_host("host2", {"mkdir", "-p", kImages + "/small"});
   lab_->in_host("host2", {"mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", kImages + "/small"});
-  RunResult small =
-      cli_->run({"plan", "plan", "--to", "host2", "--disk", "vda=" + kImages + "/small/v.qcow2"});
+  RunResult small = cli_->run({"plan", "plan", "--to", "host2", "--disk",
+                               "vda=" + kImages + "/small/v.qcow2", "--no-measure"});
   EXPECT_EQ(small.status.code, 1);
+  EXPECT_THAT(small.out, HasSubstr("not measured: --no-measure"));
   EXPECT_THAT(small.out, HasSubstr("fail  space"));
   EXPECT_THAT(small.out, HasSubstr(kImages + "/small on host 'host2' has 4.0 MiB free; vda needs"));
   EXPECT_THAT(small.out, HasSubstr("result: refused: 1 check failed; nothing was changed"));
