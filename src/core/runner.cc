@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "base/error.h"
@@ -303,26 +304,37 @@ migrate::Result run_copy(const Job& job, const hosts::Inventory& inv, StoreConte
 
 // Runs a qsm, quick or network job. A network job resumed from its saved
 // state keeps its plan (its half-made copies would fail the checks).
+// The checks run again as a job starts (things may have changed while it
+// waited): the fresh plan, with the prediction made when the job was
+// created (that one measured the guest); or the refusal.
+std::optional<migrate::Result> check_again(const Job& job, const hosts::Inventory& inv,
+                                           JobStore& store,
+                                           const migrate::LiveMigrationOptions& options,
+                                           migrate::LiveMigrationPlan& plan) {
+  PlanRequest req{job.vm, job.source_host, options};
+  Preflight pf = preflight(inv, req, nullptr, PreflightOptions{.measure = false});
+  if (!pf.plan.ok()) {
+    std::string why = fmt::format("{}", fmt::join(pf.plan.failures(), "; "));
+    store.set_step(job.id, 0, StepState::kFailed, why);
+    return migrate::Result{
+        migrate::Outcome::kFailed,
+        fmt::format("Refused: {}. Nothing was changed; the VM stays on host '{}'.", why,
+                    job.source_host)};
+  }
+  migrate::Prediction first = plan.prediction;
+  plan = pf.plan.live;
+  plan.prediction = first;
+  return std::nullopt;
+}
+
 migrate::Result run_saved_type(const Job& job, const hosts::Inventory& inv, JobStore& store,
                                StoreContext& ctx) {
   Json params = Json::parse(job.params);
   migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
   migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
   bool resuming = !job.state_data.empty() && job.state_data != "{}";
-  if (!resuming) {
-    PlanRequest req{job.vm, job.source_host, options};
-    Preflight pf = preflight(inv, req, nullptr, PreflightOptions{.measure = false});
-    if (!pf.plan.ok()) {
-      std::string why = fmt::format("{}", fmt::join(pf.plan.failures(), "; "));
-      store.set_step(job.id, 0, StepState::kFailed, why);
-      return {migrate::Outcome::kFailed,
-              fmt::format("Refused: {}. Nothing was changed; the VM stays on host '{}'.", why,
-                          job.source_host)};
-    }
-    migrate::Prediction first = plan.prediction;
-    plan = pf.plan.live;
-    plan.prediction = first;
-  }
+  if (!resuming)
+    if (auto refused = check_again(job, inv, store, options, plan)) return *refused;
   std::unique_ptr<LibvirtSite> src = open_site(inv, job.source_host);
   std::unique_ptr<LibvirtSite> dst = open_site(inv, job.dest_host);
   if (job.type == "qsm") return migrate::run_qsm(src->site, dst->site, plan, options, ctx);
@@ -367,20 +379,8 @@ migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& i
                                        StoreContext& ctx) {
   Json params = Json::parse(job.params);
   migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
-  // The checks run again: things may have changed while the job waited.
-  PlanRequest req{job.vm, job.source_host, options};
-  Preflight pf = preflight(inv, req, nullptr, PreflightOptions{.measure = false});
-  if (!pf.plan.ok()) {
-    std::string why = fmt::format("{}", fmt::join(pf.plan.failures(), "; "));
-    store.set_step(job.id, 0, StepState::kFailed, why);
-    return {migrate::Outcome::kFailed,
-            fmt::format("Refused: {}. Nothing was changed; the VM stays on host '{}'.", why,
-                        job.source_host)};
-  }
-  migrate::LiveMigrationPlan plan = pf.plan.live;
-  // Keep the prediction made when the job was created (it measured the guest).
-  migrate::LiveMigrationPlan first = migrate::live_plan_from_json(params.get("plan"));
-  plan.prediction = first.prediction;
+  migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
+  if (auto refused = check_again(job, inv, store, options, plan)) return *refused;
   guest::LibvirtHost src = open_host(inv, job.source_host);
   guest::LibvirtHost dst = open_host(inv, job.dest_host);
   return migrate::run_live_migration(src, dst, plan, options, ctx);

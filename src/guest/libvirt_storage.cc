@@ -52,67 +52,94 @@ LibvirtStorage::~LibvirtStorage() {
   }
 }
 
+// A directory without a pool of its own gets a transient pool, which ends
+// with the vmshift process that made it; libvirt allows one pool per
+// directory, so a second vmshift process borrows the first one's, and
+// looks again (making its own) when that one has ended.
 virStoragePoolPtr LibvirtStorage::pool_for(const std::string& dir_in) {
   std::string dir = dir_in;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   if (auto it = pools_.find(dir); it != pools_.end()) {
-    if (virStoragePoolRefresh(it->second.get(), 0) != 0)
-      hosts::throw_libvirt(
-          fmt::format("cannot refresh the pool of '{}' on host '{}'", dir, conn_.host()));
-    return it->second.get();
+    if (virStoragePoolRefresh(it->second.get(), 0) == 0) return it->second.get();
+    virResetLastError();
+    pools_.erase(it);  // a borrowed pool that ended
   }
-  virStoragePoolPtr* list = nullptr;
-  int n = virConnectListAllStoragePools(conn_.get(), &list, 0);
-  if (n < 0)
-    hosts::throw_libvirt(fmt::format("cannot list storage pools on host '{}'", conn_.host()));
-  std::vector<hosts::Pool> all;
-  for (int i = 0; i < n; ++i) all.emplace_back(list[i]);
-  std::free(list);
-  for (auto& p : all) {
-    if (pool_target(p.get()) != dir) continue;
-    if (virStoragePoolIsActive(p.get()) != 1)
-      throw Error(ErrorCode::kFailedPrecondition,
-                  fmt::format("storage pool '{}' covers '{}' on host '{}' but is not running "
-                              "(start it: virsh pool-start {})",
-                              pool_name(p.get()), dir, conn_.host(), pool_name(p.get())));
-    if (virStoragePoolRefresh(p.get(), 0) != 0)
-      hosts::throw_libvirt(fmt::format("cannot refresh storage pool '{}' on host '{}'",
-                                       pool_name(p.get()), conn_.host()));
-    virStoragePoolPtr raw = p.get();
-    pools_.emplace(dir, std::move(p));
-    return raw;
-  }
-  // No pool covers the directory: a transient one, gone when we are.
+  // A running pool that covers the directory, refreshed; nullptr if none.
+  auto covering = [&]() -> virStoragePoolPtr {
+    virStoragePoolPtr* list = nullptr;
+    int n = virConnectListAllStoragePools(conn_.get(), &list, 0);
+    if (n < 0)
+      hosts::throw_libvirt(fmt::format("cannot list storage pools on host '{}'", conn_.host()));
+    std::vector<hosts::Pool> all;
+    for (int i = 0; i < n; ++i) all.emplace_back(list[i]);
+    std::free(list);
+    for (auto& p : all) {
+      if (pool_target(p.get()) != dir) continue;
+      int active = virStoragePoolIsActive(p.get());
+      if (active == 0 && virStoragePoolIsPersistent(p.get()) == 1)
+        throw Error(ErrorCode::kFailedPrecondition,
+                    fmt::format("storage pool '{}' covers '{}' on host '{}' but is not running "
+                                "(start it: virsh pool-start {})",
+                                pool_name(p.get()), dir, conn_.host(), pool_name(p.get())));
+      if (active != 1 || virStoragePoolRefresh(p.get(), 0) != 0) {
+        virResetLastError();  // another process's transient pool, ending
+        continue;
+      }
+      virStoragePoolPtr raw = p.get();
+      pools_.emplace(dir, std::move(p));
+      return raw;
+    }
+    return nullptr;
+  };
   static std::atomic<int> counter{0};
-  std::string name = fmt::format("vmshift-{}-{}", ::getpid(), ++counter);
-  std::string xml =
-      fmt::format("<pool type='dir'><name>{}</name><target><path>{}</path></target></pool>", name,
-                  hosts::xml_escape(dir));
-  virStoragePoolPtr created = virStoragePoolCreateXML(conn_.get(), xml.c_str(), 0);
-  if (created == nullptr)
-    hosts::throw_libvirt(fmt::format("cannot reach directory '{}' on host '{}' (it may not exist)",
-                                     dir, conn_.host()));
-  virStoragePoolRef(created);
-  transient_.emplace_back(created);
-  pools_.emplace(dir, hosts::Pool(created));
-  return created;
+  for (int attempt = 0;; ++attempt) {
+    if (virStoragePoolPtr found = covering()) return found;
+    std::string name = fmt::format("vmshift-{}-{}", ::getpid(), ++counter);
+    std::string xml =
+        fmt::format("<pool type='dir'><name>{}</name><target><path>{}</path></target></pool>", name,
+                    hosts::xml_escape(dir));
+    virStoragePoolPtr created = virStoragePoolCreateXML(conn_.get(), xml.c_str(), 0);
+    if (created != nullptr) {
+      virStoragePoolRef(created);
+      transient_.emplace_back(created);
+      pools_.emplace(dir, hosts::Pool(created));
+      return created;
+    }
+    // Refused: most likely another process made one meanwhile; look again.
+    if (attempt == 4)
+      hosts::throw_libvirt(fmt::format(
+          "cannot reach directory '{}' on host '{}' (it may not exist)", dir, conn_.host()));
+    virResetLastError();
+  }
 }
 
 hosts::Volume LibvirtStorage::volume(const std::string& path) {
-  virStoragePoolPtr pool = pool_for(dirname_of(path));
-  virStorageVolPtr v = virStorageVolLookupByName(pool, basename_of(path).c_str());
-  if (v == nullptr) virResetLastError();
-  return hosts::Volume(v);
+  std::string dir = dirname_of(path);
+  for (int attempt = 0;; ++attempt) {
+    virStoragePoolPtr pool = pool_for(dir);
+    virStorageVolPtr v = virStorageVolLookupByName(pool, basename_of(path).c_str());
+    if (v != nullptr) return hosts::Volume(v);
+    virResetLastError();
+    // Not there, unless the pool was a borrowed one that ended meanwhile.
+    if (virStoragePoolIsActive(pool) == 1 || attempt == 4) return hosts::Volume(nullptr);
+    virResetLastError();
+    pools_.erase(dir);
+  }
 }
 
 bool LibvirtStorage::exists(const std::string& path) { return volume(path) != nullptr; }
 
 std::optional<std::uint64_t> LibvirtStorage::free_bytes(const std::string& dir) {
-  virStoragePoolInfo info{};
-  if (virStoragePoolGetInfo(pool_for(dir), &info) != 0)
-    hosts::throw_libvirt(
-        fmt::format("cannot get the free space of '{}' on host '{}'", dir, conn_.host()));
-  return info.available;
+  for (int attempt = 0;; ++attempt) {
+    virStoragePoolInfo info{};
+    virStoragePoolPtr pool = pool_for(dir);
+    if (virStoragePoolGetInfo(pool, &info) == 0) return info.available;
+    if (virStoragePoolIsActive(pool) == 1 || attempt == 4)
+      hosts::throw_libvirt(
+          fmt::format("cannot get the free space of '{}' on host '{}'", dir, conn_.host()));
+    virResetLastError();
+    pools_.erase(dir);  // a borrowed pool that ended
+  }
 }
 
 void LibvirtStorage::remove(const std::string& path) {

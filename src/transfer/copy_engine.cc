@@ -4,6 +4,8 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -17,6 +19,16 @@ using qmp::Json;
 constexpr std::size_t kBuffer = 1 << 20;
 
 // xxh3 over a chunk's bytes, holes as zeros.
+// xxh3 of a run of zeros, streamed.
+void hash_zeros(XXH3_state_t* state, std::uint64_t n) {
+  static const std::vector<char> zero(kBuffer, 0);
+  while (n > 0) {
+    std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(n, zero.size()));
+    XXH3_64bits_update(state, zero.data(), step);
+    n -= step;
+  }
+}
+
 class Hasher {
  public:
   Hasher() : state_(XXH3_createState()) {
@@ -26,19 +38,46 @@ class Hasher {
   Hasher(const Hasher&) = delete;
   Hasher& operator=(const Hasher&) = delete;
   ~Hasher() { XXH3_freeState(state_); }
-  void data(const char* p, std::size_t n) { XXH3_64bits_update(state_, p, n); }
-  void zeros(std::uint64_t n) {
-    static const std::vector<char> zero(kBuffer, 0);
-    while (n > 0) {
-      std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(n, zero.size()));
-      XXH3_64bits_update(state_, zero.data(), step);
-      n -= step;
-    }
+  void data(const char* p, std::size_t n) {
+    flush();
+    saw_data_ = true;
+    XXH3_64bits_update(state_, p, n);
   }
-  std::uint64_t digest() const { return XXH3_64bits_digest(state_); }
+  // Zeros are hashed when data follows them; a range of nothing but zeros
+  // (a chunk that is one hole, the common case of a sparse disk) takes its
+  // digest from a cache instead of hashing gigabytes of zeros.
+  void zeros(std::uint64_t n) { pending_zeros_ += n; }
+  std::uint64_t digest() {
+    if (!saw_data_) return zeros_digest(pending_zeros_);
+    flush();
+    return XXH3_64bits_digest(state_);
+  }
 
  private:
+  void flush() {
+    hash_zeros(state_, pending_zeros_);
+    pending_zeros_ = 0;
+  }
+  static std::uint64_t zeros_digest(std::uint64_t n) {
+    static std::mutex mu;
+    static std::map<std::uint64_t, std::uint64_t> known;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (auto it = known.find(n); it != known.end()) return it->second;
+    }
+    XXH3_state_t* s = XXH3_createState();
+    if (s == nullptr) throw std::bad_alloc();
+    XXH3_64bits_reset(s);
+    hash_zeros(s, n);
+    std::uint64_t d = XXH3_64bits_digest(s);
+    XXH3_freeState(s);
+    std::lock_guard<std::mutex> lock(mu);
+    known.emplace(n, d);
+    return d;
+  }
   XXH3_state_t* state_;
+  std::uint64_t pending_zeros_ = 0;
+  bool saw_data_ = false;
 };
 
 std::string hex(std::uint64_t v) { return fmt::format("{:016x}", v); }

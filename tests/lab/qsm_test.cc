@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <future>
+
 #include "support/host_pair_lab.h"
 #include "support/wait.h"
 
@@ -170,6 +172,27 @@ TEST_F(QsmLab, FailuresAtEachStep) {
   }
   lab_->expect_verified("fail");
   destroy("host1", "fail");
+}
+
+// Test that vmshift processes planning at the same time share the
+// transient storage pools through which they see the guest's other files
+// (libvirt allows one pool per directory, and each ends with its process):
+// none of them finds the guest's kernel missing on the destination.
+TEST_F(QsmLab, ConcurrentPlansSharePools) {
+  boot("many", {});
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::future<RunResult>> runs;
+    for (int i = 0; i < 6; ++i)
+      runs.push_back(std::async(std::launch::async, [&] {
+        return cli_->run({"plan", "many", "--to", "host2", "--type", "qsm", "--no-measure"});
+      }));
+    for (auto& f : runs) {
+      RunResult r = f.get();
+      EXPECT_EQ(r.status.code, 0) << r.out << r.err;
+      EXPECT_THAT(r.out, ::testing::Not(HasSubstr("lacks")));
+    }
+  }
+  destroy("host1", "many");
 }
 
 }  // namespace
