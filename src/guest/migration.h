@@ -82,6 +82,12 @@ class LiveMigration {
 };
 
 // A host that VMs move from and to.
+// A VM state from MigrationHost::vm_state is up: running or paused (its
+// memory lives in a QEMU).
+inline bool running(const std::optional<std::string>& state) {
+  return state && (*state == "running" || *state == "paused");
+}
+
 class MigrationHost {
  public:
   virtual ~MigrationHost() = default;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "qmp/json.h"
 
@@ -41,5 +42,11 @@ struct Result {
   // and its files are in now.
   std::string message;
 };
+
+// A message with what else went wrong on the way appended ("...; ...").
+inline std::string with_problems(std::string message, const std::vector<std::string>& problems) {
+  for (const auto& p : problems) message += "; " + p;
+  return message;
+}
 
 }  // namespace vmshift::migrate

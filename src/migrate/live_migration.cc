@@ -126,11 +126,6 @@ std::vector<std::string> undo_destination(guest::MigrationHost& src, guest::Migr
   return problems;
 }
 
-std::string with_problems(std::string message, const std::vector<std::string>& problems) {
-  for (const auto& p : problems) message += "; " + p;
-  return message;
-}
-
 std::string delete_sources(guest::MigrationHost& src, const std::vector<DiskMove>& copies,
                            bool keep) {
   if (copies.empty()) return "no source files to delete (shared storage)";

@@ -87,11 +87,6 @@ std::vector<std::string> undo_copies(guest::Guest& g, const std::vector<DiskMove
   return problems;
 }
 
-std::string with_problems(std::string message, const std::vector<std::string>& problems) {
-  for (const auto& p : problems) message += "; " + p;
-  return message;
-}
-
 std::string summary(const std::vector<DiskMove>& moves) {
   std::uint64_t bytes = 0;
   for (const auto& m : moves) bytes += m.need;

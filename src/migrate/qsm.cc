@@ -107,10 +107,6 @@ struct Saved {
   }
 };
 
-bool running(const std::optional<std::string>& state) {
-  return state && (*state == "running" || *state == "paused");
-}
-
 void remove_quietly(guest::Storage& s, const std::string& path, std::vector<std::string>& problems,
                     const std::string& host) {
   try {
@@ -119,11 +115,6 @@ void remove_quietly(guest::Storage& s, const std::string& path, std::vector<std:
     problems.push_back(
         fmt::format("'{}' on host '{}' could not be removed: {}", path, host, e.what()));
   }
-}
-
-std::string with_problems(std::string message, const std::vector<std::string>& problems) {
-  for (const auto& p : problems) message += "; " + p;
-  return message;
 }
 
 class Qsm {
@@ -174,7 +165,7 @@ class Qsm {
   // was (on its overlays), then merges them back.
   std::vector<std::string> restore_on_source() {
     std::vector<std::string> problems;
-    if (!running(src_.host.vm_state(s_.vm))) {
+    if (!guest::running(src_.host.vm_state(s_.vm))) {
       try {
         src_.host.restore_state(s_.state_src, s_.saved_xml, false);
       } catch (const Error& e) {
@@ -237,7 +228,7 @@ class Qsm {
     std::optional<std::string> state = dst_.host.vm_state(s_.vm);
     live = dst_.host.vm_disks(s_.vm, false);
     std::vector<std::string> wrong;
-    if (!running(state))
+    if (!guest::running(state))
       wrong.push_back(fmt::format("the VM is {} on host '{}'", state.value_or("not defined"),
                                   dst_.host.name()));
     for (const auto& d : s_.disks)
@@ -390,7 +381,7 @@ class Qsm {
       src_.host.save_state(vm, s_.state_src);
       s_.saved_xml = src_.host.saved_xml(s_.state_src);
     } catch (const Error& e) {
-      bool stopped = !running(src_.host.vm_state(vm));
+      bool stopped = !guest::running(src_.host.vm_state(vm));
       return undo(kSave, fmt::format("Saving the VM's state failed: {}", e.what()),
                   Outcome::kFailed, stopped);
     }
@@ -438,7 +429,7 @@ class Qsm {
       std::string xml = hosts::rewrite_layered_disks(s_.saved_xml, layers);
       dst_.host.restore_state(s_.other_host ? s_.state_dst : s_.state_src, xml, false);
     } catch (const Error& e) {
-      if (!running(dst_.host.vm_state(vm)))
+      if (!guest::running(dst_.host.vm_state(vm)))
         return undo(
             kRestore,
             fmt::format("Restoring the VM on host '{}' failed: {}", dst_.host.name(), e.what()),
@@ -465,14 +456,14 @@ class Qsm {
     if (ph == "undone")
       return {Outcome::kRolledBack, "the job had undone its work before its process died"};
     // On one host, "at the destination" means running on the new files.
-    bool at_dst = running(dst_.host.vm_state(s_.vm));
+    bool at_dst = guest::running(dst_.host.vm_state(s_.vm));
     if (at_dst && !s_.other_host) {
       std::map<std::string, std::string> live = dst_.host.vm_disks(s_.vm, false);
       for (const auto& d : s_.disks)
         at_dst = at_dst && (live[d.target] == d.dest || live[d.target] == d.overlay_dst) &&
                  ph != "snapshot" && ph != "copy";
     }
-    bool at_src = !at_dst && running(src_.host.vm_state(s_.vm));
+    bool at_src = !at_dst && guest::running(src_.host.vm_state(s_.vm));
     if (at_dst && ph != "snapshot" && ph != "copy")
       return finish("completed by recovery after its vmshift process died");
     if (at_src) {

@@ -13,10 +13,6 @@ using qmp::Json;
 
 enum Step : std::size_t { kCheck, kSave, kRestore, kVerify, kCleanup };
 
-bool running(const std::optional<std::string>& state) {
-  return state && (*state == "running" || *state == "paused");
-}
-
 struct Saved {
   std::string phase = "saving";  // saving, saved, restored, done, undone
   std::string vm;
@@ -39,7 +35,7 @@ struct Saved {
 
 // The VM is saved: restores it on the source. Returns what went wrong.
 std::string restore_on_source(Site& src, const Saved& s) {
-  if (running(src.host.vm_state(s.vm))) return "";
+  if (guest::running(src.host.vm_state(s.vm))) return "";
   try {
     src.host.restore_state(s.state, s.saved_xml, false);
     src.host.storage().remove(s.state);
@@ -55,7 +51,7 @@ std::string restore_on_source(Site& src, const Saved& s) {
 Result finish(Site& src, Site& dst, Saved& s, JobContext& job, const std::string& pause_note) {
   job.step(kVerify, StepState::kRunning);
   std::optional<std::string> state = dst.host.vm_state(s.vm);
-  if (!running(state)) {
+  if (!guest::running(state)) {
     job.step(kVerify, StepState::kFailed, "not running");
     return {Outcome::kFailed,
             fmt::format("After the restore the VM is {} on host '{}'. Nothing was deleted.",
@@ -111,7 +107,7 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
     s.saved_xml = src.host.saved_xml(s.state);
   } catch (const Error& e) {
     job.step(kSave, StepState::kFailed, e.what());
-    std::string more = running(src.host.vm_state(s.vm)) ? "" : restore_on_source(src, s);
+    std::string more = guest::running(src.host.vm_state(s.vm)) ? "" : restore_on_source(src, s);
     s.phase = "undone";
     job.save_state(s.dump());
     return {Outcome::kFailed, fmt::format("Saving the VM's state failed: {}. The VM runs on host "
@@ -128,7 +124,7 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
     job.checkpoint("restore");
     dst.host.restore_state(s.state, s.saved_xml, false);
   } catch (const Error& e) {
-    if (!running(dst.host.vm_state(s.vm))) {
+    if (!guest::running(dst.host.vm_state(s.vm))) {
       job.step(kRestore, StepState::kFailed, e.what());
       std::string more = restore_on_source(src, s);
       s.phase = "undone";
@@ -156,9 +152,9 @@ Result recover_quick(Site& src, Site& dst, const std::string& text, JobContext& 
   Saved s = Saved::parse(text);
   if (s.phase == "done")
     return {Outcome::kCompleted, "the job had finished before its process died"};
-  if (running(dst.host.vm_state(s.vm)))
+  if (guest::running(dst.host.vm_state(s.vm)))
     return finish(src, dst, s, job, "completed by recovery after its vmshift process died");
-  if (running(src.host.vm_state(s.vm)))
+  if (guest::running(src.host.vm_state(s.vm)))
     return {Outcome::kRolledBack, fmt::format("The vmshift process running this job died before "
                                               "the VM was saved; it runs on host '{}', unchanged.",
                                               src.host.name())};
