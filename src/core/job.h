@@ -50,7 +50,7 @@ struct Step {
 
 // The process that runs a job: it renews the lease while it works. A lease
 // whose process is gone (pid no longer exists, or exists with another start
-// time) or that expired is stale.
+// time) is stale; a live process's lease never is (JobStore::lease_alive).
 struct Lease {
   std::int64_t pid = 0;
   std::int64_t pid_start = 0;  // the process's start time (/proc/PID/stat field 22)
@@ -60,7 +60,8 @@ struct Lease {
 struct Job {
   std::int64_t id = 0;
   std::string vm;
-  std::string type;  // "live-storage", ...
+  std::string vm_uuid;  // see NewJob
+  std::string type;     // "live-storage", ...
   std::string source_host;
   std::string dest_host;
   JobState state = JobState::kQueued;

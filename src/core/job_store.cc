@@ -1,6 +1,7 @@
 #include "core/job_store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <pwd.h>
 #include <sqlite3.h>
@@ -19,6 +20,7 @@
 
 #include "base/deadline.h"
 #include "base/error.h"
+#include "base/unique_fd.h"
 
 // One JobStore is one SQLite connection: use it from one thread at a time,
 // and never across fork() (a child opens its own).
@@ -85,13 +87,18 @@ CREATE TABLE job_slots (
 );
 CREATE INDEX job_slots_by_slot ON job_slots (host, kind);
 )sql",
+    // Version 2: who the VM is, for one active job per VM.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN vm_uuid TEXT NOT NULL DEFAULT '';
+CREATE INDEX jobs_by_vm_uuid ON jobs (vm_uuid, state);
+)sql",
 };
 static_assert(std::size(kMigrations) == JobStore::kSchemaVersion);
 
 constexpr const char* kJobColumns =
     "id, vm, type, source_host, dest_host, state, bytes_total, bytes_done, rate, eta_seconds, "
     "pause_ms, created_ms, started_ms, ended_ms, error, result, params, state_data, "
-    "cancel_requested, lease_pid, lease_start, lease_expires_ms";
+    "cancel_requested, lease_pid, lease_start, lease_expires_ms, vm_uuid";
 
 std::int64_t to_ms(TimePoint t) {
   return duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -322,6 +329,7 @@ Job read_job_row(sqlite3* db, Stmt& s) {
   job.state_data = s.text(17);
   job.cancel_requested = s.i64(18) != 0;
   job.lease = lease_of(s, 19, 20, 21);
+  job.vm_uuid = s.text(22);
   return job;
 }
 
@@ -405,6 +413,56 @@ std::vector<std::int64_t> queued_ahead(sqlite3* db, std::int64_t id) {
     if (!s.is_null(1) && process_alive(s.i64(1), s.i64(2))) ids.push_back(s.i64(0));
   }
   return ids;
+}
+
+// Another active job of a VM: running or cancelling (also when its process
+// died: its undo is still to come), or queued with a live waiter (with
+// older_only, only one queued before self).
+struct VmHolder {
+  std::int64_t id = 0;
+  std::string vm, type, state;
+  std::optional<std::int64_t> pid;
+  bool alive = true;
+};
+
+std::optional<VmHolder> vm_holder(sqlite3* db, const std::string& uuid, std::int64_t self,
+                                  bool older_only) {
+  if (uuid.empty()) return std::nullopt;
+  Stmt s(db,
+         "SELECT id, vm, type, state, lease_pid, lease_start, waiter_pid, waiter_start FROM jobs "
+         "WHERE vm_uuid = ?1 AND id != ?2 AND (state IN ('running', 'cancelling') OR "
+         "(state = 'queued' AND (?3 = 0 OR id < ?2))) ORDER BY id",
+         fmt::format("could not look for the other jobs of VM {}", uuid));
+  s.bind(uuid, self, older_only);
+  while (s.step()) {
+    VmHolder h{.id = s.i64(0), .vm = s.text(1), .type = s.text(2), .state = s.text(3)};
+    if (h.state == "queued") {
+      if (s.is_null(6) || !process_alive(s.i64(6), s.i64(7))) continue;  // orphaned
+      h.pid = s.i64(6);
+    } else {
+      h.pid = s.opt_i64(4);
+      h.alive = h.pid && process_alive(s.i64(4), s.i64(5));
+    }
+    return h;
+  }
+  return std::nullopt;
+}
+
+std::string vm_busy(const VmHolder& h, const std::string& uuid) {
+  std::string who = !h.alive ? "; its vmshift process died: the next `vmshift jobs` recovers it"
+                    : h.pid  ? fmt::format(", vmshift process {}", *h.pid)
+                             : "";
+  return fmt::format(
+      "VM {} (UUID {}) already has an active job: job {} ({}, {}{}); a VM has one job at a "
+      "time: wait for it (`vmshift jobs wait {}`) or cancel it (`vmshift jobs cancel {}`)",
+      h.vm, uuid, h.id, h.type, h.state, who, h.id, h.id);
+}
+
+std::string read_uuid(sqlite3* db, std::int64_t id) {
+  Stmt s(db, "SELECT vm_uuid FROM jobs WHERE id = ?", fmt::format("could not read job {}", id));
+  s.bind(id);
+  if (!s.step()) no_such_job(db, id);
+  return s.text(0);
 }
 
 // Inside a write transaction: fails unless this process holds the lease of id.
@@ -503,6 +561,47 @@ void make_dirs(const std::string& dir) {
   }
 }
 
+// The store's directory holds the jobs' recovery data and logs: it must be
+// this user's, and private. One that others may write to (or that belongs
+// to someone else) is refused: they could swap the database under us. A
+// directory of ours with looser modes (e.g. 0755) is made 0700.
+void make_private_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw_errno(ErrorCode::kIo, errno, fmt::format("cannot open {}", dir));
+  UniqueFd owner(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) throw_errno(ErrorCode::kIo, errno, fmt::format("cannot stat {}", dir));
+  if (st.st_uid != ::geteuid()) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                fmt::format("refusing the job store directory {}: it belongs to uid {}, not to "
+                            "this user (uid {}); set VMSHIFT_STATE_DIR to a directory of yours",
+                            dir, st.st_uid, ::geteuid()));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                fmt::format("refusing the job store directory {}: others may write to it (mode "
+                            "{:04o}); make it 0700 (chmod 700 {}) or set VMSHIFT_STATE_DIR",
+                            dir, st.st_mode & 07777, dir));
+  }
+  if ((st.st_mode & 07777) != 0700 && ::fchmod(fd, 0700) != 0)
+    throw_errno(ErrorCode::kIo, errno, fmt::format("cannot make {} private (0700)", dir));
+}
+
+// The database file and its -wal and -shm files are 0600 (SQLite gives the
+// ones it creates the database's mode; older ones may be 0644).
+void make_private_files(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) throw_errno(ErrorCode::kIo, errno, fmt::format("cannot open the job store {}", path));
+  UniqueFd db(fd);
+  if (::fchmod(fd, 0600) != 0)
+    throw_errno(ErrorCode::kIo, errno, fmt::format("cannot make {} private (0600)", path));
+  for (const char* suffix : {"-wal", "-shm"}) {
+    std::string side = path + suffix;
+    if (::chmod(side.c_str(), 0600) != 0 && errno != ENOENT)
+      throw_errno(ErrorCode::kIo, errno, fmt::format("cannot make {} private (0600)", side));
+  }
+}
+
 std::string env(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr ? value : "";
@@ -544,10 +643,14 @@ std::string JobStore::default_path() {
   return home + "/.local/state/vmshift/jobs.db";
 }
 
-JobStore JobStore::open(const std::string& path) {
+JobStore JobStore::open(const std::string& path, std::chrono::milliseconds busy_timeout) {
   if (path.empty()) throw Error(ErrorCode::kInvalidArgument, "the job store path is empty");
-  if (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0)
-    make_dirs(path.substr(0, slash));
+  std::string dir = ".";
+  if (auto slash = path.rfind('/'); slash != std::string::npos)
+    dir = slash > 0 ? path.substr(0, slash) : "/";
+  make_dirs(dir);
+  make_private_dir(dir);
+  make_private_files(path);
 
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
@@ -558,7 +661,8 @@ JobStore JobStore::open(const std::string& path) {
                             raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
   }
   sqlite3* db = raw;
-  if (sqlite3_busy_timeout(db, 10'000) != SQLITE_OK) fail(db, "could not set the busy timeout");
+  if (sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count())) != SQLITE_OK)
+    fail(db, "could not set the busy timeout");
   // Refuse a newer database before changing anything in it.
   refuse_newer(db, user_version(db));
 
@@ -574,6 +678,8 @@ JobStore JobStore::open(const std::string& path) {
   return store;
 }
 
+std::string JobStore::path() const { return store_name(db_.get()); }
+
 Lease JobStore::own_lease() {
   auto start = process_start("/proc/self/stat");
   if (!start) {
@@ -585,7 +691,8 @@ Lease JobStore::own_lease() {
 }
 
 bool JobStore::lease_alive(const Lease& lease) {
-  if (lease.expires <= std::chrono::system_clock::now()) return false;
+  // Not the expiry: a clock that jumps forward, or a renewal that came
+  // late, must not let another process "recover" a job that still runs.
   return process_alive(lease.pid, lease.pid_start);
 }
 
@@ -594,12 +701,16 @@ std::int64_t JobStore::create(const NewJob& job) {
   Lease own = own_lease();
   std::string what = fmt::format("could not create a job for VM {}", job.vm);
   Transaction tx(db, Transaction::kWrite, what);
+  if (auto other = vm_holder(db, job.vm_uuid, 0, false)) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                fmt::format("refused: {}. Nothing was changed.", vm_busy(*other, job.vm_uuid)));
+  }
   Stmt insert(db,
               "INSERT INTO jobs (vm, type, source_host, dest_host, state, created_ms, params, "
-              "waiter_pid, waiter_start) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+              "waiter_pid, waiter_start, vm_uuid) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
               what);
   insert.bind(job.vm, job.type, job.source_host, job.dest_host, now_ms(), job.params, own.pid,
-              own.pid_start);
+              own.pid_start, job.vm_uuid);
   insert.run();
   std::int64_t id = sqlite3_last_insert_rowid(db);
 
@@ -664,6 +775,20 @@ bool JobStore::try_start(std::int64_t id, const LimitFn& limits) {
     throw Error(
         ErrorCode::kFailedPrecondition,
         fmt::format("job {} is {}, not queued: it cannot be started", id, to_string(state)));
+  }
+  std::string uuid = read_uuid(db, id);
+  if (auto other = vm_holder(db, uuid, id, true)) {
+    // Refused, as virsh and Proxmox refuse a second migration of a VM:
+    // waiting could start it on a VM that another job has moved meanwhile.
+    std::string msg = fmt::format("refused: {}; nothing was changed", vm_busy(*other, uuid));
+    Stmt(db,
+         "UPDATE jobs SET state = 'cancelled', ended_ms = ?, error = ?, waiter_pid = NULL, "
+         "waiter_start = NULL WHERE id = ?",
+         what)
+        .bind(now_ms(), msg, id)
+        .run();
+    tx.commit();
+    throw Error(ErrorCode::kFailedPrecondition, fmt::format("job {} was {}", id, msg));
   }
   bool room = true;
   for (std::size_t i = 0; i < slots.size() && room; ++i) {
@@ -804,6 +929,11 @@ bool JobStore::reopen(std::int64_t id) {
   Lease own = own_lease();
   Transaction tx(db, Transaction::kWrite, what);
   if (read_state(db, id) != JobState::kFailed) return false;
+  std::string uuid = read_uuid(db, id);
+  if (auto other = vm_holder(db, uuid, id, false)) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                fmt::format("job {} cannot run again now: {}", id, vm_busy(*other, uuid)));
+  }
   Stmt(db,
        "UPDATE jobs SET state = 'queued', ended_ms = NULL, error = '', result = '', "
        "cancel_requested = 0, waiter_pid = ?, waiter_start = ? WHERE id = ?",

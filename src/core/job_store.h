@@ -21,6 +21,10 @@ namespace vmshift::core {
 
 struct NewJob {
   std::string vm;
+  // Who the VM is, whatever its name: a libvirt domain's UUID, or "qmp:"
+  // and the socket path of a bare QEMU. One active job per VM_uuid (see
+  // create); empty for jobs that move no VM (copy).
+  std::string vm_uuid;
   std::string type;
   std::string source_host;
   std::string dest_host;
@@ -34,13 +38,18 @@ using LimitFn = std::function<int(const std::string& host, LimitClass kind)>;
 
 class JobStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   static constexpr std::chrono::seconds kLeaseTime{15};
+  // How long a call waits for another process's lock before it fails.
+  static constexpr std::chrono::milliseconds kBusyTimeout{10'000};
 
   // Opens (creating the file, its directory and the schema as needed) the
   // database at path. Throws Error(kFailedPrecondition) for a database of a
-  // newer schema version than this vmshift knows.
-  static JobStore open(const std::string& path);
+  // newer schema version than this vmshift knows, and for a directory that
+  // another user owns or that others may write to. The directory is made
+  // 0700, the database and its -wal/-shm files 0600.
+  static JobStore open(const std::string& path,
+                       std::chrono::milliseconds busy_timeout = kBusyTimeout);
   // $VMSHIFT_STATE_DIR/jobs.db, else $XDG_STATE_HOME/vmshift/jobs.db,
   // else ~/.local/state/vmshift/jobs.db.
   static std::string default_path();
@@ -49,13 +58,19 @@ class JobStore {
   JobStore& operator=(JobStore&&) noexcept;
   ~JobStore();
 
-  std::int64_t create(const NewJob& job);  // state kQueued
-  Job get(std::int64_t id);                // Error(kNotFound) if none
-  std::vector<Job> list(int limit = 50);   // newest first
+  // A new job, state kQueued. Error(kFailedPrecondition) naming the other
+  // job if the VM (vm_uuid) has one queued (with a live waiter), running
+  // or cancelling: one active job per VM.
+  std::int64_t create(const NewJob& job);
+  Job get(std::int64_t id);               // Error(kNotFound) if none
+  std::vector<Job> list(int limit = 50);  // newest first
 
   // Starts a queued job if its slots allow (see above), giving this process
   // its lease. False if it must keep waiting. Error(kFailedPrecondition) if
-  // the job is not queued (e.g. cancelled meanwhile).
+  // the job is not queued (e.g. cancelled meanwhile). A job whose VM has
+  // another job running, cancelling or queued ahead of it is refused: it
+  // ends cancelled and try_start throws Error(kFailedPrecondition) naming
+  // the other job (as virsh and Proxmox refuse a second migration of a VM).
   bool try_start(std::int64_t id, const LimitFn& limits);
   // Jobs running (or cancelling) that hold one of these slots, and queued
   // jobs ahead of id: for "waiting for ..." messages.
@@ -77,7 +92,8 @@ class JobStore {
 
   // Puts a failed job back in the queue, to run again from the state it
   // saved (e.g. a copy's journal): this process becomes its waiter. False
-  // if the job is not failed.
+  // if the job is not failed; Error(kFailedPrecondition) if its VM has
+  // another active job.
   bool reopen(std::int64_t id);
 
   // From any process. A queued job becomes kCancelled at once (true); a
@@ -85,7 +101,8 @@ class JobStore {
   // finished job cannot be cancelled (false).
   bool request_cancel(std::int64_t id);
 
-  // Running or cancelling jobs whose lease is stale.
+  // Running or cancelling jobs whose lease is stale: their process is gone
+  // (see lease_alive).
   std::vector<Job> stale();
   // Makes this process the lease holder of a stale job; false if another
   // process took it first or it is no longer stale.
@@ -101,7 +118,14 @@ class JobStore {
 
   // This process's identity as a lease holder (exposed for tests).
   static Lease own_lease();
+  // Whether the lease's process still runs (pid and start time match).
+  // The store is on this machine, so that is known for certain: a live
+  // owner's lease never goes stale, whatever the clock says or however
+  // late its last renewal was; `expires` only shows when it renewed.
   static bool lease_alive(const Lease& lease);
+
+  // The database file.
+  std::string path() const;
 
  private:
   explicit JobStore(sqlite3* db);

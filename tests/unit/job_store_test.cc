@@ -1,6 +1,7 @@
 #include "core/job_store.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -268,7 +269,7 @@ TEST_F(JobStoreTest, SchemaVersion) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
     EXPECT_THAT(e.what(), HasSubstr("version 7"));
-    EXPECT_THAT(e.what(), HasSubstr("up to 1"));
+    EXPECT_THAT(e.what(), HasSubstr("up to 2"));
   }
   // Refused without changing it.
   EXPECT_EQ(raw_query(path_, "PRAGMA user_version"), "7");
@@ -522,9 +523,10 @@ TEST(Lease, AliveAndDead) {
   EXPECT_LE(own.expires, now + JobStore::kLeaseTime);
   EXPECT_TRUE(JobStore::lease_alive(own));
 
+  // A live process's lease is alive however long ago it was renewed.
   Lease expired = own;
   expired.expires = now - seconds(1);
-  EXPECT_FALSE(JobStore::lease_alive(expired));
+  EXPECT_TRUE(JobStore::lease_alive(expired));
   Lease other_start = own;
   other_start.pid_start += 1;  // the pid was reused by another process
   EXPECT_FALSE(JobStore::lease_alive(other_start));
@@ -646,14 +648,16 @@ TEST_F(JobStoreTest, LostLeaseThrows) {
     id = store.create(job_with({{"a", kStorage}}));
     ASSERT_TRUE(store.try_start(id, limit_of(1)));
   }
-  // Our lease runs out (as if this process had hung for longer than kLeaseTime).
-  raw_sql(path_, "UPDATE jobs SET lease_expires_ms = 1 WHERE id = " + std::to_string(id));
-
+  // Another process holds the lease now (a live owner's lease cannot be
+  // taken over through the store: the child writes itself in directly).
   Pipe taken, release;
   Child rescuer([&] {
     release.write.reset();
+    Lease own = JobStore::own_lease();
+    raw_sql(path_, "UPDATE jobs SET lease_pid = " + std::to_string(own.pid) + ", lease_start = " +
+                       std::to_string(own.pid_start) + " WHERE id = " + std::to_string(id));
+    put(taken.write, 'T');
     JobStore store = JobStore::open(path_);
-    put(taken.write, store.take_over(id) ? 'T' : 'F');
     wait_for_eof(release.read, Deadline::after(seconds(30)));
     store.finish(id, JobState::kRolledBack, "recovered");
     return 0;
@@ -858,6 +862,203 @@ TEST_F(JobStoreTest, ProcessesOpenANewStoreAtOnce) {
     go.write.reset();
     for (auto& o : openers) EXPECT_EQ(o->wait(), 0);
   }
+}
+
+// Test that a live owner's job is never stale, however long ago its lease
+// was renewed (a renewal that lapsed, or a clock that jumped forward): no
+// other process can take it over, and the owner's calls go on working.
+TEST_F(JobStoreTest, LiveOwnerWithLapsedLeaseIsNotStale) {
+  std::int64_t id;
+  {
+    JobStore store = JobStore::open(path_);
+    id = store.create(job_with({{"a", kStorage}}));
+    ASSERT_TRUE(store.try_start(id, limit_of(1)));
+  }
+  raw_sql(path_, "UPDATE jobs SET lease_expires_ms = 1 WHERE id = " + std::to_string(id));
+  Child other([&] {
+    JobStore store = JobStore::open(path_);
+    if (!store.stale().empty()) return 5;
+    if (store.take_over(id)) return 6;
+    return 0;
+  });
+  EXPECT_EQ(other.wait(), 0) << "5: the job was stale; 6: it was taken over";
+  JobStore store = JobStore::open(path_);
+  EXPECT_TRUE(store.stale().empty());
+  store.set_step(id, 0, StepState::kDone);
+  Job j = store.get(id);
+  ASSERT_TRUE(j.lease);
+  EXPECT_EQ(j.lease->pid, ::getpid());
+  EXPECT_GT(j.lease->expires, std::chrono::system_clock::now()) << "the call renewed the lease";
+}
+
+NewJob vm_job(const std::string& uuid, std::string vm = "vm") {
+  NewJob j = job_with({{"a", kStorage}}, std::move(vm));
+  j.vm_uuid = uuid;
+  return j;
+}
+
+std::string refusal_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "not refused";
+  return "";
+}
+
+// Test that a VM has one active job at a time: a second job of the same
+// VM (by UUID, whatever its name) is refused at creation, naming the job
+// that runs, while queued, running and cancelling; other VMs and jobs
+// without a VM are not held back; once the job ends, a new one may start.
+TEST_F(JobStoreTest, OneActiveJobPerVm) {
+  JobStore store = JobStore::open(path_);
+  const std::string uuid = "6f1c1e4e-4a52-4c5c-9d0b-0c6b2f1f0a01";
+  std::int64_t first = store.create(vm_job(uuid, "web"));
+  EXPECT_EQ(store.get(first).vm_uuid, uuid);
+  std::string why = refusal_of([&] { store.create(vm_job(uuid, "web-renamed")); });
+  EXPECT_THAT(why, HasSubstr(fmt::format("job {}", first)));
+  EXPECT_THAT(why, HasSubstr("web"));
+  EXPECT_THAT(why, HasSubstr("queued"));
+  ASSERT_TRUE(store.try_start(first, limit_of(2)));
+  why = refusal_of([&] { store.create(vm_job(uuid)); });
+  EXPECT_THAT(why, HasSubstr("running"));
+  store.set_state(first, JobState::kCancelling);
+  why = refusal_of([&] { store.create(vm_job(uuid)); });
+  EXPECT_THAT(why, HasSubstr("cancelling"));
+
+  std::int64_t other_vm = store.create(vm_job("0b6c9c1a-0000-4000-8000-000000000002"));
+  std::int64_t copy1 = store.create(vm_job(""));
+  std::int64_t copy2 = store.create(vm_job(""));
+  EXPECT_TRUE(store.try_start(other_vm, limit_of(4)));
+  EXPECT_TRUE(store.try_start(copy1, limit_of(4)));
+  EXPECT_TRUE(store.try_start(copy2, limit_of(4)));
+
+  store.finish(first, JobState::kCancelled, "cancelled");
+  std::int64_t again = store.create(vm_job(uuid));
+  EXPECT_TRUE(store.try_start(again, limit_of(4)));
+}
+
+// Test that a queued job whose VM got another running job meanwhile (its
+// waiter had died, so it did not hold the VM) is refused when it tries to
+// start: it ends cancelled, naming the running job, and nothing runs twice.
+TEST_F(JobStoreTest, QueuedJobOfABusyVmIsRefusedAtStart) {
+  const std::string uuid = "qmp:/run/ci/vm1.qmp";
+  std::int64_t orphan;
+  {
+    JobStore store = JobStore::open(path_);
+    orphan = store.create(vm_job(uuid));
+  }
+  // The orphan's waiter is this process: make it a dead one.
+  Child dead([&] {
+    Lease own = JobStore::own_lease();
+    raw_sql(path_, "UPDATE jobs SET waiter_pid = " + std::to_string(own.pid) +
+                       ", waiter_start = " + std::to_string(own.pid_start));
+    return 0;
+  });
+  ASSERT_EQ(dead.wait(), 0);
+  JobStore store = JobStore::open(path_);
+  std::int64_t running = store.create(vm_job(uuid));
+  ASSERT_TRUE(store.try_start(running, limit_of(4)));
+
+  std::string why = refusal_of([&] { store.try_start(orphan, limit_of(4)); });
+  EXPECT_THAT(why, HasSubstr(fmt::format("job {}", running)));
+  Job j = store.get(orphan);
+  EXPECT_EQ(j.state, JobState::kCancelled);
+  EXPECT_THAT(j.error, HasSubstr(fmt::format("job {}", running)));
+  EXPECT_THAT(j.error, HasSubstr("nothing was changed"));
+  EXPECT_EQ(store.get(running).state, JobState::kRunning);
+}
+
+// Test that a failed job cannot be put back in the queue while its VM has
+// another active job.
+TEST_F(JobStoreTest, ReopenIsRefusedWhileTheVmIsBusy) {
+  const std::string uuid = "6f1c1e4e-4a52-4c5c-9d0b-0c6b2f1f0a03";
+  JobStore store = JobStore::open(path_);
+  std::int64_t failed = store.create(vm_job(uuid));
+  ASSERT_TRUE(store.try_start(failed, limit_of(4)));
+  store.finish(failed, JobState::kFailed, "copy failed");
+  std::int64_t running = store.create(vm_job(uuid));
+  ASSERT_TRUE(store.try_start(running, limit_of(4)));
+  EXPECT_THAT(refusal_of([&] { store.reopen(failed); }), HasSubstr(fmt::format("job {}", running)));
+  EXPECT_EQ(store.get(failed).state, JobState::kFailed);
+}
+
+// Test that a store of schema version 1 (no VM UUIDs) is upgraded in place:
+// its jobs keep every field, with an empty UUID, and new jobs record one.
+TEST_F(JobStoreTest, UpgradesAVersion1Store) {
+  std::int64_t old_id;
+  {
+    JobStore store = JobStore::open(path_);
+    old_id = store.create(job_with({{"a", kStorage}}, "old"));
+  }
+  raw_sql(path_,
+          "DROP INDEX jobs_by_vm_uuid; ALTER TABLE jobs DROP COLUMN vm_uuid; "
+          "PRAGMA user_version = 1");
+  JobStore store = JobStore::open(path_);
+  EXPECT_EQ(raw_query(path_, "PRAGMA user_version"), "2");
+  Job old = store.get(old_id);
+  EXPECT_EQ(old.vm, "old");
+  EXPECT_EQ(old.vm_uuid, "");
+  EXPECT_EQ(old.state, JobState::kQueued);
+  std::int64_t id = store.create(vm_job("6f1c1e4e-4a52-4c5c-9d0b-0c6b2f1f0a04"));
+  EXPECT_EQ(store.get(id).vm_uuid, "6f1c1e4e-4a52-4c5c-9d0b-0c6b2f1f0a04");
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+// Sets the umask for a scope.
+struct ScopedUmask {
+  explicit ScopedUmask(mode_t mask) : old(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old); }
+  mode_t old;
+};
+
+// Test that the database and its -wal and -shm files are 0600 whatever the
+// umask, and that older files with looser modes are made 0600 on open.
+TEST_F(JobStoreTest, DatabaseFilesArePrivate) {
+  ScopedUmask umask(022);
+  {
+    JobStore store = JobStore::open(path_);
+    store.create(job_with({}));
+    for (const char* f : {"", "-wal", "-shm"}) EXPECT_EQ(mode_of(path_ + f), 0600u) << path_ << f;
+  }
+  for (const char* f : {"", "-wal", "-shm"}) ::chmod((path_ + f).c_str(), 0644);
+  JobStore store = JobStore::open(path_);
+  for (const char* f : {"", "-wal", "-shm"}) EXPECT_EQ(mode_of(path_ + f), 0600u) << path_ << f;
+}
+
+// Test that an existing store directory of this user with a looser mode is
+// made 0700, and that one others may write to, or of another user, is
+// refused with nothing created in it.
+TEST_F(JobStoreTest, StoreDirectoryIsPrivate) {
+  std::string loose = dir_.file("loose");
+  ASSERT_EQ(::mkdir(loose.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(loose.c_str(), 0755), 0);
+  { JobStore::open(loose + "/jobs.db"); }
+  EXPECT_EQ(mode_of(loose), 0700u);
+
+  std::string open_dir = dir_.file("everyone");
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+  std::string why = refusal_of([&] { JobStore::open(open_dir + "/jobs.db"); });
+  EXPECT_THAT(why, HasSubstr(open_dir));
+  EXPECT_THAT(why, HasSubstr("others may write"));
+  EXPECT_NE(::access((open_dir + "/jobs.db").c_str(), F_OK), 0);
+
+  std::string theirs = dir_.file("theirs");
+  ASSERT_EQ(::mkdir(theirs.c_str(), 0700), 0);
+  // Only root can give a directory to another user (the test runs as root).
+  ASSERT_EQ(::geteuid(), 0u) << "run as root to check a directory of another user";
+  ASSERT_EQ(::chown(theirs.c_str(), 65534, 65534), 0);
+  why = refusal_of([&] { JobStore::open(theirs + "/jobs.db"); });
+  EXPECT_THAT(why, HasSubstr("belongs to uid 65534"));
+  EXPECT_NE(::access((theirs + "/jobs.db").c_str(), F_OK), 0);
 }
 
 }  // namespace
