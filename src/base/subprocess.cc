@@ -240,9 +240,9 @@ Process spawn(std::span<const std::string> argv, const SpawnOptions& options) {
   UniqueFd in = open_or_throw("/dev/null", O_RDONLY);
   UniqueFd out_file, err_file;
   if (options.stdout_file)
-    out_file = open_or_throw(options.stdout_file->c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    out_file = open_or_throw(options.stdout_file->c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
   if (options.stderr_file)
-    err_file = open_or_throw(options.stderr_file->c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    err_file = open_or_throw(options.stderr_file->c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
   Pipe out_pipe, err_pipe;
   if (options.pipe_stdout) out_pipe = make_pipe();
   if (options.pipe_stderr) err_pipe = make_pipe();

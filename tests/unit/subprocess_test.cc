@@ -3,7 +3,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <string>
 
 #include "base/error.h"
 
@@ -11,6 +15,27 @@ namespace vmshift {
 namespace {
 
 Deadline soon() { return Deadline::after(std::chrono::seconds(10)); }
+
+// Test that the files a child's output goes to (a job's log) are created
+// private, 0600, whatever the umask: a job log names hosts, paths and errors.
+TEST(Subprocess, OutputFilesArePrivate) {
+  char dir[] = "/tmp/vmshift-spawn-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  std::string log = std::string(dir) + "/job.log";
+  mode_t old = ::umask(022);
+  SpawnOptions so;
+  so.stdout_file = log;
+  so.stderr_file = log;
+  Argv argv = {"/bin/echo", "hello"};
+  std::optional<ExitStatus> st = spawn(argv, so).wait(soon());
+  ::umask(old);
+  ASSERT_TRUE(st && st->success());
+  struct stat info;
+  ASSERT_EQ(::stat(log.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+  ::unlink(log.c_str());
+  ::rmdir(dir);
+}
 
 // Test that output and exit status are captured.
 TEST(Subprocess, CapturesOutputAndStatus) {
