@@ -80,6 +80,7 @@ Json job_json(const Job& j) {
   Json o = Json::object()
                .set("id", Json::integer(j.id))
                .set("vm", Json::string(j.vm))
+               .set("vm_uuid", Json::string(j.vm_uuid))
                .set("type", Json::string(j.type))
                .set("source_host", Json::string(j.source_host))
                .set("dest_host", Json::string(j.dest_host))
@@ -292,8 +293,9 @@ int move_storage(const MoveStorageArgs& a, const hosts::Inventory& inv,
         for (const auto& n : plan.notes) fmt::print(stderr, "  note: {}\n", n);
     }
   }
+  std::string uuid = core::guest_uuid(spec, inv);
   core::JobStore store = core::JobStore::open(store_path);
-  std::int64_t id = core::create_live_storage_job(store, spec, options);
+  std::int64_t id = core::create_live_storage_job(store, spec, uuid, options);
   return start_job(store_path, id, inv, a.json, a.detach, a.queue_timeout, interrupted);
 }
 

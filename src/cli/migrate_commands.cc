@@ -194,7 +194,8 @@ int migrate(const MigrateArgs& a, const hosts::Inventory& inv, const std::string
       throw Error(ErrorCode::kFailedPrecondition,
                   fmt::format("refused: {}. Nothing was changed; the VM stays on host '{}'.",
                               fmt::join(pf.plan.failures(), "; "), req.source_host));
-    id = core::create_live_migration_job(store, pf.plan.type, pf.plan.live, req.options);
+    id = core::create_live_migration_job(store, pf.plan.type, pf.plan.live, pf.guest.domain.uuid,
+                                         req.options);
   }
   return start_job(store_path, id, inv, a.json, a.detach, a.queue_timeout, interrupted);
 }

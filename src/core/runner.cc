@@ -1,6 +1,7 @@
 #include "core/runner.h"
 
 #include <fmt/format.h>
+#include <stdlib.h>
 
 #include <condition_variable>
 #include <cstdlib>
@@ -24,7 +25,6 @@ namespace vmshift::core {
 namespace {
 
 using qmp::Json;
-constexpr auto kHeartbeat = std::chrono::seconds(3);
 constexpr auto kCancelPoll = std::chrono::milliseconds(300);
 constexpr auto kProgressWrite = std::chrono::milliseconds(500);
 constexpr auto kHoldLimit = std::chrono::minutes(10);
@@ -72,111 +72,34 @@ JobState job_state(migrate::Outcome o) {
   return JobState::kFailed;
 }
 
-// Renews the job's lease from its own database connection until stopped.
-class Heartbeat {
- public:
-  Heartbeat(const std::string& path, std::int64_t id)
-      : thread_([this, path, id] { run(path, id); }) {}
-  ~Heartbeat() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
+constexpr auto kFinishDeadline = std::chrono::seconds(30);
 
- private:
-  void run(const std::string& path, std::int64_t id) {
-    try {
-      JobStore store = JobStore::open(path);
-      std::unique_lock lock(mu_);
-      while (!cv_.wait_for(lock, kHeartbeat, [&] { return stop_; })) {
-        lock.unlock();
-        store.renew_lease(id);
-        lock.lock();
+// Where the VM's disks are, from the job's plan (or a live storage
+// migration's last recovery data), for messages that cannot count on the
+// job store to tell.
+std::string files_note(const Job& job, const StoreContext& ctx, bool moved) {
+  std::vector<std::string> files;
+  std::string host = moved ? job.dest_host : job.source_host;
+  try {
+    Json params = Json::parse(job.params);
+    if (params.has("plan")) {
+      migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
+      for (const auto& c : plan.copies)
+        files.push_back(fmt::format("{} '{}'", c.target, moved ? c.dest : c.source));
+      for (const auto& [target, path] : plan.shared)
+        files.push_back(fmt::format("{} '{}' (shared)", target, path));
+    } else if (ctx.last_state()) {
+      for (const Json& d : Json::parse(*ctx.last_state()).get("disks").items()) {
+        bool pivoted = d.has("pivoted") && d.get_bool("pivoted");
+        files.push_back(fmt::format("{} '{}'", d.get_string("target"),
+                                    d.get_string(pivoted ? "dest" : "source")));
       }
-    } catch (const Error& e) {
-      log::warn("job", "job {}: cannot renew its lease: {}", id, e.what());
     }
+  } catch (const Error&) {
   }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
-// The job seen by a migration: every report goes to the store and the observer.
-class StoreContext : public migrate::JobContext {
- public:
-  StoreContext(JobStore& store, std::int64_t id, std::vector<std::string> steps, Observer& obs,
-               const std::atomic<bool>* interrupted)
-      : store_(store), id_(id), steps_(std::move(steps)), obs_(obs), interrupted_(interrupted) {}
-
-  void step(std::size_t index, migrate::StepState state, const std::string& detail) override {
-    store_.set_step(id_, index, step_state(state), detail);
-    obs_.step(index < steps_.size() ? steps_[index] : "?", step_state(state), detail);
-  }
-  void progress(std::string_view phase, std::uint64_t done, std::uint64_t total) override {
-    meter_.update(static_cast<std::int64_t>(done), static_cast<std::int64_t>(total));
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_write_ >= kProgressWrite) {
-      store_.set_progress(id_, meter_.done(), meter_.total(), meter_.rate(), meter_.eta_seconds());
-      last_write_ = now;
-    }
-    obs_.progress(phase, meter_);
-  }
-  void pause(std::chrono::milliseconds measured) override {
-    store_.set_pause(id_, measured.count());
-  }
-  void save_state(const std::string& json) override { store_.set_state_data(id_, json); }
-  bool cancel_requested() override {
-    if (cancelling_) return true;
-    bool asked = interrupted_ != nullptr && interrupted_->load();
-    auto now = std::chrono::steady_clock::now();
-    if (!asked && now - last_cancel_check_ >= kCancelPoll) {
-      last_cancel_check_ = now;
-      asked = store_.get(id_).cancel_requested;
-    }
-    if (asked) {
-      cancelling_ = true;
-      store_.set_state(id_, JobState::kCancelling);
-      obs_.note("cancelling: undoing what was done");
-    }
-    return cancelling_;
-  }
-  void note(const std::string& message) override { obs_.note(message); }
-  void detail(const Json& figures) override { obs_.detail(figures); }
-  // Fault injection for tests: VMSHIFT_HOLD_AT=POINT holds the job at that
-  // checkpoint until it is cancelled (or kHoldLimit passes), so a test can
-  // act on a job in a phase that is otherwise too short to hit.
-  void checkpoint(std::string_view point) override {
-    // VMSHIFT_FAIL_AT=POINT makes the step at that checkpoint fail.
-    if (const char* fail = std::getenv("VMSHIFT_FAIL_AT"); fail != nullptr && point == fail)
-      throw Error(ErrorCode::kCommandFailed,
-                  fmt::format("injected failure at {} (VMSHIFT_FAIL_AT)", point));
-    const char* hold = std::getenv("VMSHIFT_HOLD_AT");
-    if (hold == nullptr || point != hold) return;
-    obs_.note(fmt::format("held at {} (VMSHIFT_HOLD_AT) until cancelled", point));
-    Deadline limit = Deadline::after(kHoldLimit);
-    while (!cancel_requested() && !limit.expired())
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  void flush() {
-    store_.set_progress(id_, meter_.done(), meter_.total(), meter_.rate(), meter_.eta_seconds());
-  }
-
- private:
-  JobStore& store_;
-  std::int64_t id_;
-  std::vector<std::string> steps_;
-  Observer& obs_;
-  const std::atomic<bool>* interrupted_;
-  ProgressMeter meter_;
-  bool cancelling_ = false;
-  std::chrono::steady_clock::time_point last_write_{};
-  std::chrono::steady_clock::time_point last_cancel_check_{};
-};
+  if (files.empty()) return fmt::format("`vmshift jobs show {}` lists its files.", job.id);
+  return fmt::format("The VM's data is in {} on host '{}'.", fmt::join(files, ", "), host);
+}
 
 std::string describe_blockers(const std::vector<Job>& blockers) {
   std::string s;
@@ -187,6 +110,218 @@ std::string describe_blockers(const std::vector<Job>& blockers) {
 }
 
 }  // namespace
+
+Heartbeat::Heartbeat(const std::string& path, std::int64_t id, std::chrono::milliseconds interval,
+                     std::chrono::milliseconds busy_timeout)
+    : thread_([this, path, id, interval, busy_timeout] { run(path, id, interval, busy_timeout); }) {
+}
+
+Heartbeat::~Heartbeat() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Heartbeat::run(const std::string& path, std::int64_t id, std::chrono::milliseconds interval,
+                    std::chrono::milliseconds busy_timeout) {
+  std::optional<JobStore> store;
+  bool failing = false;
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, interval, [&] { return stop_; })) {
+    lock.unlock();
+    try {
+      if (!store) store.emplace(JobStore::open(path, busy_timeout));
+      store->renew_lease(id);
+      if (failing) log::info("job", "job {}: its lease is renewed again", id);
+      failing = false;
+      lost_ = false;
+      std::lock_guard problem_lock(problem_mu_);
+      problem_.clear();
+    } catch (const Error& e) {
+      // Another process holds the lease (or the job ended): the owner's
+      // own writes fail the same way, and it reports that.
+      if (e.code() == ErrorCode::kFailedPrecondition) lost_ = true;
+      {
+        std::lock_guard problem_lock(problem_mu_);
+        problem_ = e.what();
+      }
+      if (!failing)
+        log::warn("job", "job {}: cannot renew its lease: {}; trying again every {} ms", id,
+                  e.what(), interval.count());
+      failing = true;
+    } catch (const std::exception& e) {
+      if (!failing) log::warn("job", "job {}: cannot renew its lease: {}", id, e.what());
+      failing = true;
+    }
+    lock.lock();
+  }
+}
+
+StoreContext::StoreContext(JobStore& store, std::int64_t id, std::vector<std::string> steps,
+                           Observer& obs, const std::atomic<bool>* interrupted)
+    : store_(store), id_(id), steps_(std::move(steps)), obs_(obs), interrupted_(interrupted) {}
+
+void StoreContext::step(std::size_t index, migrate::StepState state, const std::string& detail) {
+  pending_steps_[index] = {step_state(state), detail};
+  write();
+  obs_.step(index < steps_.size() ? steps_[index] : "?", step_state(state), detail);
+}
+
+void StoreContext::progress(std::string_view phase, std::uint64_t done, std::uint64_t total) {
+  meter_.update(static_cast<std::int64_t>(done), static_cast<std::int64_t>(total));
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_write_ >= kProgressWrite) {
+    pending_progress_ = true;
+    last_write_ = now;
+    write();
+  }
+  obs_.progress(phase, meter_);
+}
+
+void StoreContext::pause(std::chrono::milliseconds measured) {
+  switched_ = true;  // every type measures its pause once the VM runs at the destination
+  pending_pause_ = measured.count();
+  write();
+}
+
+void StoreContext::save_state(const std::string& json) {
+  last_state_ = json;
+  pending_state_ = json;
+  write();
+}
+
+bool StoreContext::cancel_requested() {
+  if (cancelling_) return true;
+  bool asked = interrupted_ != nullptr && interrupted_->load();
+  auto now = std::chrono::steady_clock::now();
+  if (!asked && !switched_ && problem_.empty() && heartbeat_ != nullptr) {
+    if (std::string why = heartbeat_->problem(); !why.empty())
+      failed(Error(ErrorCode::kIo, fmt::format("its lease could not be renewed: {}", why)));
+  }
+  if (!asked && !switched_ && !problem_.empty()) asked = store_cancel_ = true;
+  if (!asked && now >= retry_at_ && now - last_cancel_check_ >= kCancelPoll) {
+    last_cancel_check_ = now;
+    try {
+      asked = store_.get(id_).cancel_requested;
+    } catch (const Error& e) {
+      failed(e);
+      if (!switched_) asked = store_cancel_ = true;
+    }
+  }
+  if (asked) {
+    cancelling_ = true;
+    pending_cancelling_ = true;
+    write();
+    obs_.note(store_cancel_ ? fmt::format("the job store cannot be written ({}): undoing what was "
+                                          "done, from memory",
+                                          first_problem_)
+                            : "cancelling: undoing what was done");
+  }
+  return cancelling_;
+}
+
+void StoreContext::write(bool now) {
+  if (!now && !problem_.empty() && std::chrono::steady_clock::now() < retry_at_) return;
+  if (!has_pending()) return;
+  bool wrote = false;
+  try {
+    // Recovery data first: it is what another process would act on.
+    if (pending_state_) {
+      store_.set_state_data(id_, *pending_state_);
+      pending_state_.reset();
+      wrote = true;
+    }
+    while (!pending_steps_.empty()) {
+      auto it = pending_steps_.begin();
+      try {
+        store_.set_step(id_, it->first, it->second.first, it->second.second);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kInvalidArgument) throw;
+        log::warn("job", "job {}: {}", id_, e.what());  // no such step: nothing to keep
+      }
+      pending_steps_.erase(it);
+      wrote = true;
+    }
+    if (pending_pause_) {
+      store_.set_pause(id_, *pending_pause_);
+      pending_pause_.reset();
+      wrote = true;
+    }
+    if (pending_cancelling_) {
+      store_.set_state(id_, JobState::kCancelling);
+      pending_cancelling_ = false;
+      wrote = true;
+    }
+    if (pending_progress_) {
+      store_.set_progress(id_, meter_.done(), meter_.total(), meter_.rate(), meter_.eta_seconds());
+      pending_progress_ = false;
+      wrote = true;
+    }
+    if (wrote && !problem_.empty()) {
+      log::info("job", "job {}: the job store can be written again", id_);
+      problem_.clear();
+    }
+  } catch (const Error& e) {
+    failed(e);
+  }
+}
+
+void StoreContext::failed(const Error& e) {
+  if (problem_.empty())
+    log::warn("job",
+              "job {}: the job store cannot be written: {}; what the job reports is kept in "
+              "memory and written when it can be",
+              id_, e.what());
+  problem_ = e.what();
+  if (first_problem_.empty()) first_problem_ = problem_;
+  retry_at_ = std::chrono::steady_clock::now() + kStoreRetry;
+}
+
+void StoreContext::note(const std::string& message) { obs_.note(message); }
+void StoreContext::detail(const Json& figures) { obs_.detail(figures); }
+
+// Fault injection for tests: VMSHIFT_HOLD_AT=POINT holds the job at that
+// checkpoint until it is cancelled (or kHoldLimit passes), so a test can
+// act on a job in a phase that is otherwise too short to hit.
+void StoreContext::checkpoint(std::string_view point) {
+  if (point == "switched" || point == "restored") switched_ = true;
+  // VMSHIFT_FAIL_AT=POINT makes the step at that checkpoint fail.
+  if (const char* fail = std::getenv("VMSHIFT_FAIL_AT"); fail != nullptr && point == fail)
+    throw Error(ErrorCode::kCommandFailed,
+                fmt::format("injected failure at {} (VMSHIFT_FAIL_AT)", point));
+  const char* hold = std::getenv("VMSHIFT_HOLD_AT");
+  if (hold == nullptr || point != hold) return;
+  obs_.note(fmt::format("held at {} (VMSHIFT_HOLD_AT) until cancelled", point));
+  Deadline limit = Deadline::after(kHoldLimit);
+  while (!cancel_requested() && !limit.expired())
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+void StoreContext::flush() {
+  pending_progress_ = true;
+  write();
+}
+
+bool StoreContext::finish(JobState state, const std::string& message, Deadline deadline) {
+  for (;;) {
+    write(true);
+    if (!has_pending()) {
+      try {
+        store_.finish(id_, state, message);
+        problem_.clear();
+        return true;
+      } catch (const Error& e) {
+        failed(e);
+      }
+    }
+    if (deadline.expired()) return false;
+    std::this_thread::sleep_for(
+        std::min<std::chrono::milliseconds>(deadline.remaining(), std::chrono::milliseconds(500)));
+  }
+}
 
 std::unique_ptr<guest::Guest> open_guest(const GuestSpec& spec, const hosts::Inventory& inv) {
   if (spec.kind == "qmp") return std::make_unique<guest::QmpGuest>(spec.socket);
@@ -203,10 +338,27 @@ LimitFn limits_from(const hosts::Inventory& inv) {
   };
 }
 
+std::string guest_uuid(const GuestSpec& spec, const hosts::Inventory& inv) {
+  if (spec.kind == "qmp") {
+    // The socket is the bare QEMU's identity: the same socket through
+    // another name (a symlink, a relative path) is the same VM.
+    char* real = ::realpath(spec.socket.c_str(), nullptr);
+    std::string path = real != nullptr ? real : spec.socket;
+    std::free(real);
+    return "qmp:" + path;
+  }
+  const hosts::HostConfig& h = inv.host(spec.host);
+  hosts::Connection conn = hosts::Connection::open(h.uri, h.name);
+  hosts::Domain d = conn.domain(spec.vm);
+  return hosts::domain_uuid(d.get());
+}
+
 std::int64_t create_live_storage_job(JobStore& store, const GuestSpec& spec,
+                                     const std::string& vm_uuid,
                                      const migrate::LiveStorageOptions& options) {
   NewJob j;
   j.vm = spec.vm.empty() ? spec.socket : spec.vm;
+  j.vm_uuid = vm_uuid;
   j.type = "live-storage";
   j.source_host = spec.host;
   j.dest_host = spec.host;
@@ -239,9 +391,11 @@ migrate::Result recover_one(JobStore& store, const Job& job, const hosts::Invent
 
 std::int64_t create_live_migration_job(JobStore& store, const std::string& type,
                                        const migrate::LiveMigrationPlan& plan,
+                                       const std::string& vm_uuid,
                                        const migrate::LiveMigrationOptions& options) {
   NewJob j;
   j.vm = plan.vm;
+  j.vm_uuid = vm_uuid;
   j.type = type;
   j.source_host = plan.source_host;
   j.dest_host = plan.dest_host;
@@ -308,14 +462,14 @@ migrate::Result run_copy(const Job& job, const hosts::Inventory& inv, StoreConte
 // waited): the fresh plan, with the prediction made when the job was
 // created (that one measured the guest); or the refusal.
 std::optional<migrate::Result> check_again(const Job& job, const hosts::Inventory& inv,
-                                           JobStore& store,
+                                           StoreContext& ctx,
                                            const migrate::LiveMigrationOptions& options,
                                            migrate::LiveMigrationPlan& plan) {
   PlanRequest req{job.vm, job.source_host, options};
   Preflight pf = preflight(inv, req, nullptr, PreflightOptions{.measure = false});
   if (!pf.plan.ok()) {
     std::string why = fmt::format("{}", fmt::join(pf.plan.failures(), "; "));
-    store.set_step(job.id, 0, StepState::kFailed, why);
+    ctx.step(0, migrate::StepState::kFailed, why);
     return migrate::Result{
         migrate::Outcome::kFailed,
         fmt::format("Refused: {}. Nothing was changed; the VM stays on host '{}'.", why,
@@ -327,14 +481,13 @@ std::optional<migrate::Result> check_again(const Job& job, const hosts::Inventor
   return std::nullopt;
 }
 
-migrate::Result run_saved_type(const Job& job, const hosts::Inventory& inv, JobStore& store,
-                               StoreContext& ctx) {
+migrate::Result run_saved_type(const Job& job, const hosts::Inventory& inv, StoreContext& ctx) {
   Json params = Json::parse(job.params);
   migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
   migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
   bool resuming = !job.state_data.empty() && job.state_data != "{}";
   if (!resuming)
-    if (auto refused = check_again(job, inv, store, options, plan)) return *refused;
+    if (auto refused = check_again(job, inv, ctx, options, plan)) return *refused;
   std::unique_ptr<LibvirtSite> src = open_site(inv, job.source_host);
   std::unique_ptr<LibvirtSite> dst = open_site(inv, job.dest_host);
   if (job.type == "qsm") return migrate::run_qsm(src->site, dst->site, plan, options, ctx);
@@ -357,8 +510,8 @@ std::string copied_so_far(const std::string& state) {
 }
 
 // Runs a live-storage job; returns nullopt when its checks refused it.
-migrate::Result run_live_storage_job(const Job& job, const hosts::Inventory& inv, JobStore& store,
-                                     StoreContext& ctx, Observer& obs) {
+migrate::Result run_live_storage_job(const Job& job, const hosts::Inventory& inv, StoreContext& ctx,
+                                     Observer& obs) {
   Json params = Json::parse(job.params);
   GuestSpec spec = spec_from(params.get("guest"));
   migrate::LiveStorageOptions options = migrate::options_from_json(params.get("options"));
@@ -368,19 +521,19 @@ migrate::Result run_live_storage_job(const Job& job, const hosts::Inventory& inv
     // The checks run again: things may have changed while the job waited.
     plan = migrate::plan_live_storage(*g, options);
   } catch (const Error& e) {
-    store.set_step(job.id, 0, StepState::kFailed, e.what());
+    ctx.step(0, migrate::StepState::kFailed, e.what());
     return {migrate::Outcome::kFailed, fmt::format("Refused: {}. Nothing was changed.", e.what())};
   }
   for (const auto& n : plan.notes) obs.note(n);
   return migrate::run_live_storage(*g, plan, options, ctx);
 }
 
-migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& inv, JobStore& store,
+migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& inv,
                                        StoreContext& ctx) {
   Json params = Json::parse(job.params);
   migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
   migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
-  if (auto refused = check_again(job, inv, store, options, plan)) return *refused;
+  if (auto refused = check_again(job, inv, ctx, options, plan)) return *refused;
   guest::LibvirtHost src = open_host(inv, job.source_host);
   guest::LibvirtHost dst = open_host(inv, job.dest_host);
   return migrate::run_live_migration(src, dst, plan, options, ctx);
@@ -418,23 +571,26 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::
   obs.started(job);
   Heartbeat heartbeat(store_path, id);
   StoreContext ctx(store, id, steps_of(job.type), obs, interrupted);
+  ctx.watch(heartbeat);
   migrate::Result result;
   try {
     if (is_live_migration(job.type))
-      result = run_live_migration_job(job, inv, store, ctx);
+      result = run_live_migration_job(job, inv, ctx);
     else if (job.type == "copy")
       result = run_copy(job, inv, ctx);
     else if (is_saved_type(job.type))
-      result = run_saved_type(job, inv, store, ctx);
+      result = run_saved_type(job, inv, ctx);
     else
-      result = run_live_storage_job(job, inv, store, ctx, obs);
+      result = run_live_storage_job(job, inv, ctx, obs);
     ctx.flush();
   } catch (const std::exception& e) {
     // What recovery does for a dead process puts the VM back on its feet
     // here too (e.g. restores a VM saved by a QSM on its source).
     std::string what = e.what();
     try {
-      Job now = store.get(id);
+      // From memory: the store may be what failed.
+      Job now = job;
+      if (ctx.last_state()) now.state_data = *ctx.last_state();
       if (resumable(now.type))
         throw Error(ErrorCode::kFailedPrecondition,
                     fmt::format("nothing to undo; `vmshift jobs resume {}` continues", id));
@@ -450,8 +606,25 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::
     }
   }
   JobState state = job_state(result.outcome);
-  store.finish(id, state, result.message);
-  return {state, result.message};
+  std::string message = result.message;
+  if (ctx.undone_for_store()) {
+    state = JobState::kFailed;
+    message = fmt::format(
+        "The job store {} could not be written ({}), so the job undid itself from memory, as if "
+        "cancelled: {} {}",
+        store_path, ctx.first_store_problem(), message, files_note(job, ctx, false));
+  }
+  if (!ctx.finish(state, message, Deadline::after(kFinishDeadline))) {
+    // Nobody else can learn how the job ended: say it here (stderr is the
+    // job log of a job that runs in the background).
+    message = fmt::format(
+        "{} The job store {} still cannot be written ({}): it may still show job {} as running. "
+        "{}",
+        message, store_path, ctx.store_problem(), id,
+        files_note(job, ctx, state == JobState::kCompleted));
+    fmt::print(stderr, "vmshift: job {} ended {}: {}\n", id, to_string(state), message);
+  }
+  return {state, message};
 }
 
 std::int64_t create_copy_job(JobStore& store, const migrate::CopyJobOptions& o) {
@@ -510,6 +683,8 @@ std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Invent
   std::vector<std::string> lines;
   for (const Job& job : store.stale()) {
     if (!store.take_over(job.id)) continue;
+    // This process holds the lease now, while the recovery runs.
+    Heartbeat heartbeat(store.path(), job.id);
     if (job.state == JobState::kQueued) {
       std::string msg =
           "its vmshift process died while the job waited for a slot; nothing was changed";
@@ -537,8 +712,10 @@ std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Invent
       Json params = Json::parse(job.params);
       Observer quiet;
       StoreContext ctx(store, job.id, steps_of(job.type), quiet, nullptr);
+      ctx.never_undo_for_store();
       migrate::Result r = recover_one(store, job, inv, ctx);
-      store.finish(job.id, job_state(r.outcome), r.message);
+      if (!ctx.finish(job_state(r.outcome), r.message, Deadline::after(kFinishDeadline)))
+        r.message += fmt::format(" (the job store could not record it: {})", ctx.store_problem());
       lines.push_back(fmt::format("job {} ({} of {}) recovered, {}: {}", job.id, job.type, job.vm,
                                   to_string(job_state(r.outcome)), r.message));
     } catch (const Error& e) {
