@@ -50,7 +50,10 @@ struct Saved {
   bool keep_source = false;
   std::vector<Disk> disks;
   std::string state_src, state_dst;
-  std::string saved_xml;  // the definition in the saved state (for a restore on the source)
+  // The definition in the saved state, read with its secrets (graphics
+  // passwords): kept in memory only, never in the recovery data (a
+  // recovery restores on the source from the state file's own).
+  std::string saved_xml;
   std::vector<FileCopy> bases, rest;
   std::int64_t pause_start_ms = 0;
   std::int64_t predicted_pause_ms = 0;
@@ -78,7 +81,6 @@ struct Saved {
         .set("disks", d)
         .set("state_src", Json::string(state_src))
         .set("state_dst", Json::string(state_dst))
-        .set("saved_xml", Json::string(saved_xml))
         .set("bases", copies(bases))
         .set("rest", copies(rest))
         .set("pause_start_ms", Json::integer(pause_start_ms))
@@ -98,7 +100,6 @@ struct Saved {
                          x.get_string("overlay_dst")});
     s.state_src = j.get_string("state_src");
     s.state_dst = j.get_string("state_dst");
-    s.saved_xml = j.get_string("saved_xml");
     for (const Json& f : j.get("bases").items()) s.bases.push_back(file_copy_from_json(f));
     for (const Json& f : j.get("rest").items()) s.rest.push_back(file_copy_from_json(f));
     s.pause_start_ms = j.get_int("pause_start_ms");
@@ -123,6 +124,27 @@ class Qsm {
       : src_(src), dst_(dst), job_(job), s_(std::move(saved)) {}
 
   void save() { job_.save_state(s_.dump()); }
+
+  // Undo never depends on the job store: a report it cannot take is told
+  // in the result, and the undo goes on from memory.
+  void undo_step(Step step, StepState state, const std::string& detail) {
+    try {
+      job_.step(step, state, detail);
+    } catch (const Error& e) {
+      unrecorded(e);
+    }
+  }
+  void undo_save() {
+    try {
+      save();
+    } catch (const Error& e) {
+      unrecorded(e);
+    }
+  }
+  void unrecorded(const Error& e) {
+    if (unrecorded_.empty())
+      unrecorded_.push_back(fmt::format("the job's progress could not be recorded: {}", e.what()));
+  }
 
   // The VM runs on the source on its overlays: merges them back and
   // removes what was made at the destination. Returns problems.
@@ -183,16 +205,17 @@ class Qsm {
   }
 
   Result undo(Step step, const std::string& why, Outcome outcome, bool saved) {
-    job_.step(step, outcome == Outcome::kCancelled ? StepState::kUndone : StepState::kFailed, why);
+    undo_step(step, outcome == Outcome::kCancelled ? StepState::kUndone : StepState::kFailed, why);
     std::vector<std::string> problems = saved ? restore_on_source() : merge_back();
     s_.phase = "undone";
-    save();
+    undo_save();
     std::string where = fmt::format(
         "The VM {} on host '{}' on its original files{}", saved ? "was restored and runs" : "runs",
         src_.host.name(),
         problems.empty() ? " (the overlays were merged back and removed); the copies on the "
                            "destination were removed"
                          : "");
+    problems.insert(problems.end(), unrecorded_.begin(), unrecorded_.end());
     return {outcome, with_problems(fmt::format("{}. {}.", why, where), problems)};
   }
 
@@ -407,7 +430,12 @@ class Qsm {
         }
       }
       job_.checkpoint("transferred");
+      // The last chance to cancel (or to undo for a job store that cannot
+      // be written) before the switch-over.
+      if (job_.cancel_requested()) throw Error(ErrorCode::kCancelled, "cancelled by request");
     } catch (const Error& e) {
+      if (e.code() == ErrorCode::kCancelled)
+        return undo(kTransfer, "Cancelled by request during the pause", Outcome::kCancelled, true);
       return undo(kTransfer, fmt::format("Moving the overlays and the state failed: {}", e.what()),
                   Outcome::kFailed, true);
     }
@@ -426,9 +454,12 @@ class Qsm {
     for (const auto& d : s_.disks) layers.push_back({d.target, d.overlay_dst, d.dest, d.format});
     try {
       job_.checkpoint("restore");
+      if (job_.cancel_requested()) throw Error(ErrorCode::kCancelled, "cancelled by request");
       std::string xml = hosts::rewrite_layered_disks(s_.saved_xml, layers);
       dst_.host.restore_state(s_.other_host ? s_.state_dst : s_.state_src, xml, false);
     } catch (const Error& e) {
+      if (e.code() == ErrorCode::kCancelled)
+        return undo(kRestore, "Cancelled by request during the pause", Outcome::kCancelled, true);
       if (!guest::running(dst_.host.vm_state(vm)))
         return undo(
             kRestore,
@@ -500,6 +531,7 @@ class Qsm {
   Site& dst_;
   JobContext& job_;
   Saved s_;
+  std::vector<std::string> unrecorded_;
 };
 
 }  // namespace

@@ -2,6 +2,8 @@
 // hosts share; only the saved state changes hosts, through that storage.
 #include <fmt/format.h>
 
+#include <functional>
+
 #include "base/error.h"
 #include "guest/libvirt_storage.h"
 #include "migrate/quick_migration.h"
@@ -17,21 +19,32 @@ struct Saved {
   std::string phase = "saving";  // saving, saved, restored, done, undone
   std::string vm;
   std::string state;  // on the shared storage
+  // Read with its secrets (graphics passwords): in memory only, never in
+  // the recovery data (a recovery restores from the state file's own).
   std::string saved_xml;
   std::string dump() const {
     return Json::object()
         .set("phase", Json::string(phase))
         .set("vm", Json::string(vm))
         .set("state", Json::string(state))
-        .set("saved_xml", Json::string(saved_xml))
         .dump();
   }
   static Saved parse(const std::string& text) {
     Json j = Json::parse(text);
-    return {j.get_string("phase"), j.get_string("vm"), j.get_string("state"),
-            j.get_string("saved_xml")};
+    return {j.get_string("phase"), j.get_string("vm"), j.get_string("state"), ""};
   }
 };
+
+// Undo never depends on the job store: a report it cannot take is told in
+// the result (appended to problems), and the undo goes on from memory.
+void undo_report(std::string& problems, const std::function<void()>& report) {
+  try {
+    report();
+  } catch (const Error& e) {
+    if (problems.find("could not be recorded") == std::string::npos)
+      problems += fmt::format("; the job's progress could not be recorded: {}", e.what());
+  }
+}
 
 // The VM is saved: restores it on the source. Returns what went wrong.
 std::string restore_on_source(Site& src, const Saved& s) {
@@ -106,10 +119,12 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
     src.host.save_state(s.vm, s.state);
     s.saved_xml = src.host.saved_xml(s.state);
   } catch (const Error& e) {
-    job.step(kSave, StepState::kFailed, e.what());
+    std::string unrecorded;
+    undo_report(unrecorded, [&] { job.step(kSave, StepState::kFailed, e.what()); });
     std::string more = guest::running(src.host.vm_state(s.vm)) ? "" : restore_on_source(src, s);
     s.phase = "undone";
-    job.save_state(s.dump());
+    undo_report(unrecorded, [&] { job.save_state(s.dump()); });
+    more += unrecorded;
     return {Outcome::kFailed, fmt::format("Saving the VM's state failed: {}. The VM runs on host "
                                           "'{}'{}.",
                                           e.what(), src.host.name(), more)};
@@ -122,13 +137,26 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
   job.step(kRestore, StepState::kRunning);
   try {
     job.checkpoint("restore");
+    // The last chance to cancel (or to undo for a job store that cannot be
+    // written) before the switch-over.
+    if (job.cancel_requested()) throw Error(ErrorCode::kCancelled, "cancelled by request");
     dst.host.restore_state(s.state, s.saved_xml, false);
   } catch (const Error& e) {
-    if (!guest::running(dst.host.vm_state(s.vm))) {
-      job.step(kRestore, StepState::kFailed, e.what());
+    bool cancelled = e.code() == ErrorCode::kCancelled;
+    if (cancelled || !guest::running(dst.host.vm_state(s.vm))) {
+      std::string unrecorded;
+      undo_report(unrecorded, [&] {
+        job.step(kRestore, cancelled ? StepState::kUndone : StepState::kFailed, e.what());
+      });
       std::string more = restore_on_source(src, s);
       s.phase = "undone";
-      job.save_state(s.dump());
+      undo_report(unrecorded, [&] { job.save_state(s.dump()); });
+      more += unrecorded;
+      if (cancelled)
+        return {Outcome::kCancelled,
+                fmt::format("Cancelled by request during the pause. The VM was restored on host "
+                            "'{}'{}.",
+                            src.host.name(), more)};
       return {Outcome::kFailed,
               fmt::format("Restoring the VM on host '{}' failed: {}. The VM was restored on host "
                           "'{}'{}.",

@@ -46,6 +46,30 @@ class FailingJob : public FakeJob {
   std::string at_;
 };
 
+// A job whose store cannot be written from a checkpoint on (locked past its
+// deadline, disk full): every step and save_state throws from then on, as
+// a job store's writes did. The migration fails at that checkpoint too.
+class StoreBreaksJob : public FailingJob {
+ public:
+  explicit StoreBreaksJob(std::string at) : FailingJob(at), at_(std::move(at)) {}
+  void checkpoint(std::string_view point) override {
+    if (point == at_) broken = true;
+    FailingJob::checkpoint(point);
+  }
+  void step(std::size_t index, StepState state, const std::string& detail) override {
+    if (broken) throw Error(ErrorCode::kIo, "job store /state/jobs.db: database is locked");
+    FailingJob::step(index, state, detail);
+  }
+  void save_state(const std::string& json) override {
+    if (broken) throw Error(ErrorCode::kIo, "job store /state/jobs.db: database is locked");
+    FailingJob::save_state(json);
+  }
+  bool broken = false;
+
+ private:
+  std::string at_;
+};
+
 class QuickTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -161,6 +185,48 @@ TEST_F(QuickTest, FailureAfterTheSaveRestoresOnTheSource) {
   }
 }
 
+// Test that when the job store cannot be written during the pause (the VM
+// is saved, running nowhere) and the migration fails there, the undo still
+// runs from what the migration holds in memory: the VM is restored on the
+// source on its original file and nothing of it is left on the destination.
+TEST_F(QuickTest, QsmUndoRunsWhenTheStoreCannotBeWritten) {
+  for (std::string at : {"transferred", "restore"}) {
+    SCOPED_TRACE(at);
+    events_.clear();
+    src_.vms["g1"] = FakeVm{.disks = {{"vda", kBase}}};
+    dst_.vms.clear();
+    StoreBreaksJob job(at);
+    Result r;
+    try {
+      r = qsm(job);
+    } catch (const Error& e) {
+      FAIL() << "the undo did not run (" << e.what() << "); the VM is " << src_.vms.at("g1").state
+             << " on host1";
+    }
+    EXPECT_EQ(r.outcome, Outcome::kFailed);
+    EXPECT_THAT(r.message, HasSubstr("The VM was restored and runs on host 'host1'"));
+    EXPECT_THAT(r.message, HasSubstr("could not be recorded"));
+    EXPECT_EQ(src_.vms.at("g1").state, "running");
+    EXPECT_EQ(src_.vms.at("g1").disks.at("vda"), kBase);
+    EXPECT_TRUE(src_.vms.at("g1").backing.empty());
+    EXPECT_FALSE(on(src_, kOverlay));
+    EXPECT_FALSE(on(src_, kState));
+    EXPECT_FALSE(on(dst_, kDest));
+    EXPECT_EQ(dst_.vms.count("g1"), 0u);
+  }
+}
+
+// Test that the recovery data a QSM saves holds no domain XML: the XML of
+// a saved state is read with its secrets (graphics passwords) and stays in
+// memory; recovery reads it from the state file again.
+TEST_F(QuickTest, QsmSavesNoDomainXml) {
+  FailingJob job;
+  Result r = qsm(job);
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  ASSERT_FALSE(job.saved.empty());
+  for (const auto& s : job.saved) EXPECT_THAT(s, Not(HasSubstr("<domain"))) << s;
+}
+
 // Test that a restore the destination refuses (a real failure, not an
 // injected one) also ends with the VM running on the source.
 TEST_F(QuickTest, RestoreRefusedByTheDestination) {
@@ -266,6 +332,34 @@ TEST_F(QuickTest, QuickMigration) {
   EXPECT_EQ(src_.vms.at("g1").state, "running");
   EXPECT_FALSE(on(src_, state));
   EXPECT_EQ(dst_.vms.count("g1"), 0u);
+}
+
+// Test that a quick migration whose restore fails while the job store
+// cannot be written still restores the VM on the source, and that its
+// recovery data holds no domain XML.
+TEST_F(QuickTest, QuickUndoRunsWhenTheStoreCannotBeWritten) {
+  const std::string disk = "/shared/g1-vda.qcow2", state = "/shared/g1.vmshift-state";
+  plan_.copies.clear();
+  plan_.shared = {{"vda", disk}};
+  dst_.share("/shared", src_);
+  src_.vms["g1"].disks = {{"vda", disk}};
+  src_.put_file(disk, 4096);
+  Site s = site(src_), d = site(dst_);
+  StoreBreaksJob job("restore");
+  Result r;
+  try {
+    r = run_quick(s, d, plan_, options_, job);
+  } catch (const Error& e) {
+    FAIL() << "the undo did not run (" << e.what() << "); the VM is " << src_.vms.at("g1").state
+           << " on host1";
+  }
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message, HasSubstr("The VM was restored on host 'host1'"));
+  EXPECT_THAT(r.message, HasSubstr("could not be recorded"));
+  EXPECT_EQ(src_.vms.at("g1").state, "running");
+  EXPECT_FALSE(on(src_, state));
+  EXPECT_EQ(dst_.vms.count("g1"), 0u);
+  for (const auto& x : job.saved) EXPECT_THAT(x, Not(HasSubstr("<domain"))) << x;
 }
 
 // Test that a network migration copies, verifies, defines, removes the
