@@ -209,8 +209,14 @@ int jobs_run(const std::string& store_path, std::int64_t id, const hosts::Invent
   core::JobOutcome o =
       core::run_job(store_path, id, inv, display,
                     Deadline::after(std::chrono::seconds(queue_timeout_s)), interrupted);
-  core::JobStore store = core::JobStore::open(store_path);
-  display.finished(o, store.get(id).pause_ms);
+  // The outcome is shown even when the job store cannot be read now (the
+  // job's own message then says so).
+  std::optional<std::int64_t> pause_ms;
+  try {
+    pause_ms = core::JobStore::open(store_path).get(id).pause_ms;
+  } catch (const Error&) {
+  }
+  display.finished(o, pause_ms);
   return exit_code(o.state);
 }
 
