@@ -588,17 +588,30 @@ void make_private_dir(const std::string& dir) {
 }
 
 // The database file and its -wal and -shm files are 0600 (SQLite gives the
-// ones it creates the database's mode; older ones may be 0644).
+// ones it creates the database's mode; older ones may be 0644). The file is
+// never opened here once it exists: closing any descriptor of it would drop
+// the POSIX locks of this process's other connections to it (the job and
+// its heartbeat each have one), and SQLite would then let writers overlap.
 void make_private_files(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) throw_errno(ErrorCode::kIo, errno, fmt::format("cannot open the job store {}", path));
-  UniqueFd db(fd);
-  if (::fchmod(fd, 0600) != 0)
-    throw_errno(ErrorCode::kIo, errno, fmt::format("cannot make {} private (0600)", path));
-  for (const char* suffix : {"-wal", "-shm"}) {
-    std::string side = path + suffix;
-    if (::chmod(side.c_str(), 0600) != 0 && errno != ENOENT)
-      throw_errno(ErrorCode::kIo, errno, fmt::format("cannot make {} private (0600)", side));
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);  // new: no connection of this process has it open
+  } else if (errno != EEXIST) {
+    throw_errno(ErrorCode::kIo, errno, fmt::format("cannot create the job store {}", path));
+  }
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::string file = path + suffix;
+    struct stat st;
+    if (::lstat(file.c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;
+      throw_errno(ErrorCode::kIo, errno, fmt::format("cannot stat {}", file));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  fmt::format("refusing the job store: {} is not a regular file", file));
+    }
+    if ((st.st_mode & 07777) != 0600 && ::chmod(file.c_str(), 0600) != 0)
+      throw_errno(ErrorCode::kIo, errno, fmt::format("cannot make {} private (0600)", file));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -207,6 +208,30 @@ TEST_F(RunnerTest, JobsWithTheClockAheadLeavesALiveJobAlone) {
   EXPECT_EQ(j.state, JobState::kRunning) << j.error;
   ASSERT_TRUE(j.lease);
   EXPECT_EQ(j.lease->pid, ::getpid());
+}
+
+// Test that opening the store again in a process that has it open (a job
+// and its heartbeat each have a connection) keeps that process's locks on
+// the database: another process that opens and closes the store (here
+// `vmshift jobs`) must not take itself for the last user and remove the
+// write-ahead log under the connections still open, which corrupts the
+// store ("database disk image is malformed").
+TEST_F(RunnerTest, OpeningTheStoreAgainKeepsThisProcessLocks) {
+  JobStore first = JobStore::open(path_);
+  start_job(first);
+  JobStore second = JobStore::open(path_);
+  ASSERT_EQ(::access((path_ + "-wal").c_str(), F_OK), 0);
+  std::string config = dir_.file("config.toml");
+  std::ofstream(config) << "[[host]]\nname = \"local\"\nuri = \"qemu:///system\"\n";
+  SpawnOptions so;
+  so.extra_env = {"VMSHIFT_STATE_DIR=" + dir_.file("state")};
+  RunResult r =
+      run(Argv{VMSHIFT_EXE, "--config", config, "jobs"}, Deadline::after(seconds(60)), so);
+  EXPECT_EQ(r.status.code, 0) << r.err;
+  EXPECT_EQ(::access((path_ + "-wal").c_str(), F_OK), 0)
+      << "the other process removed the write-ahead log of open connections";
+  EXPECT_NO_THROW(first.list());
+  EXPECT_NO_THROW(second.list());
 }
 
 }  // namespace
