@@ -8,8 +8,11 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <future>
 
 #include "support/host_pair_lab.h"
@@ -172,6 +175,82 @@ TEST_F(QsmLab, FailuresAtEachStep) {
   }
   lab_->expect_verified("fail");
   destroy("host1", "fail");
+}
+
+// Everything a process writes to fd until it closes it (or the deadline).
+std::string read_rest(const UniqueFd& fd, Deadline deadline) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    pollfd p{.fd = fd.get(), .events = POLLIN, .revents = 0};
+    int n = ::poll(&p, 1, deadline.poll_timeout_ms());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return out;
+    ssize_t r = ::read(fd.get(), buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return out;
+    out.append(buf, static_cast<std::size_t>(r));
+  }
+}
+
+// Test that a job store that another program keeps locked (BEGIN
+// EXCLUSIVE) for longer than the store's busy timeout while a QSM is in
+// its pause (the VM saved, its state and overlay on host2) does not strand
+// the VM: the job undoes itself from memory, the guest runs again on host1
+// on its original file, host2 keeps nothing, no write is lost, and once
+// the lock is gone the job's end is recorded, saying the store could not
+// be written.
+TEST_F(QsmLab, StoreLockedDuringThePause) {
+  boot("locked", {"--fill", "64", "--disk-size", "160M"});
+  std::string disk = kImages + "/locked-vda.qcow2";
+  Process p = cli_->start({"migrate", "locked", "--to", "host2", "--type", "qsm", "--json"},
+                          {"VMSHIFT_HOLD_AT=transferred"});
+  UniqueFd out = p.take_stdout();
+  ASSERT_TRUE(wait_for_text(out, "held at transferred", Deadline::after(120s)))
+      << cli_->jobs().dump();
+  std::int64_t id = cli_->jobs().at(0).get_int("id");
+  EXPECT_EQ(domstate(*lab_, "host1", "locked"), "shut off") << "not in the pause";
+
+  // The helper holds the write lock for 25 s: longer than the store's 10 s.
+  SpawnOptions so;
+  so.pipe_stdout = true;
+  so.kill_with_parent = true;
+  Process locker = spawn(Argv{"python3", "-c",
+                              "import sqlite3, sys, time\n"
+                              "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                              "c.execute('BEGIN EXCLUSIVE')\n"
+                              "print('locked', flush=True)\n"
+                              "time.sleep(25)\n",
+                              cli_->state_dir() + "/jobs.db"},
+                         so);
+  UniqueFd locked = locker.take_stdout();
+  ASSERT_TRUE(wait_for_text(locked, "locked", Deadline::after(30s)));
+
+  // The job undoes itself while the store is locked, then records its end.
+  std::string rest = read_rest(out, Deadline::after(180s));
+  std::optional<ExitStatus> st = p.wait(Deadline::after(30s));
+  ASSERT_TRUE(st) << rest;
+  EXPECT_TRUE(locker.wait(Deadline::after(30s)));
+  std::vector<qmp::Json> ev = json_lines(rest);
+  ASSERT_FALSE(ev.empty()) << rest;
+  qmp::Json done = ev.back();
+  EXPECT_EQ(done.get_string("state"), "failed") << done.dump();
+  EXPECT_THAT(done.get_string("message"), HasSubstr("could not be written"));
+  EXPECT_THAT(done.get_string("message"),
+              HasSubstr("The VM was restored and runs on host 'host1' on its original files"));
+
+  qmp::Json job = cli_->job(id);
+  EXPECT_EQ(job.get_string("state"), "failed") << job.dump();
+  EXPECT_THAT(job.get_string("error"), HasSubstr("could not be written"));
+  expect_only_on("locked", "host1");
+  EXPECT_EQ(live_disks(*lab_, "host1", "locked").at("vda"), disk);
+  expect_single_image("host1", disk);
+  EXPECT_FALSE(exists("host2", disk));
+  expect_no_leftovers("host1", kImages);
+  expect_no_leftovers("host2", kImages);
+  lab_->expect_writes_continue("locked");
+  lab_->expect_verified("locked");
+  destroy("host1", "locked");
 }
 
 // Test that vmshift processes planning at the same time share the
