@@ -198,8 +198,11 @@ bool StoreContext::cancel_requested() {
   bool asked = interrupted_ != nullptr && interrupted_->load();
   auto now = std::chrono::steady_clock::now();
   if (!asked && !switched_ && problem_.empty() && heartbeat_ != nullptr) {
-    if (std::string why = heartbeat_->problem(); !why.empty())
-      failed(Error(ErrorCode::kIo, fmt::format("its lease could not be renewed: {}", why)));
+    if (std::string why = heartbeat_->problem(); !why.empty()) {
+      std::string what = heartbeat_->lost() ? "this process no longer holds its lease"
+                                            : "its lease could not be renewed";
+      failed(Error(ErrorCode::kIo, fmt::format("{}: {}", what, why)));
+    }
   }
   if (!asked && !switched_ && !problem_.empty()) asked = store_cancel_ = true;
   if (!asked && now >= retry_at_ && now - last_cancel_check_ >= kCancelPoll) {
