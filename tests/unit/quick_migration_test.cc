@@ -104,6 +104,41 @@ TEST_F(QuickTest, QsmToAnotherHost) {
   EXPECT_THAT(job.points, IsSupersetOf({"copied", "transferred", "restore", "restored"}));
 }
 
+// Test that a QSM whose copy fails because the destination's files are
+// already there (made after the plan by someone else) leaves those files
+// in place: the undo deletes only what this job created.
+TEST_F(QuickTest, QsmUndoLeavesFilesItDidNotMake) {
+  dst_.put_file(kDest, 8192, 'x');
+  dst_.put_file(kDestOverlay, 4096, 'y');
+  dst_.put_file(kDestState, 4096, 'z');
+  FailingJob job;
+  Result r = qsm(job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_TRUE(on(dst_, kDest));
+  EXPECT_TRUE(on(dst_, kDestOverlay));
+  EXPECT_TRUE(on(dst_, kDestState));
+  EXPECT_THAT(events_, Not(Contains(HasSubstr("host2 remove"))));
+  EXPECT_EQ(src_.vms.at("g1").state, "running");
+  EXPECT_EQ(src_.vms.at("g1").disks.at("vda"), kBase);
+  EXPECT_TRUE(on(src_, kBase));
+}
+
+// Test that a QSM on one host whose destination is the disk's own file
+// (--force onto the location it already lives in) never deletes that file.
+TEST_F(QuickTest, QsmOntoItsOwnFileNeverDeletesIt) {
+  plan_.dest_host = "host1";
+  plan_.copies[0].dest = kBase;
+  plan_.copies[0].replace_existing = true;
+  options_.force = true;
+  Site s = site(src_);
+  FailingJob job;
+  Result r = run_qsm(s, s, plan_, options_, job);
+  EXPECT_NE(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_TRUE(on(src_, kBase)) << r.message;
+  EXPECT_THAT(events_, Not(Contains("host1 remove " + kBase)));
+  EXPECT_EQ(src_.vms.at("g1").disks.at("vda"), kBase);
+}
+
 // Test that a QSM on one host moves the disk without moving overlay or
 // state, and keeps the VM's definition (updated).
 TEST_F(QuickTest, QsmOnTheSameHost) {
