@@ -153,7 +153,6 @@ void FakeStorage::create_image(const guest::NewImage& image) {
   make_parent(real);
   std::ofstream(real).close();
   std::filesystem::resize_file(real, image.format == "raw" ? image.capacity : 196608);
-  if (auto after = std::exchange(host_.after_create, nullptr)) after(image.path);
 }
 
 FakeHost::FakeHost(std::string name, Events& events)

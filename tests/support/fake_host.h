@@ -72,9 +72,6 @@ class FakeHost : public guest::MigrationHost {
   // Puts another file (a new inode) at a host path, as a user or another
   // job replacing it would; the old one goes.
   void replace_file(const std::string& path, std::uint64_t bytes, char fill = 'r');
-  // Runs once right after the next create_image of a path (e.g. to make
-  // another file appear there meanwhile).
-  std::function<void(const std::string& path)> after_create;
   // Runs once before the next create_image (e.g. a file appears after the
   // plan and before the create).
   std::function<void(const std::string& path)> before_create;
