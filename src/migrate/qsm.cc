@@ -336,6 +336,35 @@ class Qsm {
     // overlays and the state travel as fast as the link allows.
     transfer::CopyOptions copy_opts{.bandwidth = o.bandwidth};
     transfer::CopyOptions pause_opts{.bandwidth = 0};
+    // A destination that exists is replaced only with --force, only if the
+    // plan checked it (no defined VM uses it, no file of the move), and only
+    // while it is still that file; any other is left in place.
+    for (const auto& m : plan.copies) {
+      bool there = false;
+      try {
+        there = dst_.host.storage().exists(m.dest);
+        if (there && o.force && m.replace_existing && m.replaces &&
+            dst_.host.storage().remove_if_same(m.dest, *m.replaces))
+          there = false;
+      } catch (const Error& e) {
+        job_.step(kCheck, StepState::kFailed, e.what());
+        return {Outcome::kFailed,
+                fmt::format("Refused: '{}' on host '{}' could not be replaced: {}. The VM runs on "
+                            "host '{}' on its original files, unchanged.",
+                            m.dest, dst_.host.name(), e.what(), src_.host.name())};
+      }
+      if (there) {
+        std::string why = fmt::format(
+            "'{}' exists on host '{}' and is not a file the checks let --force replace; it was "
+            "left in place",
+            m.dest, dst_.host.name());
+        job_.step(kCheck, StepState::kFailed, why);
+        return {Outcome::kFailed,
+                fmt::format("Refused: {}. The VM runs on host '{}' on its original files, "
+                            "unchanged.",
+                            why, src_.host.name())};
+      }
+    }
     job_.step(kCheck, StepState::kDone,
               fmt::format("{} disk{} to move, pause predicted {} ms", s_.disks.size(),
                           s_.disks.size() == 1 ? "" : "s", plan.prediction.pause.count()));
