@@ -284,7 +284,7 @@ int move_storage(const MoveStorageArgs& a, const hosts::Inventory& inv,
     std::unique_ptr<guest::Guest> g = core::open_guest(spec, inv);
     migrate::LiveStoragePlan plan;
     try {
-      plan = migrate::plan_live_storage(*g, options);
+      plan = migrate::plan_live_storage(*g, options, core::move_storage_in_use(inv, spec, options));
     } catch (const Error& e) {
       throw Error(e.code(), fmt::format("refused: {}. Nothing was changed.", e.what()));
     }
@@ -292,8 +292,9 @@ int move_storage(const MoveStorageArgs& a, const hosts::Inventory& inv,
       fmt::print(stderr, "moving {} disk{} of {}:\n", plan.moves.size(),
                  plan.moves.size() == 1 ? "" : "s", g->describe());
       for (const auto& m : plan.moves)
-        fmt::print(stderr, "  {}: {} -> {} ({}, {} to copy)\n", m.target, m.source, m.dest,
-                   m.format, human_bytes(m.need));
+        fmt::print(stderr, "  {}: {} -> {} ({}, {} to copy{})\n", m.target, m.source, m.dest,
+                   m.format, human_bytes(m.need),
+                   m.replace_existing ? "; replaces the file there (--force)" : "");
       // The job itself reports its notes as it starts; a detached one cannot.
       if (a.detach)
         for (const auto& n : plan.notes) fmt::print(stderr, "  note: {}\n", n);

@@ -479,7 +479,20 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     checks.fail("storage", fmt::format("host '{}' does not see {}: the inventory says the "
                                        "storage is shared, but the files are not there",
                                        dest.host, fmt::join(unseen, ", ")));
-  std::vector<std::string> exist, no_dir;
+  // The VM's own files (every disk's file and backing chain) that the
+  // destination sees: on its own host, or on storage the inventory says
+  // both hosts share (the same path names the same file there).
+  std::vector<std::string> own_seen;
+  for (const auto& pd : g.disks) {
+    std::vector<std::string> files;
+    if (!pd.info.path.empty()) files.push_back(pd.info.path);
+    files.insert(files.end(), pd.info.backing.begin(), pd.info.backing.end());
+    for (const auto& f : files) {
+      std::optional<hosts::StorageConfig> at = inv.storage_for(req.source_host, f);
+      if (same_host || (at && at->shared && sees(*at, dest.host))) own_seen.push_back(f);
+    }
+  }
+  std::vector<std::string> exist, no_dir, itself, in_use, replaced;
   for (auto& m : plan.live.copies) {
     std::string dir = guest::dirname_of(m.dest);
     try {
@@ -488,11 +501,45 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
       no_dir.push_back(fmt::format("{} for disk {}", dir, m.target));
       continue;
     }
-    if (dest.storage->exists(m.dest)) {
-      if (o.force)
-        m.replace_existing = true;
-      else
+    bool there = dest.storage->exists(m.dest);
+    // Never onto a file of the move itself, with or without --force.
+    std::string own;
+    for (const auto& f : own_seen) {
+      bool same = f == m.dest;
+      if (!same && there) {
+        try {
+          same = dest.storage->same_file(f, m.dest);
+        } catch (const Error& e) {
+          same = true;  // cannot tell: never replace it
+        }
+      }
+      if (same) own = f;
+    }
+    if (!own.empty()) {
+      itself.push_back(
+          fmt::format("{} (disk {}) is the disk's own file{}", m.dest, m.target,
+                      own == m.dest ? "" : fmt::format(" '{}' (through a link)", own)));
+      continue;
+    }
+    if (there) {
+      if (!o.force) {
         exist.push_back(fmt::format("{} (disk {})", m.dest, m.target));
+      } else if (!dest.in_use_error.empty()) {
+        in_use.push_back(fmt::format("{} (disk {}): which VMs use it cannot be checked: {}", m.dest,
+                                     m.target, dest.in_use_error));
+      } else if (auto it = dest.in_use.find(m.dest); it != dest.in_use.end()) {
+        in_use.push_back(fmt::format("{} (disk {}): {} uses it", m.dest, m.target, it->second));
+      } else {
+        m.replace_existing = true;
+        try {
+          m.replaces = dest.storage->identity(m.dest);
+        } catch (const Error& e) {
+          in_use.push_back(
+              fmt::format("{} (disk {}): it cannot be looked at: {}", m.dest, m.target, e.what()));
+          m.replace_existing = false;
+        }
+        if (m.replace_existing) replaced.push_back(m.dest);
+      }
     }
     need_per_dir[dir] += m.need;
     disks_per_dir[dir].push_back(m.target);
@@ -581,6 +628,18 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   if (!exist.empty())
     checks.fail("disks", fmt::format("host '{}' already has {} (--force replaces)", dest.host,
                                      fmt::join(exist, ", ")));
+  if (!itself.empty())
+    checks.fail("disks", fmt::format("on host '{}', {}: a disk is never copied onto itself",
+                                     dest.host, fmt::join(itself, "; ")));
+  if (!in_use.empty())
+    checks.fail("replace",
+                fmt::format("--force never replaces a file a defined VM uses: on host '{}', {}",
+                            dest.host, fmt::join(in_use, "; ")));
+  else if (!replaced.empty())
+    checks.warn("replace",
+                fmt::format("--force replaces {} on host '{}': no defined VM on the hosts that "
+                            "see it uses it, and it is no file of this VM",
+                            fmt::join(replaced, ", "), dest.host));
   if (plan.live.copies.empty())
     checks.pass("disks", fmt::format("every disk stays on shared storage ({})",
                                      join_or(
@@ -591,7 +650,7 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
                                            return v;
                                          }(),
                                          "no disk")));
-  else if (no_dir.empty() && exist.empty())
+  else if (no_dir.empty() && exist.empty() && itself.empty())
     checks.pass(
         "disks", fmt::format("copied to host '{}': {}", dest.host, [&] {
           std::vector<std::string> v;

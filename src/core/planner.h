@@ -9,6 +9,7 @@
 //   shut-off VM                                                         -> network
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,11 @@ struct DestView {
   std::string domcaps_xml;
   std::optional<std::string> cpu_incompatible;  // libvirt's verdict; "" = compatible
   guest::Storage* storage = nullptr;            // probes the destination's files
+  // With --force: the files that defined VMs use on every host that sees
+  // the destination's storage, path -> who ("VM 'b' on host 'host1'"); and
+  // why that could not be found out ("" = it was).
+  std::map<std::string, std::string> in_use;
+  std::string in_use_error;
 };
 
 struct LinkRate {

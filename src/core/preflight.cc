@@ -169,6 +169,49 @@ LinkRate link_rate(const hosts::Inventory& inv, const std::string& a, const std:
           "the first migration between the hosts measures it"};
 }
 
+std::vector<std::string> hosts_seeing(const hosts::Inventory& inv, const std::string& host,
+                                      const std::string& path) {
+  std::vector<std::string> out{host};
+  for (const auto& s : inv.storage()) {
+    if (!s.shared || std::find(s.hosts.begin(), s.hosts.end(), host) == s.hosts.end()) continue;
+    bool inside = path == s.path || (path.size() > s.path.size() && path.starts_with(s.path) &&
+                                     (s.path == "/" || path[s.path.size()] == '/'));
+    if (!inside) continue;
+    for (const auto& h : s.hosts)
+      if (std::find(out.begin(), out.end(), h) == out.end()) out.push_back(h);
+  }
+  return out;
+}
+
+std::map<std::string, std::string> files_in_use(const hosts::Inventory& inv,
+                                                const std::vector<std::string>& names) {
+  std::map<std::string, std::string> used;
+  for (const auto& name : names) {
+    const hosts::HostConfig& h = inv.host(name);
+    hosts::Connection c = hosts::Connection::open(h.uri, h.name);
+    virDomainPtr* list = nullptr;
+    int n = virConnectListAllDomains(c.get(), &list, 0);
+    if (n < 0)
+      hosts::throw_libvirt(
+          fmt::format("cannot list the VMs of host '{}' to check which files they use", name));
+    std::vector<hosts::Domain> all;
+    for (int i = 0; i < n; ++i) all.emplace_back(list[i]);
+    std::free(list);
+    for (const auto& d : all) {
+      const char* vm = virDomainGetName(d.get());
+      std::string who = fmt::format("VM '{}' on host '{}'", vm != nullptr ? vm : "?", name);
+      std::vector<unsigned> flags = {0};
+      if (virDomainIsPersistent(d.get()) == 1 && hosts::domain_active(d.get()))
+        flags.push_back(VIR_DOMAIN_XML_INACTIVE);
+      for (unsigned f : flags) {
+        hosts::Xml xml = hosts::Xml::parse(hosts::domain_xml(d.get(), f));
+        for (const auto& p : xml.all("/domain/devices/disk//source/@file")) used.emplace(p, who);
+      }
+    }
+  }
+  return used;
+}
+
 Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStore* history,
                     const PreflightOptions& opts) {
   Preflight pf;
@@ -229,6 +272,26 @@ Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStor
     pf.guest.measure_note = r.note;
   } else if (active && !opts.measure) {
     pf.guest.measure_note = "not measured: --no-measure";
+  }
+  // --force: which files the VMs of every host that sees a destination use.
+  if (req.options.force && pf.dest.error.empty()) {
+    std::vector<std::string> dirs;
+    if (req.options.storage)
+      for (const auto& st : inv.storage())
+        if (st.name == *req.options.storage) dirs.push_back(st.path + "/");
+    for (const auto& [t, p] : req.options.disks)
+      if (!p.empty()) dirs.push_back(p);
+    for (const auto& pd : pf.guest.disks)
+      if (!pd.info.path.empty()) dirs.push_back(pd.info.path);
+    std::vector<std::string> names;
+    for (const auto& d : dirs)
+      for (const auto& h : hosts_seeing(inv, dest_name, d))
+        if (std::find(names.begin(), names.end(), h) == names.end()) names.push_back(h);
+    try {
+      pf.dest.in_use = files_in_use(inv, names);
+    } catch (const Error& e) {
+      pf.dest.in_use_error = e.what();
+    }
   }
   pf.plan = plan_migration(req, pf.guest, pf.dest, inv, pf.link);
   return pf;

@@ -2,9 +2,11 @@
 // from a machine that sees neither host's files), then plans.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/job_store.h"
 #include "core/planner.h"
@@ -40,6 +42,18 @@ std::string find_vm_host(const hosts::Inventory& inventory, const std::string& v
 // achieved (from the job store), else an assumed 1 Gbit/s.
 LinkRate link_rate(const hosts::Inventory& inventory, const std::string& a, const std::string& b,
                    JobStore* history);
+
+// The hosts that see a path of `host`: that host, and every host of a
+// shared inventory storage location that holds the path.
+std::vector<std::string> hosts_seeing(const hosts::Inventory& inventory, const std::string& host,
+                                      const std::string& path);
+
+// The files the defined VMs (running or not) of these hosts use: each
+// disk's file and backing chain, in the running and the stored definition;
+// path -> "VM 'b' on host 'host1'". Throws Error naming a host it cannot
+// ask: a check that cannot look must not pass.
+std::map<std::string, std::string> files_in_use(const hosts::Inventory& inventory,
+                                                const std::vector<std::string>& hosts);
 
 Preflight preflight(const hosts::Inventory& inventory, const PlanRequest& request,
                     JobStore* history, const PreflightOptions& options = {});

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -456,7 +457,18 @@ migrate::Result run_copy(const Job& job, const hosts::Inventory& inv, StoreConte
   migrate::CopyJobOptions o = migrate::copy_options_from_json(params.get("options"));
   std::unique_ptr<LibvirtSite> from = open_site(inv, o.from_host);
   std::unique_ptr<LibvirtSite> to = open_site(inv, o.to_host);
-  return migrate::run_copy_job(from->site, to->site, o, job.state_data, ctx);
+  std::map<std::string, std::string> in_use;
+  if (o.force) {
+    try {
+      in_use = files_in_use(inv, hosts_seeing(inv, o.to_host, o.to_path));
+    } catch (const Error& e) {
+      return {migrate::Outcome::kFailed,
+              fmt::format("Refused: --force, but which VMs use {}:{} cannot be checked: {}. "
+                          "Nothing was changed.",
+                          o.to_host, o.to_path, e.what())};
+    }
+  }
+  return migrate::run_copy_job(from->site, to->site, o, job.state_data, ctx, in_use);
 }
 
 // Runs a qsm, quick or network job. A network job resumed from its saved
@@ -522,7 +534,7 @@ migrate::Result run_live_storage_job(const Job& job, const hosts::Inventory& inv
   migrate::LiveStoragePlan plan;
   try {
     // The checks run again: things may have changed while the job waited.
-    plan = migrate::plan_live_storage(*g, options);
+    plan = migrate::plan_live_storage(*g, options, move_storage_in_use(inv, spec, options));
   } catch (const Error& e) {
     ctx.step(0, migrate::StepState::kFailed, e.what());
     return {migrate::Outcome::kFailed, fmt::format("Refused: {}. Nothing was changed.", e.what())};
@@ -543,6 +555,21 @@ migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& i
 }
 
 }  // namespace
+
+std::map<std::string, std::string> move_storage_in_use(const hosts::Inventory& inv,
+                                                       const GuestSpec& spec,
+                                                       const migrate::LiveStorageOptions& o) {
+  if (!o.force || spec.kind != "libvirt") return {};
+  std::vector<std::string> paths;
+  if (o.to_dir) paths.push_back(*o.to_dir + "/");
+  for (const auto& [t, p] : o.disks)
+    if (!p.empty()) paths.push_back(p);
+  std::vector<std::string> names;
+  for (const auto& p : paths)
+    for (const auto& h : hosts_seeing(inv, spec.host, p))
+      if (std::find(names.begin(), names.end(), h) == names.end()) names.push_back(h);
+  return files_in_use(inv, names);
+}
 
 JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv,
                    Observer& obs, Deadline queue_deadline, const std::atomic<bool>* interrupted) {

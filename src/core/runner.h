@@ -38,6 +38,14 @@ struct GuestSpec {
 };
 std::unique_ptr<guest::Guest> open_guest(const GuestSpec& spec, const hosts::Inventory& inventory);
 
+// For move-storage --force: the files the defined VMs of every inventory
+// host that sees a destination use (path -> who); empty without --force
+// or for a bare QEMU guest (no inventory host to ask). Throws when a host
+// cannot be asked.
+std::map<std::string, std::string> move_storage_in_use(const hosts::Inventory& inventory,
+                                                       const GuestSpec& spec,
+                                                       const migrate::LiveStorageOptions& options);
+
 // What the CLI shows while a job runs.
 class Observer {
  public:

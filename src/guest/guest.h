@@ -50,6 +50,26 @@ struct CopyStatus {
   std::optional<std::string> error;  // the job ended without a pivot, and why
 };
 
+// What a storage can tell about a file that does not change when the file
+// is written: a job records it when it creates a file, and deletes the file
+// later only if the file at that path still has it (a file that replaced
+// it, made by another job or a user, is left alone).
+//   LocalStorage: the device, the inode and the birth time (statx, where
+//   the file system keeps it) -- a replaced file always differs.
+//   LibvirtStorage: libvirt shows no inode; only the volume's key (for a
+//   dir pool: the file's path) and the birth time where the host's libvirt
+//   reports one (not on Linux): a file replaced under the same name is not
+//   told apart there. Weaker, and said so in docs/storage-migration.md.
+struct FileIdentity {
+  std::string basis;  // "inode" or "libvirt-volume"
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  std::int64_t birth_ns = 0;  // 0: not known
+  std::string key;            // libvirt's volume key
+  bool operator==(const FileIdentity&) const = default;
+  std::string describe() const;
+};
+
 // File operations on the host where the guest's files are.
 class Storage {
  public:
@@ -69,6 +89,19 @@ class Storage {
   // Creates an empty, sparse image for a copy to fill. Throws
   // Error(kAlreadyExists) if the file exists.
   virtual void create_image(const NewImage& image) = 0;
+  // What tells this file from another at the same path later; nullopt if
+  // there is no file.
+  virtual std::optional<FileIdentity> identity(const std::string& path) = 0;
+  // Removes the file only if it still has this identity. True when it was
+  // removed (or was gone already); false, and nothing removed, when another
+  // file is there now.
+  bool remove_if_same(const std::string& path, const FileIdentity& id) {
+    std::optional<FileIdentity> now = identity(path);
+    if (!now) return true;
+    if (!(*now == id)) return false;
+    remove(path);
+    return true;
+  }
 };
 
 class Guest {

@@ -214,6 +214,41 @@ std::optional<std::uint64_t> LibvirtStorage::allocation(const std::string& path)
   return info.allocation;
 }
 
+// libvirt shows no inode. What stays the same while a file is written: the
+// volume's key (for a dir pool, the file's path) and its birth time, which
+// libvirt reports only where stat() has one (the BSDs, macOS; not Linux).
+// The format would not do: libvirt probes it, and a raw volume the copy
+// engine fills with a qcow2 image shows as qcow2 afterwards.
+std::optional<FileIdentity> LibvirtStorage::identity(const std::string& path) {
+  hosts::Volume v = volume(path);
+  if (!v) return std::nullopt;
+  FileIdentity id;
+  id.basis = "libvirt-volume";
+  const char* key = virStorageVolGetKey(v.get());
+  if (key == nullptr)
+    hosts::throw_libvirt(
+        fmt::format("cannot read the key of '{}' on host '{}'", path, conn_.host()));
+  id.key = key;
+  char* x = virStorageVolGetXMLDesc(v.get(), 0);
+  if (x == nullptr)
+    hosts::throw_libvirt(fmt::format("cannot describe '{}' on host '{}'", path, conn_.host()));
+  hosts::Xml xml = hosts::Xml::parse(x);
+  std::free(x);
+  std::string btime = xml.text("/volume/target/timestamps/btime");
+  if (!btime.empty()) {
+    // "seconds.nanoseconds"
+    auto dot = btime.find('.');
+    try {
+      std::int64_t sec = std::stoll(btime.substr(0, dot));
+      std::int64_t ns = dot == std::string::npos ? 0 : std::stoll(btime.substr(dot + 1));
+      id.birth_ns = sec * 1000000000 + ns;
+    } catch (const std::exception&) {
+      id.birth_ns = 0;
+    }
+  }
+  return id;
+}
+
 void LibvirtStorage::create_image(const NewImage& image) {
   const std::string& path = image.path;
   if (exists(path))

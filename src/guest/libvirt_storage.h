@@ -25,6 +25,9 @@ class LibvirtStorage : public Storage {
   bool same_file(const std::string& a, const std::string& b) override;
   std::optional<std::uint64_t> allocation(const std::string& path) override;
   void create_image(const NewImage& image) override;
+  // The volume's key and the birth time if libvirt reports one (see
+  // FileIdentity: weaker than an inode).
+  std::optional<FileIdentity> identity(const std::string& path) override;
 
   // The volume of a file (its directory gets a transient pool if no pool
   // covers it); null if there is no such file.

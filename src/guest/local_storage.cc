@@ -1,5 +1,6 @@
 #include "guest/local_storage.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -11,6 +12,33 @@
 #include "base/subprocess.h"
 
 namespace vmshift::guest {
+
+std::string FileIdentity::describe() const {
+  if (basis == "inode")
+    return fmt::format("device {} inode {}{}", device, inode,
+                       birth_ns != 0 ? fmt::format(" born {} ns", birth_ns) : "");
+  return fmt::format("volume {}{}", key, birth_ns != 0 ? fmt::format(" born {} ns", birth_ns) : "");
+}
+
+std::optional<FileIdentity> local_identity(const std::string& path) {
+  struct statx sx {};
+  if (::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME, &sx) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+    throw_errno(ErrorCode::kIo, errno, fmt::format("cannot look at '{}'", path));
+  }
+  FileIdentity id;
+  id.basis = "inode";
+  id.device = (static_cast<std::uint64_t>(sx.stx_dev_major) << 32) | sx.stx_dev_minor;
+  id.inode = sx.stx_ino;
+  if ((sx.stx_mask & STATX_BTIME) != 0)
+    id.birth_ns =
+        static_cast<std::int64_t>(sx.stx_btime.tv_sec) * 1000000000 + sx.stx_btime.tv_nsec;
+  return id;
+}
+
+std::optional<FileIdentity> LocalStorage::identity(const std::string& path) {
+  return local_identity(path);
+}
 
 bool LocalStorage::exists(const std::string& path) {
   struct stat st {};

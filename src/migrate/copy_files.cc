@@ -1,8 +1,12 @@
 #include "migrate/copy_files.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
 
 #include "base/error.h"
+#include "guest/libvirt_storage.h"
 #include "migrate/live_storage.h"
 
 namespace vmshift::migrate {
@@ -23,8 +27,22 @@ class JobObserver : public transfer::CopyObserver {
   }
   void chunk_done(const transfer::Journal&) override { save_(); }
   bool cancel_requested() override { return job_.cancel_requested(); }
+  // Where the file the engine makes is recorded.
+  void record_into(std::vector<Created>* created, guest::MigrationHost* host, std::string path) {
+    created_ = created;
+    host_ = host;
+    path_ = std::move(path);
+  }
+  void created() override {
+    if (created_ == nullptr || has_created(*created_, host_->name(), path_)) return;
+    created_->push_back(record_created(host_->storage(), host_->name(), path_));
+    save_();
+  }
 
  private:
+  std::vector<Created>* created_ = nullptr;
+  guest::MigrationHost* host_ = nullptr;
+  std::string path_;
   JobContext& job_;
   std::string phase_;
   std::uint64_t before_, total_;
@@ -52,7 +70,8 @@ FileCopy file_copy_from_json(const Json& j) {
 
 transfer::CopyStats copy_files(Site& from, Site& to, std::vector<FileCopy>& files,
                                const transfer::CopyOptions& o, JobContext& job,
-                               std::string_view phase, const std::function<void()>& save) {
+                               std::string_view phase, const std::function<void()>& save,
+                               std::vector<Created>* created) {
   std::vector<std::uint64_t> lengths;
   std::uint64_t total = 0;
   for (auto& f : files) {
@@ -67,6 +86,7 @@ transfer::CopyStats copy_files(Site& from, Site& to, std::vector<FileCopy>& file
       std::unique_ptr<transfer::Endpoint> src = from.open(f.from);
       std::unique_ptr<transfer::Endpoint> dst = to.open(f.to);
       JobObserver obs(job, phase, before, total, save);
+      obs.record_into(created, &to.host, f.to);
       transfer::CopyStats st = transfer::copy(*src, *dst, f.journal, o, obs);
       f.done = true;
       save();
@@ -124,15 +144,42 @@ CopyJobOptions copy_options_from_json(const Json& j) {
   return o;
 }
 
+bool same_file_across(Site& from, const std::string& from_path, Site& to,
+                      const std::string& to_path) {
+  if (!to.host.storage().exists(to_path)) return false;
+  if (from.host.name() == to.host.name())
+    return from_path == to_path || to.host.storage().same_file(from_path, to_path);
+  if (guest::basename_of(from_path) != guest::basename_of(to_path)) return false;
+  // Two hosts: the same directory if a probe made through one appears
+  // through the other.
+  static std::atomic<int> counter{0};
+  std::string name = fmt::format(".vmshift-probe-{}-{}", ::getpid(), ++counter);
+  std::string probe_to = guest::dirname_of(to_path) + "/" + name;
+  std::string probe_from = guest::dirname_of(from_path) + "/" + name;
+  to.host.storage().create_image({.path = probe_to, .format = "raw", .capacity = 0});
+  Created mine = record_created(to.host.storage(), to.host.name(), probe_to);
+  bool seen = false;
+  try {
+    seen = from.host.storage().exists(probe_from);
+  } catch (const Error&) {
+    remove_created(to.host.storage(), mine);
+    throw;
+  }
+  remove_created(to.host.storage(), mine);
+  return seen;
+}
+
 std::vector<std::string> copy_job_steps() { return {"check", "copy", "verify"}; }
 
 Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::string& saved_state,
-                    JobContext& job) {
+                    JobContext& job, const std::map<std::string, std::string>& in_use) {
   std::vector<FileCopy> files;
+  std::vector<Created> created;  // the destination, once the copy made it
   bool resumed = false;
   if (!saved_state.empty() && saved_state != "{}") {
-    for (const Json& f : Json::parse(saved_state).get("files").items())
-      files.push_back(file_copy_from_json(f));
+    Json state = Json::parse(saved_state);
+    for (const Json& f : state.get("files").items()) files.push_back(file_copy_from_json(f));
+    created = created_list_from_json(state.find("created"));
     resumed = true;
   } else {
     files.push_back(FileCopy{.from = o.from_path, .to = o.to_path});
@@ -140,7 +187,7 @@ Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::st
   auto save = [&] {
     Json all = Json::array();
     for (const auto& f : files) all.push(to_json(f));
-    job.save_state(Json::object().set("files", all).dump());
+    job.save_state(Json::object().set("files", all).set("created", to_json(created)).dump());
   };
   std::string src_name = from.open(o.from_path)->describe();
   std::string dst_name = to.open(o.to_path)->describe();
@@ -151,13 +198,24 @@ Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::st
     return {Outcome::kFailed,
             fmt::format("Refused: there is no file {}. Nothing was changed.", src_name)};
   }
-  // Never the source itself (also through a link), whatever --force says.
-  if (from.host.name() == to.host.name() &&
-      (o.from_path == o.to_path || from.host.storage().same_file(o.from_path, o.to_path))) {
+  // Never the source itself (also through a link, or the same file of
+  // shared storage through another host), whatever --force says.
+  bool same = false;
+  try {
+    same = same_file_across(from, o.from_path, to, o.to_path);
+  } catch (const Error& e) {
+    job.step(kCheck, StepState::kFailed, e.what());
+    return {Outcome::kFailed,
+            fmt::format("Refused: {} exists, and whether it is the source {} cannot be checked: "
+                        "{}. Nothing was changed.",
+                        dst_name, src_name, e.what())};
+  }
+  if (same) {
     job.step(kCheck, StepState::kFailed, "source and destination are the same file");
     return {Outcome::kFailed,
             fmt::format("Refused: {} is the source itself. Nothing was changed.", dst_name)};
   }
+  std::string replaced;
   if (!resumed && to.open(o.to_path)->exists()) {
     if (!o.force) {
       job.step(kCheck, StepState::kFailed, "the destination exists");
@@ -165,12 +223,20 @@ Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::st
               fmt::format("Refused: {} already exists (--force replaces it). Nothing was changed.",
                           dst_name)};
     }
+    if (auto it = in_use.find(o.to_path); it != in_use.end()) {
+      job.step(kCheck, StepState::kFailed, fmt::format("{} uses the destination", it->second));
+      return {Outcome::kFailed,
+              fmt::format("Refused: {} is a file {} uses; --force never replaces a file a defined "
+                          "VM uses. Nothing was changed.",
+                          dst_name, it->second)};
+    }
     to.open(o.to_path)->remove();
+    replaced = fmt::format("; replaced the former {} (--force)", dst_name);
   }
   job.step(kCheck, StepState::kDone,
            resumed ? fmt::format("resuming: {} of {} chunks were done",
                                  files[0].journal.done.size(), files[0].journal.chunks())
-                   : fmt::format("{} -> {}", src_name, dst_name));
+                   : fmt::format("{} -> {}{}", src_name, dst_name, replaced));
 
   // ---- copy
   job.step(kCopy, StepState::kRunning);
@@ -178,7 +244,7 @@ Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::st
   transfer::CopyStats st;
   try {
     st = copy_files(from, to, files, {.chunk_size = o.chunk_size, .bandwidth = o.bandwidth}, job,
-                    "copy", save);
+                    "copy", save, &created);
   } catch (const Error& e) {
     const FileCopy& f = files[0];
     std::string where = fmt::format(
@@ -188,15 +254,19 @@ Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::st
     bool cancelled = e.code() == ErrorCode::kCancelled;
     job.step(kCopy, cancelled ? StepState::kUndone : StepState::kFailed, e.what());
     if (cancelled) {
-      // A cancel ends the copy for good: its partial file goes.
-      try {
-        to.open(o.to_path)->remove();
-      } catch (const Error&) {
-      }
+      // A cancel ends the copy for good: its partial file goes, if it is
+      // still the file this job made.
+      std::vector<std::string> problems;
+      bool made = !created.empty();
+      remove_all_created(to.host.storage(), to.host.name(), created, problems);
+      save();
       return {Outcome::kCancelled,
-              fmt::format("Cancelled by request; the partial copy {} was removed; the source is "
-                          "unchanged.",
-                          dst_name)};
+              with_problems(made && problems.empty()
+                                ? fmt::format("Cancelled by request; the partial copy {} was "
+                                              "removed; the source is unchanged.",
+                                              dst_name)
+                                : fmt::format("Cancelled by request; the source is unchanged"),
+                            problems)};
     }
     return {Outcome::kFailed, fmt::format("The copy stopped: {}. {}.", e.what(), where)};
   }

@@ -15,6 +15,7 @@
 
 #include "guest/migration.h"
 #include "migrate/context.h"
+#include "migrate/created.h"
 #include "qmp/json.h"
 #include "transfer/copy_engine.h"
 
@@ -41,10 +42,21 @@ FileCopy file_copy_from_json(const qmp::Json& j);
 // Copies every file not done yet, continuing each one's journal. save()
 // is called after every chunk (the caller saves the job's state). Throws
 // Error(kCancelled) on a cancel, or the engine's errors; what was done
-// stays recorded in the files' journals.
+// stays recorded in the files' journals. Each destination file the engine
+// makes is recorded in `created` (when given) right after it was made,
+// and save() called.
 transfer::CopyStats copy_files(Site& from, Site& to, std::vector<FileCopy>& files,
                                const transfer::CopyOptions& options, JobContext& job,
-                               std::string_view phase, const std::function<void()>& save);
+                               std::string_view phase, const std::function<void()>& save,
+                               std::vector<Created>* created = nullptr);
+
+// Whether a file of `to` is the file `from_path` of `from` (the same host:
+// the same path, a link, another name of its directory; two hosts: the
+// same directory, seen through both, under the same name -- a probe file
+// made in one directory appears in the other). False if `to_path` does
+// not exist.
+bool same_file_across(Site& from, const std::string& from_path, Site& to,
+                      const std::string& to_path);
 
 // Compares every file's copy with its source, chunk by chunk. Returns the
 // problems as sentences (empty: all identical).
@@ -66,7 +78,10 @@ CopyJobOptions copy_options_from_json(const qmp::Json& j);
 std::vector<std::string> copy_job_steps();  // check, copy, verify
 
 // Runs (or, with the state a former run saved, resumes) a copy job.
+// in_use: files defined VMs use on the hosts that see the destination,
+// path -> who; --force never replaces one of those.
 Result run_copy_job(Site& from, Site& to, const CopyJobOptions& options,
-                    const std::string& saved_state, JobContext& job);
+                    const std::string& saved_state, JobContext& job,
+                    const std::map<std::string, std::string>& in_use = {});
 
 }  // namespace vmshift::migrate

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "hosts/domain.h"
+#include "migrate/created.h"
 
 namespace vmshift::migrate {
 namespace {
@@ -27,20 +28,18 @@ struct Saved {
   std::string vm;
   bool keep_source = false;
   std::vector<DiskMove> copies;
-  std::vector<std::string> created;  // destination images this job created
-  std::uint64_t memory_bps = 0;      // QEMU's memory transfer rate, once done
+  std::vector<Created> created;  // destination images this job created
+  std::uint64_t memory_bps = 0;  // QEMU's memory transfer rate, once done
 
   std::string dump() const {
     Json disks = Json::array();
     for (const auto& m : copies) disks.push(to_json(m));
-    Json made = Json::array();
-    for (const auto& c : created) made.push(Json::string(c));
     return Json::object()
         .set("phase", Json::string(phase))
         .set("vm", Json::string(vm))
         .set("keep_source", Json::boolean(keep_source))
         .set("copies", disks)
-        .set("created", made)
+        .set("created", to_json(created))
         .set("memory_bps", Json::integer(static_cast<std::int64_t>(memory_bps)))
         .dump();
   }
@@ -51,7 +50,7 @@ struct Saved {
     s.vm = j.get_string("vm");
     s.keep_source = j.get_bool("keep_source");
     for (const Json& d : j.get("copies").items()) s.copies.push_back(disk_move_from_json(d));
-    for (const Json& c : j.get("created").items()) s.created.push_back(c.as_string());
+    s.created = created_list_from_json(j.find("created"));
     return s;
   }
 };
@@ -85,8 +84,12 @@ std::optional<std::string> settled_dest_state(guest::MigrationHost& src, guest::
 // Removes what this job made on the destination, unless the VM runs there.
 // Returns problems as sentences.
 std::vector<std::string> undo_destination(guest::MigrationHost& src, guest::MigrationHost& dst,
-                                          const std::string& vm,
-                                          const std::vector<std::string>& created) {
+                                          const std::string& vm, std::vector<Created>& created) {
+  auto paths = [&] {
+    std::vector<std::string> v;
+    for (const auto& c : created) v.push_back(c.path);
+    return fmt::format("{}", fmt::join(v, ", "));
+  };
   std::vector<std::string> problems;
   std::optional<std::string> state;
   try {
@@ -95,7 +98,7 @@ std::vector<std::string> undo_destination(guest::MigrationHost& src, guest::Migr
     problems.push_back(
         fmt::format("cannot check host '{}' for a leftover VM: {}; its files "
                     "were kept: {}",
-                    dst.name(), e.what(), fmt::join(created, ", ")));
+                    dst.name(), e.what(), paths()));
     return problems;
   }
   if (state && (*state == "running" || *state == "paused")) {
@@ -115,14 +118,8 @@ std::vector<std::string> undo_destination(guest::MigrationHost& src, guest::Migr
                       vm, dst.name(), e.what()));
     }
   }
-  for (const auto& path : created) {
-    try {
-      dst.storage().remove(path);
-    } catch (const Error& e) {
-      problems.push_back(
-          fmt::format("'{}' on host '{}' could not be removed: {}", path, dst.name(), e.what()));
-    }
-  }
+  // Only files this job created, and only while they are still those files.
+  remove_all_created(dst.storage(), dst.name(), created, problems);
   return problems;
 }
 
@@ -200,6 +197,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
   // A failure before the switch-over: the VM stays on the source.
   auto fail_before_switch = [&](Step step, const std::string& why, Outcome outcome) {
     job.step(step, outcome == Outcome::kCancelled ? StepState::kUndone : StepState::kFailed, why);
+    bool made = !saved.created.empty();
     std::vector<std::string> problems = undo_destination(src, dst, vm, saved.created);
     saved.phase = "undone";
     job.save_state(saved.dump());
@@ -211,7 +209,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
     }
     std::string msg = fmt::format(
         "{}. The VM stays on host '{}' ({}), unchanged{}.", why, src.name(), where,
-        saved.created.empty()
+        !made || !problems.empty()
             ? ""
             : fmt::format("; the destination images on host '{}' were removed", dst.name()));
     return Result{outcome, with_problems(msg, problems)};
@@ -225,16 +223,28 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
       if (job.cancel_requested())
         return fail_before_switch(kPrepare, "Cancelled by request before the migration",
                                   Outcome::kCancelled);
-      if (o.force && dst.storage().exists(m.dest)) dst.storage().remove(m.dest);
-      // Recorded first: a crash right after the create must still remove it.
-      saved.created.push_back(m.dest);
-      job.save_state(saved.dump());
+      // --force replaces only the file the plan found (no defined VM uses
+      // it, no source of the move), and only while it is still that file.
+      if (dst.storage().exists(m.dest)) {
+        if (!o.force || !m.replace_existing || !m.replaces)
+          throw Error(ErrorCode::kAlreadyExists,
+                      fmt::format("'{}' appeared after the checks; it was left in place", m.dest));
+        if (!dst.storage().remove_if_same(m.dest, *m.replaces))
+          throw Error(ErrorCode::kAlreadyExists,
+                      fmt::format("'{}' is not the file the checks found (it was replaced "
+                                  "meanwhile); it was left in place",
+                                  m.dest));
+      }
       guest::NewImage image{.path = m.dest, .format = m.format, .capacity = m.capacity};
       if (o.shallow && !m.backing.empty()) {
         image.backing = m.backing.front();
         image.backing_format = m.backing_format;
       }
-      dst.storage().create_image(image);
+      dst.storage().create_image(image);  // throws if a file is there: not ours then
+      // Recorded after the create, with the file's identity: the undo
+      // deletes it only if it is still this file.
+      saved.created.push_back(record_created(dst.storage(), dst.name(), m.dest));
+      job.save_state(saved.dump());
     }
     std::vector<std::pair<std::string, std::string>> moved;
     for (const auto& m : plan.copies)
@@ -480,7 +490,18 @@ Result recover_live_migration(guest::MigrationHost& src, guest::MigrationHost& d
   }
   std::optional<std::string> on_dst = settled_dest_state(src, dst, vm);
   std::optional<std::string> on_src = src.vm_state(vm);
-  bool at_dst = active(on_dst);
+  // Paused on the destination is no proof: libvirt shows the incoming VM
+  // paused until the migration completes. It counts only as running, or
+  // paused with the destination's completed-job statistics.
+  bool completed = false;
+  if (on_dst && *on_dst == "paused") {
+    try {
+      completed = dst.completed_migration(vm).has_value();
+    } catch (const Error&) {
+      completed = false;
+    }
+  }
+  bool at_dst = on_dst && (*on_dst == "running" || (*on_dst == "paused" && completed));
   bool at_src = active(on_src);
   if (at_dst && !at_src) {
     job.step(kMigrate, StepState::kDone, "finished while its vmshift process was gone");
@@ -494,6 +515,7 @@ Result recover_live_migration(guest::MigrationHost& src, guest::MigrationHost& d
                               dst.name(), cleanup)};
   }
   if (at_src && !at_dst) {
+    bool made = !saved.created.empty();
     std::vector<std::string> problems = undo_destination(src, dst, vm, saved.created);
     job.step(kMigrate, StepState::kUndone, "rolled back by recovery");
     return Result{Outcome::kRolledBack,
@@ -501,13 +523,22 @@ Result recover_live_migration(guest::MigrationHost& src, guest::MigrationHost& d
                                             "the switch-over. The VM runs on host '{}', "
                                             "unchanged{}.",
                                             src.name(),
-                                            saved.created.empty()
+                                            !made || !problems.empty()
                                                 ? ""
                                                 : fmt::format("; the destination images on host "
                                                               "'{}' were removed",
                                                               dst.name())),
                                 problems)};
   }
+  if (on_dst && *on_dst == "paused" && !at_src)
+    return Result{Outcome::kFailed,
+                  fmt::format("The vmshift process running this job died. The VM is paused on "
+                              "host '{}', but that host shows no completed migration, and it is "
+                              "{} on host '{}': nothing was deleted (the source files stay: {}). "
+                              "Check the VM on host '{}' (virsh domjobinfo --completed) before "
+                              "resuming it.",
+                              dst.name(), on_src.value_or("not defined"), src.name(),
+                              list_copies(saved.copies, false), dst.name())};
   return Result{Outcome::kFailed,
                 fmt::format("The vmshift process running this job died. The VM is {} on host '{}' "
                             "and {} on host '{}'; nothing was deleted. Check both hosts.",

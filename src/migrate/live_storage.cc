@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "guest/libvirt_storage.h"
+#include "migrate/created.h"
 
 namespace vmshift::migrate {
 namespace {
@@ -33,6 +34,7 @@ struct Saved {
   bool keep_source = false;
   std::vector<DiskMove> moves;
   std::set<std::string> pivoted;
+  std::vector<Created> created;  // destination files this job's copies made
 
   std::string dump() const {
     Json disks = Json::array();
@@ -42,6 +44,7 @@ struct Saved {
         .set("phase", Json::string(phase))
         .set("keep_source", Json::boolean(keep_source))
         .set("disks", disks)
+        .set("created", to_json(created))
         .dump();
   }
 
@@ -55,6 +58,7 @@ struct Saved {
       if (d.get_bool("pivoted")) s.pivoted.insert(m.target);
       s.moves.push_back(m);
     }
+    s.created = created_list_from_json(j.find("created"));
     return s;
   }
 };
@@ -66,9 +70,11 @@ std::string where(const std::vector<DiskMove>& moves, bool on_dest) {
   return s;
 }
 
-// Ends the copies that were started and removes their destination files.
-// Returns what could not be undone, as sentences.
-std::vector<std::string> undo_copies(guest::Guest& g, const std::vector<DiskMove>& started) {
+// Ends the copies that were started and removes their destination files,
+// those this job created and that are still those files. Returns what
+// could not be undone, as sentences.
+std::vector<std::string> undo_copies(guest::Guest& g, const std::vector<DiskMove>& started,
+                                     std::vector<Created>& created) {
   std::vector<std::string> problems;
   for (const auto& m : started) {
     try {
@@ -78,11 +84,11 @@ std::vector<std::string> undo_copies(guest::Guest& g, const std::vector<DiskMove
           fmt::format("the copy of {} could not be cancelled: {}", m.target, e.what()));
       continue;  // never delete a file a live job may still use
     }
-    try {
-      g.storage().remove(m.dest);
-    } catch (const Error& e) {
-      problems.push_back(fmt::format("'{}' could not be removed: {}", m.dest, e.what()));
-    }
+    std::vector<Created> mine, rest;
+    for (const auto& c : created) (c.path == m.dest ? mine : rest).push_back(c);
+    remove_all_created(g.storage(), "", mine, problems);
+    rest.insert(rest.end(), mine.begin(), mine.end());
+    created = std::move(rest);
   }
   return problems;
 }
@@ -140,7 +146,9 @@ Json to_json(const DiskMove& m) {
       .set("capacity", Json::integer(static_cast<std::int64_t>(m.capacity)))
       .set("need", Json::integer(static_cast<std::int64_t>(m.need)))
       .set("backing", backing)
-      .set("backing_format", Json::string(m.backing_format));
+      .set("backing_format", Json::string(m.backing_format))
+      .set("replace_existing", Json::boolean(m.replace_existing))
+      .set("replaces", m.replaces ? to_json(*m.replaces) : Json::null());
 }
 
 DiskMove disk_move_from_json(const Json& j) {
@@ -154,6 +162,9 @@ DiskMove disk_move_from_json(const Json& j) {
   if (std::optional<Json> b = j.find("backing"); b && b->is_array())
     for (const Json& x : b->items()) m.backing.push_back(x.as_string());
   m.backing_format = j.find_string("backing_format").value_or("");
+  m.replace_existing = j.find_bool("replace_existing").value_or(false);
+  if (std::optional<Json> r = j.find("replaces"); r && r->is_object())
+    m.replaces = identity_from_json(*r);
   return m;
 }
 
@@ -178,7 +189,8 @@ std::vector<std::string> live_storage_steps() {
   return {"check", "copy", "pivot", "verify", "persist", "cleanup"};
 }
 
-LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) {
+LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o,
+                                  const std::map<std::string, std::string>& in_use) {
   std::string state = g.state();
   if (state != "running" && state != "paused")
     throw Error(ErrorCode::kFailedPrecondition,
@@ -266,7 +278,31 @@ LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o) 
         throw Error(ErrorCode::kAlreadyExists,
                     fmt::format("destination '{}' of disk {} already exists (--force replaces it)",
                                 dest, d.target));
+      // --force never replaces a file another defined VM uses (by its path;
+      // or through a link or another name of its directory, looked at for
+      // files of the same name).
+      for (const auto& [path, who] : in_use) {
+        bool same = path == dest;
+        if (!same && basename_of(path) == basename_of(dest)) {
+          try {
+            same = g.storage().same_file(dest, path);
+          } catch (const Error& e) {
+            throw Error(ErrorCode::kFailedPrecondition,
+                        fmt::format("destination '{}' of disk {} exists, and whether it is the "
+                                    "file '{}' of {} cannot be checked: {}",
+                                    dest, d.target, path, who, e.what()));
+          }
+        }
+        if (same)
+          throw Error(ErrorCode::kFailedPrecondition,
+                      fmt::format("destination '{}' of disk {} is a file {} uses it as '{}'; "
+                                  "--force never replaces a file a defined VM uses",
+                                  dest, d.target, who, path));
+      }
       m.replace_existing = true;
+      m.replaces = g.storage().identity(dest);
+      plan.notes.push_back(
+          fmt::format("--force replaces '{}' (disk {}): no defined VM uses it", dest, d.target));
     }
     m.need = d.allocation;
     if (!o.shallow)
@@ -311,7 +347,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
   std::vector<DiskMove> started;
   auto fail_before_pivot = [&](const std::string& why, Outcome outcome) {
     job.step(kCopy, outcome == Outcome::kCancelled ? StepState::kUndone : StepState::kFailed, why);
-    std::vector<std::string> problems = undo_copies(g, started);
+    std::vector<std::string> problems = undo_copies(g, started, saved.created);
     saved.phase = "undone";
     job.save_state(saved.dump());
     std::string state =
@@ -329,7 +365,19 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
   job.step(kCopy, StepState::kRunning);
   try {
     for (const auto& m : plan.moves) {
-      if (m.replace_existing) g.storage().remove(m.dest);
+      // The copy makes its destination (and would overwrite a file there):
+      // there must be none, but the one --force replaces, which the checks
+      // found and which must still be that file.
+      if (g.storage().exists(m.dest)) {
+        if (!m.replace_existing || !m.replaces)
+          throw Error(ErrorCode::kAlreadyExists,
+                      fmt::format("'{}' appeared after the checks; it was left in place", m.dest));
+        if (!g.storage().remove_if_same(m.dest, *m.replaces))
+          throw Error(ErrorCode::kAlreadyExists,
+                      fmt::format("'{}' is not the file the checks found (it was replaced "
+                                  "meanwhile); it was left in place",
+                                  m.dest));
+      }
       g.start_copy({.target = m.target,
                     .dest = m.dest,
                     .format = m.format,
@@ -337,6 +385,11 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
                     .bandwidth = share(o.bandwidth, plan.moves.size()),
                     .sync_writes = o.sync_writes});
       started.push_back(m);
+      // The copy made its file where there was none: this job's.
+      if (g.storage().exists(m.dest)) {
+        saved.created.push_back(record_created(g.storage(), "", m.dest));
+        job.save_state(saved.dump());
+      }
     }
     // --bandwidth is for the whole move: shared by the disks still copying.
     std::size_t copying = plan.moves.size();
@@ -410,7 +463,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
     } catch (const Error& e) {
       std::vector<DiskMove> switched(plan.moves.begin(), plan.moves.begin() + static_cast<long>(i));
       std::vector<DiskMove> rest(plan.moves.begin() + static_cast<long>(i), plan.moves.end());
-      std::vector<std::string> problems = undo_copies(g, rest);
+      std::vector<std::string> problems = undo_copies(g, rest, saved.created);
       job.step(kPivot, StepState::kFailed, e.what());
       saved.phase = "partial";
       job.save_state(saved.dump());
@@ -485,7 +538,7 @@ Result recover_live_storage(guest::Guest& g, const std::string& state_text, JobC
     }
     (active == m.dest ? on_dest : on_source).push_back(m);
   }
-  std::vector<std::string> problems = undo_copies(g, on_source);
+  std::vector<std::string> problems = undo_copies(g, on_source, saved.created);
   if (on_source.empty()) {
     std::map<std::string, std::string> paths;
     for (const auto& m : on_dest) paths[m.target] = m.dest;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -44,7 +45,11 @@ struct DiskMove {
   std::uint64_t need = 0;  // bytes the destination needs (allocated data copied)
   std::vector<std::string> backing;
   std::string backing_format;  // of backing.front()
+  // --force: the plan found a file at dest that no defined VM uses and
+  // that is no source of the move; it is replaced only if the file there
+  // still has this identity when the job starts copying.
   bool replace_existing = false;
+  std::optional<guest::FileIdentity> replaces;
 };
 
 // The move of a disk to dest: its target, source, format, size and backing
@@ -62,7 +67,11 @@ struct LiveStoragePlan {
 // The checks, before anything changes. Throws vmshift::Error naming the
 // disk and the problem (kNotFound, kAlreadyExists, kInvalidArgument,
 // kFailedPrecondition).
-LiveStoragePlan plan_live_storage(guest::Guest& guest, const LiveStorageOptions& options);
+// in_use: files that defined VMs use, path -> who ("VM 'b' on host
+// 'host1'"), of every host that sees the destinations (core gathers it
+// from the inventory); --force never replaces one of those.
+LiveStoragePlan plan_live_storage(guest::Guest& guest, const LiveStorageOptions& options,
+                                  const std::map<std::string, std::string>& in_use = {});
 
 std::vector<std::string> live_storage_steps();
 

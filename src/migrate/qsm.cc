@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "guest/libvirt_storage.h"
 #include "hosts/domain.h"
+#include "migrate/created.h"
 #include "migrate/quick_migration.h"
 
 namespace vmshift::migrate {
@@ -57,6 +58,9 @@ struct Saved {
   std::vector<FileCopy> bases, rest;
   std::int64_t pause_start_ms = 0;
   std::int64_t predicted_pause_ms = 0;
+  // Files this job made (overlays, copies, saved states): the only ones it
+  // deletes, and only while they are still those files.
+  std::vector<Created> created;
 
   std::string dump() const {
     Json d = Json::array();
@@ -85,6 +89,7 @@ struct Saved {
         .set("rest", copies(rest))
         .set("pause_start_ms", Json::integer(pause_start_ms))
         .set("predicted_pause_ms", Json::integer(predicted_pause_ms))
+        .set("created", to_json(created))
         .dump();
   }
   static Saved parse(const std::string& text) {
@@ -104,6 +109,7 @@ struct Saved {
     for (const Json& f : j.get("rest").items()) s.rest.push_back(file_copy_from_json(f));
     s.pause_start_ms = j.get_int("pause_start_ms");
     s.predicted_pause_ms = j.get_int("predicted_pause_ms");
+    s.created = created_list_from_json(j.find("created"));
     return s;
   }
 };
@@ -116,6 +122,14 @@ void remove_quietly(guest::Storage& s, const std::string& path, std::vector<std:
     problems.push_back(
         fmt::format("'{}' on host '{}' could not be removed: {}", path, host, e.what()));
   }
+}
+
+// The paths of `paths` that have no file now, on a storage.
+std::vector<std::string> absent(guest::Storage& s, const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const auto& p : paths)
+    if (!s.exists(p)) out.push_back(p);
+  return out;
 }
 
 class Qsm {
@@ -145,6 +159,26 @@ class Qsm {
     if (unrecorded_.empty())
       unrecorded_.push_back(fmt::format("the job's progress could not be recorded: {}", e.what()));
   }
+  // Deletes a file this job created on a host, if it still is that file;
+  // a file it did not create stays.
+  void remove_mine(guest::MigrationHost& host, const std::string& path,
+                   std::vector<std::string>& problems) {
+    std::vector<Created> mine, rest;
+    for (const auto& c : s_.created)
+      (c.host == host.name() && c.path == path ? mine : rest).push_back(c);
+    if (mine.empty()) return;
+    remove_all_created(host.storage(), host.name(), mine, problems);
+    rest.insert(rest.end(), mine.begin(), mine.end());
+    s_.created = std::move(rest);
+  }
+  // Records the files of `paths` that a call (libvirt's snapshot or save)
+  // just made where there was none before (`were_absent`).
+  void record_made(guest::MigrationHost& host, const std::vector<std::string>& were_absent) {
+    for (const auto& p : were_absent)
+      if (host.storage().exists(p) && !has_created(s_.created, host.name(), p))
+        s_.created.push_back(record_created(host.storage(), host.name(), p));
+    save();
+  }
 
   // The VM runs on the source on its overlays: merges them back and
   // removes what was made at the destination. Returns problems.
@@ -167,20 +201,20 @@ class Qsm {
           continue;
         }
       }
-      remove_quietly(src_.host.storage(), d.overlay_src, problems, src_.host.name());
+      remove_mine(src_.host, d.overlay_src, problems);
     }
     remove_destination(problems);
     return problems;
   }
 
+  // Removes the copies this job made on the destination (never a file it
+  // did not make, such as the disk's own file).
   void remove_destination(std::vector<std::string>& problems) {
     for (const auto& d : s_.disks) {
-      remove_quietly(dst_.host.storage(), d.dest, problems, dst_.host.name());
-      if (s_.other_host)
-        remove_quietly(dst_.host.storage(), d.overlay_dst, problems, dst_.host.name());
+      remove_mine(dst_.host, d.dest, problems);
+      if (s_.other_host) remove_mine(dst_.host, d.overlay_dst, problems);
     }
-    if (s_.other_host && !s_.state_dst.empty())
-      remove_quietly(dst_.host.storage(), s_.state_dst, problems, dst_.host.name());
+    if (s_.other_host && !s_.state_dst.empty()) remove_mine(dst_.host, s_.state_dst, problems);
   }
 
   // The VM is saved (not running anywhere): restores it on the source as it
@@ -200,7 +234,7 @@ class Qsm {
     }
     std::vector<std::string> more = merge_back();
     problems.insert(problems.end(), more.begin(), more.end());
-    remove_quietly(src_.host.storage(), s_.state_src, problems, src_.host.name());
+    remove_mine(src_.host, s_.state_src, problems);
     return problems;
   }
 
@@ -239,8 +273,7 @@ class Qsm {
         }
       }
       std::vector<std::string> ignored;
-      if (s_.other_host)
-        remove_quietly(dst_.host.storage(), d.overlay_dst, ignored, dst_.host.name());
+      if (s_.other_host) remove_mine(dst_.host, d.overlay_dst, ignored);
     }
     job_.step(kMerge, StepState::kDone, "every overlay merged into its base and removed");
     s_.phase = "merged";
@@ -290,12 +323,22 @@ class Qsm {
                         "removed: {}",
                         src_.host.name(), e.what()));
       }
-      remove_quietly(dst_.host.storage(), s_.state_dst, problems, dst_.host.name());
+      remove_mine(dst_.host, s_.state_dst, problems);
     }
-    remove_quietly(src_.host.storage(), s_.state_src, problems, src_.host.name());
+    remove_mine(src_.host, s_.state_src, problems);
     for (const auto& d : s_.disks) {
-      remove_quietly(src_.host.storage(), d.overlay_src, problems, src_.host.name());
-      if (!s_.keep_source) remove_quietly(src_.host.storage(), d.base, problems, src_.host.name());
+      remove_mine(src_.host, d.overlay_src, problems);
+      // The source, now that the VM runs on its verified copy; never the
+      // copy itself (on one host, the same file under another name).
+      bool is_copy = !s_.other_host && (d.base == d.dest || [&] {
+        try {
+          return src_.host.storage().same_file(d.base, d.dest);
+        } catch (const Error&) {
+          return true;  // cannot tell: keep it
+        }
+      }());
+      if (!s_.keep_source && !is_copy)
+        remove_quietly(src_.host.storage(), d.base, problems, src_.host.name());
     }
     std::string note = s_.keep_source
                            ? "source disks kept (--keep-source)"
@@ -315,6 +358,35 @@ class Qsm {
     // overlays and the state travel as fast as the link allows.
     transfer::CopyOptions copy_opts{.bandwidth = o.bandwidth};
     transfer::CopyOptions pause_opts{.bandwidth = 0};
+    // A destination that exists is replaced only with --force, only if the
+    // plan checked it (no defined VM uses it, no file of the move), and only
+    // while it is still that file; any other is left in place.
+    for (const auto& m : plan.copies) {
+      bool there = false;
+      try {
+        there = dst_.host.storage().exists(m.dest);
+        if (there && o.force && m.replace_existing && m.replaces &&
+            dst_.host.storage().remove_if_same(m.dest, *m.replaces))
+          there = false;
+      } catch (const Error& e) {
+        job_.step(kCheck, StepState::kFailed, e.what());
+        return {Outcome::kFailed,
+                fmt::format("Refused: '{}' on host '{}' could not be replaced: {}. The VM runs on "
+                            "host '{}' on its original files, unchanged.",
+                            m.dest, dst_.host.name(), e.what(), src_.host.name())};
+      }
+      if (there) {
+        std::string why = fmt::format(
+            "'{}' exists on host '{}' and is not a file the checks let --force replace; it was "
+            "left in place",
+            m.dest, dst_.host.name());
+        job_.step(kCheck, StepState::kFailed, why);
+        return {Outcome::kFailed,
+                fmt::format("Refused: {}. The VM runs on host '{}' on its original files, "
+                            "unchanged.",
+                            why, src_.host.name())};
+      }
+    }
     job_.step(kCheck, StepState::kDone,
               fmt::format("{} disk{} to move, pause predicted {} ms", s_.disks.size(),
                           s_.disks.size() == 1 ? "" : "s", plan.prediction.pause.count()));
@@ -323,8 +395,14 @@ class Qsm {
     job_.step(kSnapshot, StepState::kRunning);
     save();
     std::map<std::string, std::string> overlays;
-    for (const auto& d : s_.disks) overlays[d.target] = d.overlay_src;
+    std::vector<std::string> overlay_paths;
+    for (const auto& d : s_.disks) {
+      overlays[d.target] = d.overlay_src;
+      overlay_paths.push_back(d.overlay_src);
+    }
+    std::vector<std::string> no_overlay_yet;
     try {
+      no_overlay_yet = absent(src_.host.storage(), overlay_paths);
       src_.host.snapshot_to_overlays(vm, overlays);
     } catch (const Error& e) {
       // The snapshot is atomic: libvirt made no overlay, or removed it.
@@ -335,6 +413,8 @@ class Qsm {
                                             "its original files, unchanged.",
                                             e.what(), src_.host.name())};
     }
+    // libvirt made the overlays: this job's, where there was none before.
+    record_made(src_.host, no_overlay_yet);
     job_.step(kSnapshot, StepState::kDone, "the guest writes to overlays; its disks are bases now");
 
     // ---- copy the bases while the VM runs
@@ -350,7 +430,8 @@ class Qsm {
     auto copy_start = std::chrono::steady_clock::now();
     transfer::CopyStats st;
     try {
-      st = copy_files(src_, dst_, s_.bases, copy_opts, job_, "copy", [&] { save(); });
+      st = copy_files(
+          src_, dst_, s_.bases, copy_opts, job_, "copy", [&] { save(); }, &s_.created);
       if (o.verify) {
         std::vector<std::string> bad = verify_files(src_, dst_, s_.bases, job_);
         if (!bad.empty()) throw Error(ErrorCode::kBadData, fmt::format("{}", fmt::join(bad, "; ")));
@@ -400,8 +481,11 @@ class Qsm {
     s_.pause_start_ms = now_ms();
     save();
     auto pause_start = std::chrono::steady_clock::now();
+    std::vector<std::string> no_state_yet;
     try {
+      no_state_yet = absent(src_.host.storage(), {s_.state_src});
       src_.host.save_state(vm, s_.state_src);
+      record_made(src_.host, no_state_yet);
       s_.saved_xml = src_.host.saved_xml(s_.state_src);
     } catch (const Error& e) {
       bool stopped = !guest::running(src_.host.vm_state(vm));
@@ -422,7 +506,8 @@ class Qsm {
     job_.step(kTransfer, StepState::kRunning);
     try {
       if (s_.other_host) {
-        copy_files(src_, dst_, s_.rest, pause_opts, job_, "transfer", [&] { save(); });
+        copy_files(
+            src_, dst_, s_.rest, pause_opts, job_, "transfer", [&] { save(); }, &s_.created);
         if (o.verify) {
           std::vector<std::string> bad = verify_files(src_, dst_, s_.rest, job_);
           if (!bad.empty())

@@ -169,9 +169,11 @@ CopyStats copy(Endpoint& src, Endpoint& dst, Journal& journal, const CopyOptions
       obs.chunk_done(journal);
       throw;
     }
+    obs.created();
   } else if (!dst.exists()) {
     journal.done.clear();
     dst.create(length);
+    obs.created();
   }
   RateLimiter limit(o.bandwidth);
   std::vector<char> buf(kBuffer);

@@ -63,6 +63,9 @@ class CopyObserver {
   // A chunk is durable at the destination: the journal may be saved.
   virtual void chunk_done(const Journal& journal) { (void)journal; }
   virtual bool cancel_requested() { return false; }
+  // The engine has just made the destination file (where there was none):
+  // the caller may record it as its own.
+  virtual void created() {}
 };
 
 struct CopyStats {

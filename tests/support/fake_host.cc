@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "base/error.h"
 #include "hosts/xml.h"
@@ -126,10 +127,26 @@ std::optional<std::uint64_t> FakeStorage::allocation(const std::string& path) {
   return static_cast<std::uint64_t>(st.st_blocks) * 512;
 }
 
+std::optional<guest::FileIdentity> FakeStorage::identity(const std::string& path) {
+  struct statx sx {};
+  if (::statx(AT_FDCWD, host_.real(path).c_str(), AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME,
+              &sx) != 0)
+    return std::nullopt;
+  guest::FileIdentity id;
+  id.basis = "inode";
+  id.device = (static_cast<std::uint64_t>(sx.stx_dev_major) << 32) | sx.stx_dev_minor;
+  id.inode = sx.stx_ino;
+  if ((sx.stx_mask & STATX_BTIME) != 0)
+    id.birth_ns =
+        static_cast<std::int64_t>(sx.stx_btime.tv_sec) * 1000000000 + sx.stx_btime.tv_nsec;
+  return id;
+}
+
 void FakeStorage::create_image(const guest::NewImage& image) {
   host_.log(fmt::format("create {} {} {}{}", image.path, image.format, image.capacity,
                         image.backing.empty() ? "" : " on " + image.backing));
   host_.maybe_fail("create");
+  if (auto before = std::exchange(host_.before_create, nullptr)) before(image.path);
   if (exists(image.path))
     throw Error(ErrorCode::kAlreadyExists, fmt::format("'{}' already exists", image.path));
   std::string real = host_.real(image.path);
@@ -161,6 +178,14 @@ void FakeHost::put_file(const std::string& path, std::uint64_t bytes, char fill)
   for (std::uint64_t i = 0; i < bytes; i += block.size())
     out.write(block.data(),
               static_cast<std::streamsize>(std::min<std::uint64_t>(block.size(), bytes - i)));
+}
+
+void FakeHost::replace_file(const std::string& path, std::uint64_t bytes, char fill) {
+  // Made next to it, then renamed over it: the new file cannot reuse the
+  // old one's inode.
+  std::string tmp = path + ".replacing";
+  put_file(tmp, bytes, fill);
+  std::filesystem::rename(real(tmp), real(path));
 }
 
 std::string FakeHost::xml_of(const std::string& vm) const {

@@ -5,6 +5,7 @@
 // and failures injectable by name.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,6 +34,8 @@ class FakeStorage : public guest::Storage {
   bool same_file(const std::string& a, const std::string& b) override { return a == b; }
   std::optional<std::uint64_t> allocation(const std::string& path) override;
   void create_image(const guest::NewImage& image) override;
+  // Device, inode and birth time of the real file, as LocalStorage.
+  std::optional<guest::FileIdentity> identity(const std::string& path) override;
 
  private:
   FakeHost& host_;
@@ -66,6 +69,12 @@ class FakeHost : public guest::MigrationHost {
   void share(const std::string& dir, const FakeHost& other) { shared_[dir] = &other; }
   // Makes a file of `bytes` bytes of a pattern at a host path.
   void put_file(const std::string& path, std::uint64_t bytes, char fill = 'd');
+  // Puts another file (a new inode) at a host path, as a user or another
+  // job replacing it would; the old one goes.
+  void replace_file(const std::string& path, std::uint64_t bytes, char fill = 'r');
+  // Runs once before the next create_image (e.g. a file appears after the
+  // plan and before the create).
+  std::function<void(const std::string& path)> before_create;
   std::unique_ptr<transfer::Endpoint> file(const std::string& path) {
     return std::make_unique<transfer::LocalFile>(real(path));
   }

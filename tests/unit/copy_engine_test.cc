@@ -10,11 +10,18 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
+#include <utility>
 
 #include "base/error.h"
 #include "base/subprocess.h"
+#include "migrate/copy_files.h"
 #include "qmp/json.h"
+#include "support/fake_host.h"
+#include "support/fake_job.h"
 #include "support/temp_dir.h"
 #include "transfer/local_file.h"
 
@@ -282,3 +289,83 @@ TEST(Journal, RoundTrip) {
 
 }  // namespace
 }  // namespace vmshift::transfer
+
+// ---- the `vmshift copy` job on simulated hosts (real files)
+
+namespace vmshift::migrate {
+namespace {
+
+using ::testing::HasSubstr;
+using vmshift::testing::Events;
+using vmshift::testing::FakeHost;
+using vmshift::testing::FakeJob;
+
+class CopyJobTest : public ::testing::Test {
+ protected:
+  Site site(FakeHost& h) {
+    return Site{h, [&h](const std::string& p) { return h.file(p); }};
+  }
+  std::string bytes_of(FakeHost& h, const std::string& path) {
+    std::ifstream in(h.real(path), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  Events events_;
+  FakeHost one_{"host1", events_};
+  FakeHost two_{"host2", events_};
+};
+
+// Test that copying a file of shared storage onto the same file through
+// the other host is refused, even with --force, and the file is intact.
+TEST_F(CopyJobTest, SharedFileOntoItselfThroughAnotherHost) {
+  two_.share("/var/lib/libvirt/shared", one_);
+  one_.put_file("/var/lib/libvirt/shared/a", 256 * 1024, 'a');
+  std::string before = bytes_of(one_, "/var/lib/libvirt/shared/a");
+  CopyJobOptions o{.from_host = "host1",
+                   .from_path = "/var/lib/libvirt/shared/a",
+                   .to_host = "host2",
+                   .to_path = "/var/lib/libvirt/shared/a",
+                   .force = true};
+  Site from = site(one_), to = site(two_);
+  FakeJob job;
+  Result r = run_copy_job(from, to, o, "", job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("is the source itself"));
+  ASSERT_TRUE(one_.storage().exists("/var/lib/libvirt/shared/a"));
+  EXPECT_EQ(bytes_of(one_, "/var/lib/libvirt/shared/a"), before);
+}
+
+// A job that runs something once, at its first progress report.
+class ReplacingJob : public FakeJob {
+ public:
+  std::function<void()> at_progress;
+  void progress(std::string_view phase, std::uint64_t done, std::uint64_t total) override {
+    FakeJob::progress(phase, done, total);
+    if (auto f = std::exchange(at_progress, nullptr)) f();
+  }
+};
+
+// Test that a cancelled copy removes its partial destination only while it
+// is the file the job created: a file put there meanwhile stays.
+TEST_F(CopyJobTest, CancelLeavesAFileItDidNotCreate) {
+  one_.put_file("/images/a", 4 * 1024 * 1024, 'a');
+  std::filesystem::create_directories(two_.real("/images"));
+  CopyJobOptions o{.from_host = "host1",
+                   .from_path = "/images/a",
+                   .to_host = "host2",
+                   .to_path = "/images/b",
+                   .chunk_size = 1024 * 1024};
+  Site from = site(one_), to = site(two_);
+  ReplacingJob job;
+  // Right after the copy made it, another file takes its place; then a cancel.
+  job.at_progress = [&] {
+    two_.replace_file("/images/b", 3, 'u');
+    job.cancel = true;
+  };
+  Result r = run_copy_job(from, to, o, "", job);
+  EXPECT_EQ(r.outcome, Outcome::kCancelled) << r.message;
+  ASSERT_TRUE(two_.storage().exists("/images/b"));
+  EXPECT_EQ(bytes_of(two_, "/images/b"), "uuu");
+}
+
+}  // namespace
+}  // namespace vmshift::migrate

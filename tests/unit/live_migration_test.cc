@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "migrate/created.h"
 #include "support/fake_host.h"
 #include "support/fake_job.h"
 
@@ -240,9 +241,14 @@ TEST_F(LiveMigrationTest, VerifyCatchesAWrongOutcome) {
 // then the VM's place decides: destination -> completed (source files
 // deleted), source -> rolled back (destination images removed).
 TEST_F(LiveMigrationTest, Recovery) {
+  // The image the job made on host2, recorded with its identity.
+  dst_.put_file("/local/g1-vda.qcow2", 4096);
+  std::string made =
+      to_json(std::vector<Created>{record_created(dst_.storage(), "host2", "/local/g1-vda.qcow2")})
+          .dump();
   std::string saved =
-      R"({"phase":"migrate","vm":"g1","keep_source":false,"created":["/local/g1-vda.qcow2"],)"
-      R"("copies":[{"target":"vda","source":"/local/g1-vda.qcow2","dest":"/local/g1-vda.qcow2"}]})";
+      R"({"phase":"migrate","vm":"g1","keep_source":false,"created":)" + made +
+      R"(,"copies":[{"target":"vda","source":"/local/g1-vda.qcow2","dest":"/local/g1-vda.qcow2"}]})";
   src_.job_active = true;
   Result r = recover_live_migration(src_, dst_, saved, job_);
   EXPECT_EQ(r.outcome, Outcome::kRolledBack);
@@ -265,6 +271,81 @@ TEST_F(LiveMigrationTest, Recovery) {
   EXPECT_EQ(r.outcome, Outcome::kFailed);
   EXPECT_THAT(r.message, HasSubstr("not defined on host 'host1' and not defined on host 'host2'"));
   EXPECT_THAT(events_, IsEmpty());
+}
+
+// Test that a destination file that appears after the plan (another job,
+// the user) makes the create fail and is not deleted by the undo: the job
+// records a file as its own only after it created it.
+TEST_F(LiveMigrationTest, AFileThatAppearedBeforeTheCreateIsNotDeleted) {
+  copy_vda("/local/g1-vda.qcow2");
+  dst_.before_create = [&](const std::string& path) { dst_.put_file(path, 4096, 'u'); };
+  Result r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_TRUE(dst_.storage().exists("/local/g1-vda.qcow2"));
+  EXPECT_THAT(events_, Not(Contains("host2 remove /local/g1-vda.qcow2")));
+  EXPECT_THAT(r.message, Not(HasSubstr("were removed")));
+}
+
+// Test that a destination image this job created but that was replaced
+// afterwards (another inode at the same path) is left in place by the undo,
+// and the job says so.
+TEST_F(LiveMigrationTest, AReplacedDestinationIsLeftInPlace) {
+  copy_vda("/local/g1-vda.qcow2");
+  // Replaced once the images are made, before the migration starts.
+  class ReplacingJob : public FakeJob {
+   public:
+    explicit ReplacingJob(FakeHost& host) : host_(host) {}
+    void checkpoint(std::string_view point) override {
+      FakeJob::checkpoint(point);
+      if (point == "prepared") host_.replace_file("/local/g1-vda.qcow2", 4096);
+    }
+
+   private:
+    FakeHost& host_;
+  } job(dst_);
+  src_.script.result = "migration failed: injected";
+  Result r = run_live_migration(src_, dst_, plan_, options_, job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_TRUE(dst_.storage().exists("/local/g1-vda.qcow2"));
+  EXPECT_THAT(r.message, HasSubstr("left '/local/g1-vda.qcow2' in place on host 'host2': it is "
+                                   "not the file this job created"));
+}
+
+// Test that --force replaces only the file the plan found and checked: a
+// destination that appeared after the plan is refused, not removed.
+TEST_F(LiveMigrationTest, ForceReplacesOnlyWhatThePlanChecked) {
+  copy_vda("/local/g1-vda.qcow2");
+  dst_.put_file("/local/g1-vda.qcow2", 4096, 'u');
+  options_.force = true;  // but the plan did not see the file: replace_existing is false
+  Result r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_TRUE(dst_.storage().exists("/local/g1-vda.qcow2"));
+  EXPECT_THAT(events_, Not(Contains("host2 remove /local/g1-vda.qcow2")));
+}
+
+// Test that recovery does not take a VM paused on the destination for a
+// finished migration when the destination has no completed statistics: no
+// source file is deleted, and the message says where the VM is.
+TEST_F(LiveMigrationTest, RecoveryDoesNotTakeAPausedDestinationForDone) {
+  std::string saved =
+      R"({"phase":"migrate","vm":"g1","keep_source":false,"created":[],)"
+      R"("copies":[{"target":"vda","source":"/local/g1-vda.qcow2","dest":"/local/g1-vda.qcow2"}]})";
+  src_.vms.clear();
+  dst_.vms["g1"] = FakeVm{.state = "paused"};
+  dst_.completed.reset();
+  Result r = recover_live_migration(src_, dst_, saved, job_);
+  EXPECT_NE(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_TRUE(src_.storage().exists("/local/g1-vda.qcow2"));
+  EXPECT_THAT(events_, Not(Contains("host1 remove /local/g1-vda.qcow2")));
+  EXPECT_THAT(r.message, HasSubstr("paused on host 'host2'"));
+
+  // With the migration known complete, a paused destination is done.
+  events_.clear();
+  dst_.completed = guest::CompletedMigration{.downtime_ms = 100};
+  FakeJob second;
+  r = recover_live_migration(src_, dst_, saved, second);
+  EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_THAT(events_, ElementsAre("host1 remove /local/g1-vda.qcow2"));
 }
 
 // Test that the request follows the options: zstd brings multifd, a

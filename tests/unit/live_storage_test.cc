@@ -8,9 +8,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -595,6 +598,63 @@ TEST_F(LiveStoragePlanTest, RunWithKeepSourceRemovesNothing) {
   EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
   EXPECT_TRUE(std::filesystem::exists(src("b.qcow2")));
   EXPECT_THAT(r.message, HasSubstr("--keep-source"));
+}
+
+// Test that --force never replaces a file another defined VM uses (a disk
+// of the same file name in the destination directory), and names that VM;
+// the file is untouched.
+TEST_F(LiveStoragePlanTest, ForceNeverReplacesAnotherVmsDisk) {
+  std::ofstream(dst("b.qcow2")) << "another VM's disk";
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.force = true;
+  std::map<std::string, std::string> in_use = {{dst("b.qcow2"), "VM 'other' on host 'host1'"}};
+  try {
+    LiveStoragePlan p = plan_live_storage(guest_, o, in_use);
+    ADD_FAILURE() << "the plan was accepted: it would replace " << dst("b.qcow2");
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("VM 'other' on host 'host1' uses it"));
+  }
+  std::ifstream in(dst("b.qcow2"));
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(text, "another VM's disk");
+}
+
+// Test that the plan says which file --force will replace.
+TEST_F(LiveStoragePlanTest, ForceSaysWhatItReplaces) {
+  std::ofstream(dst("b.qcow2")) << "old";
+  LiveStorageOptions o = to(dir_.file("dst"));
+  o.force = true;
+  LiveStoragePlan p = plan_live_storage(guest_, o, {{dst("c.qcow2"), "VM 'other' on host 'h'"}});
+  EXPECT_THAT(p.notes, ::testing::Contains(HasSubstr("--force replaces '" + dst("b.qcow2") + "'")));
+  ASSERT_TRUE(p.moves.at(1).replaces.has_value());
+}
+
+// Test that a destination file replaced by another (a new inode) after the
+// copy made it is left in place by the undo of a cancelled copy.
+TEST_F(LiveStoragePlanTest, CancelLeavesAReplacedDestination) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  // At the first progress report (both copies started), another file takes
+  // the place of vda's; then a cancel.
+  class ReplacingJob : public FakeJob {
+   public:
+    std::string dest;
+    void progress(std::string_view phase, std::uint64_t done, std::uint64_t total) override {
+      if (!cancel) {
+        std::ofstream(dest + ".new") << "someone else's";
+        std::filesystem::rename(dest + ".new", dest);
+      }
+      FakeJob::progress(phase, done, total);
+    }
+  } job;
+  job.dest = dst("a.qcow2");
+  job.cancel_on_progress = true;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  EXPECT_EQ(r.outcome, Outcome::kCancelled);
+  ASSERT_TRUE(std::filesystem::exists(dst("a.qcow2")));
+  std::ifstream in(dst("a.qcow2"));
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), {}), "someone else's");
+  EXPECT_THAT(r.message, HasSubstr("left '" + dst("a.qcow2") + "' in place"));
+  EXPECT_FALSE(std::filesystem::exists(dst("b.qcow2")));
 }
 
 // Test that with --force the old destination file is removed before its

@@ -49,6 +49,10 @@ class FakeStorage : public guest::Storage {
   bool same_file(const std::string& a, const std::string& b) override { return a == b; }
   std::optional<std::uint64_t> allocation(const std::string&) override { return 0; }
   void create_image(const guest::NewImage& image) override { files.insert(image.path); }
+  std::optional<guest::FileIdentity> identity(const std::string& path) override {
+    if (!exists(path)) return std::nullopt;
+    return guest::FileIdentity{.basis = "test", .key = path};
+  }
 };
 
 const char* kInventory = R"(
@@ -297,6 +301,46 @@ TEST_F(PlannerTest, SpaceAndExistingFiles) {
   request_.options.force = false;
   storage_.dirs.erase("/var/lib/libvirt/images");
   EXPECT_THAT(plan().failures(), Contains(HasSubstr("has no directory /var/lib/libvirt/images")));
+}
+
+// Test that a QSM to the storage location the disk already lives in (same
+// host) is refused, with or without --force: the destination is the disk's
+// own file.
+TEST_F(PlannerTest, QsmOntoItsOwnFileIsRefused) {
+  disk_on("host1-local");
+  dest_.host = "host1";
+  request_.options.dest_host = "host1";
+  request_.options.type = "qsm";
+  request_.options.storage = "host1-local";
+  storage_.files.insert("/var/lib/libvirt/images/g1-vda.qcow2");
+  request_.options.force = true;
+  MigrationPlan p = plan();
+  EXPECT_FALSE(p.ok());
+  EXPECT_THAT(p.failures(), Contains(HasSubstr("is the disk's own file")));
+  request_.options.force = false;
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("is the disk's own file")));
+}
+
+// Test that --force never replaces a file a defined VM uses on a host that
+// sees the storage (live VSM onto shared storage), names that VM, and that
+// a plan that does replace a file says which.
+TEST_F(PlannerTest, ForceNeverReplacesAFileInUse) {
+  disk_on("host1-local");
+  request_.options.storage = "shared";
+  request_.options.force = true;
+  storage_.files.insert("/var/lib/libvirt/shared/g1-vda.qcow2");
+  dest_.in_use = {{"/var/lib/libvirt/shared/g1-vda.qcow2", "VM 'other' on host 'host1'"}};
+  MigrationPlan p = plan();
+  EXPECT_THAT(p.failures(), Contains(HasSubstr("VM 'other' on host 'host1' uses it")));
+  dest_.in_use.clear();
+  dest_.in_use_error = "host 'host1' does not answer";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("host 'host1' does not answer")));
+  dest_.in_use_error.clear();
+  p = plan();
+  EXPECT_TRUE(p.ok()) << testing::PrintToString(p.failures());
+  EXPECT_TRUE(p.live.copies.at(0).replace_existing);
+  EXPECT_THAT(check(p, "replace").reason,
+              HasSubstr("--force replaces /var/lib/libvirt/shared/g1-vda.qcow2 on host 'host2'"));
 }
 
 // Test that a shared disk the destination does not actually see, a cached

@@ -128,6 +128,65 @@ TEST_F(QuickTest, QsmToAnotherHost) {
   EXPECT_THAT(job.points, IsSupersetOf({"copied", "transferred", "restore", "restored"}));
 }
 
+// Test that a QSM whose copy fails because the destination's files are
+// already there (made after the plan by someone else) leaves those files
+// in place: the undo deletes only what this job created.
+TEST_F(QuickTest, QsmUndoLeavesFilesItDidNotMake) {
+  // The overlay's and the state's places on host2 are taken after the
+  // plan: the base copies, then moving the overlay fails; the undo removes
+  // the base's copy (this job's) and nothing else.
+  dst_.put_file(kDestOverlay, 4096, 'y');
+  dst_.put_file(kDestState, 4096, 'z');
+  FailingJob job;
+  Result r = qsm(job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_FALSE(on(dst_, kDest)) << "the job's own copy stayed";
+  EXPECT_TRUE(on(dst_, kDestOverlay));
+  EXPECT_TRUE(on(dst_, kDestState));
+  EXPECT_THAT(events_, Not(Contains("host2 remove " + kDestOverlay)));
+  EXPECT_THAT(events_, Not(Contains("host2 remove " + kDestState)));
+  EXPECT_EQ(src_.vms.at("g1").state, "running");
+  EXPECT_EQ(src_.vms.at("g1").disks.at("vda"), kBase);
+  EXPECT_TRUE(on(src_, kBase));
+}
+
+// Test that a QSM on one host whose destination is the disk's own file
+// (--force onto the location it already lives in) never deletes that file.
+TEST_F(QuickTest, QsmOntoItsOwnFileNeverDeletesIt) {
+  plan_.dest_host = "host1";
+  plan_.copies[0].dest = kBase;
+  plan_.copies[0].replace_existing = true;
+  options_.force = true;
+  Site s = site(src_);
+  FailingJob job;
+  Result r = run_qsm(s, s, plan_, options_, job);
+  EXPECT_NE(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_TRUE(on(src_, kBase)) << r.message;
+  EXPECT_THAT(events_, Not(Contains("host1 remove " + kBase)));
+  EXPECT_EQ(src_.vms.at("g1").disks.at("vda"), kBase);
+}
+
+// Test that --force replaces a destination the plan checked (its identity
+// recorded), and that a destination the plan did not check is refused
+// before anything changes, and left in place.
+TEST_F(QuickTest, QsmForceReplacesOnlyTheCheckedFile) {
+  dst_.put_file(kDest, 8192, 'x');
+  FailingJob refused;
+  Result r = qsm(refused);
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("left in place"));
+  EXPECT_TRUE(on(dst_, kDest));
+  EXPECT_THAT(events_, Not(Contains("host1 snapshot g1")));
+
+  options_.force = true;
+  plan_.copies[0].replace_existing = true;
+  plan_.copies[0].replaces = dst_.storage().identity(kDest);
+  FailingJob job;
+  r = qsm(job);
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_EQ(dst_.vms.at("g1").disks.at("vda"), kDest);
+}
+
 // Test that a QSM on one host moves the disk without moving overlay or
 // state, and keeps the VM's definition (updated).
 TEST_F(QuickTest, QsmOnTheSameHost) {

@@ -1,0 +1,49 @@
+// Which files a job made, so that its undo and cleanup delete those and
+// nothing else. A file is the job's to delete only if the job created it
+// (recorded after the call that made it succeeded, where nothing was
+// before), and the file at that path still has the identity it had then
+// (guest::FileIdentity: device, inode, birth time; libvirt: weaker). A
+// file that differs is left in place and the job says so.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "guest/guest.h"
+#include "qmp/json.h"
+
+namespace vmshift::migrate {
+
+struct Created {
+  std::string host;  // the host whose storage holds it
+  std::string path;
+  guest::FileIdentity identity;
+};
+
+qmp::Json to_json(const guest::FileIdentity& id);
+guest::FileIdentity identity_from_json(const qmp::Json& j);
+qmp::Json to_json(const Created& c);
+Created created_from_json(const qmp::Json& j);
+qmp::Json to_json(const std::vector<Created>& all);
+// Reads what to_json wrote; an absent or null field gives an empty list.
+std::vector<Created> created_list_from_json(const std::optional<qmp::Json>& j);
+
+// The record of a file the job just made at path. Throws Error(kNotFound)
+// if there is no file there.
+Created record_created(guest::Storage& storage, const std::string& host, const std::string& path);
+
+// Whether the list has a record of host:path.
+bool has_created(const std::vector<Created>& all, const std::string& host, const std::string& path);
+
+// Deletes a file the job created, if the file at its path is still that
+// one. Returns a problem as a sentence, or nullopt when the file was
+// removed (or was gone already).
+std::optional<std::string> remove_created(guest::Storage& storage, const Created& c);
+
+// remove_created for every record of `host` in the list, problems appended
+// to `problems`; the records of the files removed (or gone) leave the list.
+void remove_all_created(guest::Storage& storage, const std::string& host, std::vector<Created>& all,
+                        std::vector<std::string>& problems);
+
+}  // namespace vmshift::migrate
