@@ -3,6 +3,9 @@
 // journals (`vmshift jobs resume`).
 #include <fmt/format.h>
 
+#include <functional>
+#include <set>
+
 #include "base/error.h"
 #include "guest/libvirt_storage.h"
 #include "hosts/domain.h"
@@ -66,6 +69,9 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
   }
   auto save = [&] { job.save_state(s.dump()); };
   const std::string& vm = s.vm;
+  // On its own host the VM keeps its definition (redefined with the new
+  // paths): it is never undefined there.
+  bool same_host = plan.source_host == plan.dest_host;
   std::string state = src.host.vm_state(vm).value_or("not defined");
   if (s.phase == "copy" && state != "shut off") {
     job.step(kCheck, StepState::kFailed, state);
@@ -74,6 +80,31 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
                         "shut-off VM. Nothing was changed.",
                         vm, state, src.host.name())};
   }
+  if (s.phase == "copy" && same_host && !s.saved_src.empty()) {
+    job.step(kCheck, StepState::kFailed, "the VM has a saved state");
+    return {Outcome::kFailed,
+            fmt::format("Refused: VM '{}' on host '{}' has a saved state ({}), which holds the "
+                        "paths of its disks: start it and shut it down, then move its storage. "
+                        "Nothing was changed.",
+                        vm, src.host.name(), s.saved_src)};
+  }
+  // Whether the VM was started on the source during the move: then the
+  // source is what counts, and nothing of it may go.
+  auto started_meanwhile = [&](std::size_t step,
+                               const std::function<std::string()>& what) -> std::optional<Result> {
+    std::optional<std::string> now = src.host.vm_state(vm);
+    if (!guest::running(now)) return std::nullopt;
+    job.step(step, StepState::kFailed,
+             fmt::format("the VM is {} on host '{}'", *now, src.host.name()));
+    std::vector<std::string> copies;
+    for (const auto& f : s.files) copies.push_back(f.to);
+    return Result{
+        Outcome::kFailed,
+        fmt::format("VM '{}' is {} on host '{}' again (started during the move): it "
+                    "runs there on its files, which were all kept; the copies on host "
+                    "'{}' ({}) are out of date{}.",
+                    vm, *now, src.host.name(), dst.host.name(), fmt::join(copies, ", "), what())};
+  };
   job.step(kCheck, StepState::kDone,
            resumed
                ? "resuming where the last run stopped"
@@ -138,6 +169,9 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
   }
 
   // ---- define (and put the saved state back), on the destination
+  if (s.phase == "copy")
+    if (auto r = started_meanwhile(kDefine, [] { return ", and the VM was not defined there"; }))
+      return *r;
   std::vector<std::pair<std::string, std::string>> paths;
   for (const auto& m : plan.copies) paths.emplace_back(m.target, m.dest);
   std::string xml = hosts::rewrite_disk_paths(src.host.vm_xml(vm, true), paths);
@@ -167,16 +201,58 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
                                                "restored"));
   }
 
-  // ---- cleanup: the source goes only now
-  std::vector<std::string> problems;
-  try {
-    if (src.host.vm_state(vm)) src.host.undefine(vm);
-  } catch (const Error& e) {
-    problems.push_back(
-        fmt::format("the definition on host '{}' stays: {}", src.host.name(), e.what()));
+  // ---- cleanup: the source goes only now, and only what the VM no
+  // longer uses
+  if (!same_host) {
+    if (auto r = started_meanwhile(kCleanup, [&] {
+          std::string undo;
+          try {
+            if (!guest::running(dst.host.vm_state(vm))) {
+              dst.host.undefine(vm);
+              return fmt::format("; its definition there was removed again");
+            }
+          } catch (const Error& e) {
+            undo = e.what();
+          }
+          return fmt::format("; its definition there stays ({}): remove it before you start it",
+                             undo.empty() ? "it runs" : undo);
+        }))
+      return *r;
   }
-  if (!o.keep_source)
+  std::vector<std::string> problems;
+  std::set<std::string> in_use;  // files the VM on the source still uses
+  bool source_gone = false;
+  if (!same_host) {
+    try {
+      // libvirt refuses to undefine a VM with a saved state: it goes first
+      // (it was copied and verified), unless kept.
+      if (!o.keep_source && !s.saved_src.empty() && src.host.storage().exists(s.saved_src))
+        src.host.storage().remove(s.saved_src);
+      if (src.host.vm_state(vm)) src.host.undefine(vm);
+      source_gone = true;
+    } catch (const Error& e) {
+      problems.push_back(fmt::format("the definition on host '{}' stays, and so do its files: {}",
+                                     src.host.name(), e.what()));
+    }
+  } else {
+    try {
+      for (const auto& [t, p] : src.host.vm_disks(vm, true)) in_use.insert(p);
+      if (guest::running(src.host.vm_state(vm)))
+        for (const auto& [t, p] : src.host.vm_disks(vm, false)) in_use.insert(p);
+      source_gone = true;
+    } catch (const Error& e) {
+      problems.push_back(
+          fmt::format("the old files stay: cannot check which files VM '{}' "
+                      "uses on host '{}': {}",
+                      vm, src.host.name(), e.what()));
+    }
+  }
+  if (!o.keep_source && source_gone)
     for (const auto& f : s.files) {
+      if (in_use.count(f.from) > 0) {
+        problems.push_back(fmt::format("'{}' stays: VM '{}' uses it", f.from, vm));
+        continue;
+      }
       try {
         if (src.host.storage().exists(f.from)) src.host.storage().remove(f.from);
       } catch (const Error& e) {
@@ -184,7 +260,12 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
       }
     }
   std::string note = o.keep_source ? "source files kept (--keep-source)"
-                                   : fmt::format("removed from host '{}'", src.host.name());
+                     : same_host
+                         ? fmt::format(
+                               "the VM stays defined on host '{}' with its new paths; the old "
+                               "files were removed",
+                               src.host.name())
+                         : fmt::format("removed from host '{}'", src.host.name());
   for (const auto& p : problems) note += "; " + p;
   job.step(kCleanup, StepState::kDone, note);
   s.phase = "done";
