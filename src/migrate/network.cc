@@ -3,7 +3,6 @@
 // journals (`vmshift jobs resume`).
 #include <fmt/format.h>
 
-#include <functional>
 #include <set>
 
 #include "base/error.h"
@@ -89,21 +88,52 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
                         vm, src.host.name(), s.saved_src)};
   }
   // Whether the VM was started on the source during the move: then the
-  // source is what counts, and nothing of it may go.
-  auto started_meanwhile = [&](std::size_t step,
-                               const std::function<std::string()>& what) -> std::optional<Result> {
+  // source is what counts and nothing of it may go; the copies, out of
+  // date, are removed (with the definition made from them), so that a
+  // resume copies again.
+  auto started_meanwhile = [&](std::size_t step, bool defined_there) -> std::optional<Result> {
     std::optional<std::string> now = src.host.vm_state(vm);
     if (!guest::running(now)) return std::nullopt;
     job.step(step, StepState::kFailed,
              fmt::format("the VM is {} on host '{}'", *now, src.host.name()));
+    bool remove_copies = true;
+    std::string about;
+    if (defined_there) {
+      try {
+        if (guest::running(dst.host.vm_state(vm))) {
+          remove_copies = false;
+          about = fmt::format("; it runs on host '{}' too: stop one of them", dst.host.name());
+        } else {
+          dst.host.undefine(vm);
+          about = fmt::format("; its definition on host '{}' was removed again", dst.host.name());
+        }
+      } catch (const Error& e) {
+        remove_copies = false;
+        about = fmt::format("; its definition on host '{}' stays ({}): remove it, never start it",
+                            dst.host.name(), e.what());
+      }
+    }
     std::vector<std::string> copies;
-    for (const auto& f : s.files) copies.push_back(f.to);
-    return Result{
-        Outcome::kFailed,
-        fmt::format("VM '{}' is {} on host '{}' again (started during the move): it "
-                    "runs there on its files, which were all kept; the copies on host "
-                    "'{}' ({}) are out of date{}.",
-                    vm, *now, src.host.name(), dst.host.name(), fmt::join(copies, ", "), what())};
+    for (auto& f : s.files) {
+      copies.push_back(f.to);
+      if (!remove_copies) continue;
+      try {
+        dst.open(f.to)->remove();
+      } catch (const Error& e) {
+        about += fmt::format("; '{}' stays: {}", f.to, e.what());
+      }
+      f = FileCopy{.from = f.from, .to = f.to};
+    }
+    if (remove_copies) {
+      s.phase = "copy";
+      save();
+    }
+    return Result{Outcome::kFailed,
+                  fmt::format("VM '{}' is {} on host '{}' again (started during the move): it "
+                              "runs there on its files, which were all kept; the copies on host "
+                              "'{}' ({}) were out of date{}{}.",
+                              vm, *now, src.host.name(), dst.host.name(), fmt::join(copies, ", "),
+                              remove_copies ? " and were removed" : "", about)};
   };
   job.step(kCheck, StepState::kDone,
            resumed
@@ -170,8 +200,7 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
 
   // ---- define (and put the saved state back), on the destination
   if (s.phase == "copy")
-    if (auto r = started_meanwhile(kDefine, [] { return ", and the VM was not defined there"; }))
-      return *r;
+    if (auto r = started_meanwhile(kDefine, false)) return *r;
   std::vector<std::pair<std::string, std::string>> paths;
   for (const auto& m : plan.copies) paths.emplace_back(m.target, m.dest);
   std::string xml = hosts::rewrite_disk_paths(src.host.vm_xml(vm, true), paths);
@@ -203,22 +232,8 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
 
   // ---- cleanup: the source goes only now, and only what the VM no
   // longer uses
-  if (!same_host) {
-    if (auto r = started_meanwhile(kCleanup, [&] {
-          std::string undo;
-          try {
-            if (!guest::running(dst.host.vm_state(vm))) {
-              dst.host.undefine(vm);
-              return fmt::format("; its definition there was removed again");
-            }
-          } catch (const Error& e) {
-            undo = e.what();
-          }
-          return fmt::format("; its definition there stays ({}): remove it before you start it",
-                             undo.empty() ? "it runs" : undo);
-        }))
-      return *r;
-  }
+  if (!same_host)
+    if (auto r = started_meanwhile(kCleanup, true)) return *r;
   std::vector<std::string> problems;
   std::set<std::string> in_use;  // files the VM on the source still uses
   bool source_gone = false;

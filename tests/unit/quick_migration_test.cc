@@ -359,6 +359,9 @@ TEST_F(QuickTest, NetworkMigrationOfAVmStartedMeanwhile) {
     EXPECT_THAT(events_, Not(Contains("host1 undefine g1")));
     EXPECT_THAT(events_, Not(Contains("host1 remove " + kBase)));
     EXPECT_EQ(dst_.vms.count("g1"), 0u) << "the stale definition on host2 stays";
+    EXPECT_FALSE(on(dst_, kDest)) << "the out-of-date copy stays";
+    EXPECT_THAT(job.saved.back(), HasSubstr("\"phase\":\"copy\""))
+        << "a resume would not copy again";
   }
 }
 
