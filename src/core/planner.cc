@@ -381,14 +381,36 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
                                   : fmt::format("host '{}' has {}", dest.host, join_or(seen, "")));
   }
 
+  // ---- firmware state: QSM, quick and network migrations copy the disks
+  // (and the saved state), not the NVRAM file or the vTPM's state, which
+  // would stay behind on the source (and libvirt would start the VM there
+  // with fresh ones). A live migration carries both in its stream.
+  if ((type == "qsm" || type == "quick" || type == "network") &&
+      (!d.nvram.empty() || d.tpm_state)) {
+    std::vector<std::string> kept;
+    if (!d.nvram.empty()) kept.push_back(fmt::format("NVRAM {}", d.nvram));
+    if (d.tpm_state) kept.push_back("vTPM state (swtpm)");
+    if (same_host)
+      checks.pass("firmware", fmt::format("the VM stays on host '{}' with its {}", dest.host,
+                                          fmt::join(kept, " and ")));
+    else
+      checks.fail("firmware",
+                  fmt::format("the VM keeps its {} on host '{}', and a {} migration does not "
+                              "copy firmware state: refused rather than leave it behind{}",
+                              fmt::join(kept, " and "), req.source_host, type,
+                              running(g.state) ? " (a live migration carries it: --type live "
+                                                 "or live-vsm)"
+                                               : ""));
+  }
+
   // ---- other files (kernel, firmware, CD-ROM images, log directories)
   {
-    std::vector<std::string> missing;
+    std::vector<std::string> missing, unknown;
     for (const auto& f : d.files) {
       try {
         if (!dest.storage->exists(f)) missing.push_back(f);
-      } catch (const Error&) {
-        missing.push_back(f);
+      } catch (const Error& e) {
+        unknown.push_back(e.what());
       }
     }
     for (const auto& dir : d.file_dirs) {
@@ -398,7 +420,9 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
         missing.push_back(dir + "/");
       }
     }
-    if (!missing.empty())
+    if (!unknown.empty())
+      checks.fail("files", fmt::format("cannot check: {}", fmt::join(unknown, "; ")));
+    else if (!missing.empty())
       checks.fail("files", fmt::format("host '{}' lacks {} (a running VM's other files are not "
                                        "copied)",
                                        dest.host, fmt::join(missing, ", ")));
@@ -435,7 +459,8 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
       checks.fail("disks",
                   fmt::format("destination '{}' of disk {} must be an absolute path", p, t));
   }
-  std::vector<std::string> unseen;  // shared disks the destination should see but does not
+  std::vector<std::string> unseen;          // shared disks the destination should see but does not
+  std::vector<std::string> unseen_unknown;  // probes that failed
   std::map<std::string, std::uint64_t> need_per_dir;
   std::map<std::string, std::vector<std::string>> disks_per_dir;
   for (const auto& pd : g.disks) {
@@ -450,8 +475,12 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     bool copy = copies && (!shared || dest_path != di.path);
     if (!copy) {
       plan.live.shared[di.target] = di.path;
-      if (!dest.storage->exists(di.path))
-        unseen.push_back(fmt::format("{} ({})", di.path, di.target));
+      try {
+        if (!dest.storage->exists(di.path))
+          unseen.push_back(fmt::format("{} ({})", di.path, di.target));
+      } catch (const Error& e) {
+        unseen_unknown.push_back(e.what());
+      }
       continue;
     }
     DiskMove m = migrate::move_of(di, dest_path);
@@ -475,6 +504,8 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
                                        "data the source has not written yet",
                                        cached.size() == 1 ? "" : "s", fmt::join(cached, ", ")));
   }
+  if (!unseen_unknown.empty())
+    checks.fail("storage", fmt::format("cannot check: {}", fmt::join(unseen_unknown, "; ")));
   if (!unseen.empty())
     checks.fail("storage", fmt::format("host '{}' does not see {}: the inventory says the "
                                        "storage is shared, but the files are not there",
@@ -492,7 +523,7 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
       if (same_host || (at && at->shared && sees(*at, dest.host))) own_seen.push_back(f);
     }
   }
-  std::vector<std::string> exist, no_dir, itself, in_use, replaced;
+  std::vector<std::string> exist, no_dir, itself, in_use, replaced, dest_unknown;
   for (auto& m : plan.live.copies) {
     std::string dir = guest::dirname_of(m.dest);
     try {
@@ -501,7 +532,13 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
       no_dir.push_back(fmt::format("{} for disk {}", dir, m.target));
       continue;
     }
-    bool there = dest.storage->exists(m.dest);
+    bool there = false;
+    try {
+      there = dest.storage->exists(m.dest);
+    } catch (const Error& e) {
+      dest_unknown.push_back(e.what());
+      continue;
+    }
     // Never onto a file of the move itself, with or without --force.
     std::string own;
     for (const auto& f : own_seen) {
@@ -567,14 +604,17 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     }
     if (!state_dir.empty())
       made.emplace_back(g.source_storage, migrate::state_path(state_dir, d.name));
-    std::vector<std::string> there;
+    std::vector<std::string> there, unknown;
     for (const auto& [storage, path] : made) {
       if (storage == nullptr) continue;
       try {
         if (storage->exists(path)) there.push_back(path);
-      } catch (const Error&) {
+      } catch (const Error& e) {
+        unknown.push_back(e.what());
       }
     }
+    if (!unknown.empty())
+      checks.fail("leftovers", fmt::format("cannot check: {}", fmt::join(unknown, "; ")));
     if (!there.empty())
       checks.fail("leftovers", fmt::format("{} already exist{} (left by an interrupted run?): "
                                            "check and remove {}",
@@ -601,19 +641,23 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   // --shallow: the copies' top layers sit on the same backing chain, which
   // the destination must see at the same paths.
   if (top_only) {
-    std::vector<std::string> lacking, seen;
+    std::vector<std::string> lacking, seen, unknown;
     for (const auto& m : plan.live.copies)
       for (const auto& b : m.backing) {
         bool there = false;
         try {
           there = dest.storage->exists(b);
-        } catch (const Error&) {
+        } catch (const Error& e) {
+          unknown.push_back(e.what());
+          continue;
         }
         (there ? seen : lacking).push_back(fmt::format("{} (disk {})", b, m.target));
       }
     std::string how = o.shallow ? std::string("--shallow copies only the top layer")
                                 : fmt::format("a {} migration copies each disk's own file", type);
-    if (!lacking.empty())
+    if (!unknown.empty())
+      checks.fail("backing", fmt::format("cannot check: {}", fmt::join(unknown, "; ")));
+    else if (!lacking.empty())
       checks.fail("backing",
                   fmt::format("{}, but host '{}' lacks the backing file{} {}", how, dest.host,
                               lacking.size() == 1 ? "" : "s", fmt::join(lacking, ", ")));
@@ -625,6 +669,8 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   if (!no_dir.empty())
     checks.fail("disks",
                 fmt::format("host '{}' has no directory {}", dest.host, fmt::join(no_dir, ", ")));
+  if (!dest_unknown.empty())
+    checks.fail("disks", fmt::format("cannot check: {}", fmt::join(dest_unknown, "; ")));
   if (!exist.empty())
     checks.fail("disks", fmt::format("host '{}' already has {} (--force replaces)", dest.host,
                                      fmt::join(exist, ", ")));
@@ -650,7 +696,7 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
                                            return v;
                                          }(),
                                          "no disk")));
-  else if (no_dir.empty() && exist.empty() && itself.empty())
+  else if (no_dir.empty() && exist.empty() && itself.empty() && dest_unknown.empty())
     checks.pass(
         "disks", fmt::format("copied to host '{}': {}", dest.host, [&] {
           std::vector<std::string> v;

@@ -334,8 +334,11 @@ void LibvirtHost::undefine(const std::string& vm) {
   if (hosts::domain_active(d.get()))
     throw Error(ErrorCode::kFailedPrecondition,
                 fmt::format("VM '{}' runs on host '{}': not removing it", vm, conn_.host()));
-  if (virDomainUndefineFlags(d.get(), VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                          VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) != 0)
+  // The definition only: the NVRAM file and the vTPM's state stay (they
+  // were never copied); a managed-save image or snapshot metadata makes
+  // libvirt refuse, which the caller reports, rather than drop them.
+  if (virDomainUndefineFlags(d.get(),
+                             VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_KEEP_TPM) != 0)
     hosts::throw_libvirt(fmt::format("cannot undefine VM '{}' on host '{}'", vm, conn_.host()));
 }
 

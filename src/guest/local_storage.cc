@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/subprocess.h"
+#include "base/unique_fd.h"
 
 namespace vmshift::guest {
 
@@ -72,14 +73,43 @@ std::optional<std::uint64_t> LocalStorage::allocation(const std::string& path) {
 }
 
 void LocalStorage::create_image(const NewImage& image) {
-  if (exists(image.path))
-    throw Error(ErrorCode::kAlreadyExists, fmt::format("'{}' already exists", image.path));
+  // The file is made here, without following a link (O_EXCL | O_NOFOLLOW),
+  // and qemu-img writes the image into that very file through this
+  // process's descriptor (/proc/PID/fd/N): a link planted at the path in
+  // between is never followed.
+  UniqueFd fd(
+      ::open(image.path.c_str(), O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0600));
+  if (!fd) {
+    if (errno == EEXIST || errno == ELOOP)
+      throw Error(ErrorCode::kAlreadyExists, fmt::format("'{}' already exists", image.path));
+    throw_errno(ErrorCode::kIo, errno, fmt::format("cannot create '{}'", image.path));
+  }
+  struct stat made {};
+  if (::fstat(fd.get(), &made) != 0)
+    throw_errno(ErrorCode::kIo, errno, fmt::format("cannot stat '{}'", image.path));
+  // Whether the path still names the file made above.
+  auto still_ours = [&] {
+    struct stat now {};
+    return ::lstat(image.path.c_str(), &now) == 0 && now.st_dev == made.st_dev &&
+           now.st_ino == made.st_ino;
+  };
   Argv argv = {"qemu-img", "create", "-q", "-f", image.format};
   if (!image.backing.empty())
     argv.insert(argv.end(), {"-b", image.backing, "-F",
                              image.backing_format.empty() ? "raw" : image.backing_format});
-  argv.insert(argv.end(), {image.path, std::to_string(image.capacity)});
-  run_checked(argv, Deadline::after(std::chrono::seconds(60)));
+  argv.insert(argv.end(), {fmt::format("/proc/{}/fd/{}", ::getpid(), fd.get()),
+                           std::to_string(image.capacity)});
+  try {
+    run_checked(argv, Deadline::after(std::chrono::seconds(60)));
+  } catch (const Error&) {
+    if (still_ours()) ::unlink(image.path.c_str());
+    throw;
+  }
+  if (!still_ours())
+    throw Error(ErrorCode::kAlreadyExists,
+                fmt::format("'{}' was replaced while vmshift created it (by a link or another "
+                            "file, which were left as they are): refusing to use it",
+                            image.path));
 }
 
 }  // namespace vmshift::guest

@@ -111,7 +111,9 @@ class MigrationHost {
   // The statistics of the last migration that ended here (the guest's
   // pause among them), if the host kept them.
   virtual std::optional<CompletedMigration> completed_migration(const std::string& vm) = 0;
-  // Removes a VM that is not running (its definition only; no files).
+  // Removes a VM that is not running: its definition only, no files (its
+  // NVRAM and vTPM state are kept). Throws if it has a managed-save image
+  // or snapshot metadata, which are not dropped silently.
   virtual void undefine(const std::string& vm) = 0;
 
   // Starts migrating a running VM of this host. Throws if it cannot start.

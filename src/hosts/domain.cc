@@ -63,6 +63,10 @@ DomainFacts parse_domain(std::string_view text) {
   for (const char* x : {"/domain/os/kernel", "/domain/os/initrd", "/domain/os/loader",
                         "/domain/os/nvram", "/domain/os/dtb"})
     add_unique(f.files, xml.text(x));
+  f.nvram = xml.text("/domain/os/nvram");
+  if (f.nvram.empty() && xml.text("/domain/os/@firmware") == "efi")
+    f.nvram = fmt::format("/var/lib/libvirt/qemu/nvram/{}_VARS.fd", f.name);  // libvirt's default
+  f.tpm_state = xml.count("/domain/devices/tpm/backend[@type='emulator']") > 0;
   for (const auto& p : xml.all("/domain/devices/disk[@device!='disk']/source/@file"))
     add_unique(f.files, p);
   for (const char* kind : {"serial", "console", "parallel", "channel"}) {

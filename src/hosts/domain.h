@@ -27,6 +27,11 @@ struct DomainFacts {
   // Files other than disks the guest needs on its host: kernel, initrd,
   // firmware, NVRAM, CD-ROM images.
   std::vector<std::string> files;
+  // Firmware state kept on the host, outside the disks: the UEFI NVRAM
+  // file (<os><nvram>, or libvirt's default one for firmware='efi'), and
+  // a vTPM whose state swtpm keeps (<tpm><backend type='emulator'>).
+  std::string nvram;
+  bool tpm_state = false;
   // Directories where QEMU creates files (serial/console logs, sockets).
   std::vector<std::string> file_dirs;
   std::vector<std::string> networks;   // libvirt networks of <interface type='network'>

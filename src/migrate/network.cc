@@ -3,6 +3,8 @@
 // journals (`vmshift jobs resume`).
 #include <fmt/format.h>
 
+#include <set>
+
 #include "base/error.h"
 #include "guest/libvirt_storage.h"
 #include "hosts/domain.h"
@@ -66,6 +68,9 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
   }
   auto save = [&] { job.save_state(s.dump()); };
   const std::string& vm = s.vm;
+  // On its own host the VM keeps its definition (redefined with the new
+  // paths): it is never undefined there.
+  bool same_host = plan.source_host == plan.dest_host;
   std::string state = src.host.vm_state(vm).value_or("not defined");
   if (s.phase == "copy" && state != "shut off") {
     job.step(kCheck, StepState::kFailed, state);
@@ -74,6 +79,62 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
                         "shut-off VM. Nothing was changed.",
                         vm, state, src.host.name())};
   }
+  if (s.phase == "copy" && same_host && !s.saved_src.empty()) {
+    job.step(kCheck, StepState::kFailed, "the VM has a saved state");
+    return {Outcome::kFailed,
+            fmt::format("Refused: VM '{}' on host '{}' has a saved state ({}), which holds the "
+                        "paths of its disks: start it and shut it down, then move its storage. "
+                        "Nothing was changed.",
+                        vm, src.host.name(), s.saved_src)};
+  }
+  // Whether the VM was started on the source during the move: then the
+  // source is what counts and nothing of it may go; the copies, out of
+  // date, are removed (with the definition made from them), so that a
+  // resume copies again.
+  auto started_meanwhile = [&](std::size_t step, bool defined_there) -> std::optional<Result> {
+    std::optional<std::string> now = src.host.vm_state(vm);
+    if (!guest::running(now)) return std::nullopt;
+    job.step(step, StepState::kFailed,
+             fmt::format("the VM is {} on host '{}'", *now, src.host.name()));
+    bool remove_copies = true;
+    std::string about;
+    if (defined_there) {
+      try {
+        if (guest::running(dst.host.vm_state(vm))) {
+          remove_copies = false;
+          about = fmt::format("; it runs on host '{}' too: stop one of them", dst.host.name());
+        } else {
+          dst.host.undefine(vm);
+          about = fmt::format("; its definition on host '{}' was removed again", dst.host.name());
+        }
+      } catch (const Error& e) {
+        remove_copies = false;
+        about = fmt::format("; its definition on host '{}' stays ({}): remove it, never start it",
+                            dst.host.name(), e.what());
+      }
+    }
+    std::vector<std::string> copies;
+    for (auto& f : s.files) {
+      copies.push_back(f.to);
+      if (!remove_copies) continue;
+      try {
+        dst.open(f.to)->remove();
+      } catch (const Error& e) {
+        about += fmt::format("; '{}' stays: {}", f.to, e.what());
+      }
+      f = FileCopy{.from = f.from, .to = f.to};
+    }
+    if (remove_copies) {
+      s.phase = "copy";
+      save();
+    }
+    return Result{Outcome::kFailed,
+                  fmt::format("VM '{}' is {} on host '{}' again (started during the move): it "
+                              "runs there on its files, which were all kept; the copies on host "
+                              "'{}' ({}) were out of date{}{}.",
+                              vm, *now, src.host.name(), dst.host.name(), fmt::join(copies, ", "),
+                              remove_copies ? " and were removed" : "", about)};
+  };
   job.step(kCheck, StepState::kDone,
            resumed
                ? "resuming where the last run stopped"
@@ -138,6 +199,8 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
   }
 
   // ---- define (and put the saved state back), on the destination
+  if (s.phase == "copy")
+    if (auto r = started_meanwhile(kDefine, false)) return *r;
   std::vector<std::pair<std::string, std::string>> paths;
   for (const auto& m : plan.copies) paths.emplace_back(m.target, m.dest);
   std::string xml = hosts::rewrite_disk_paths(src.host.vm_xml(vm, true), paths);
@@ -167,16 +230,44 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
                                                "restored"));
   }
 
-  // ---- cleanup: the source goes only now
+  // ---- cleanup: the source goes only now, and only what the VM no
+  // longer uses
+  if (!same_host)
+    if (auto r = started_meanwhile(kCleanup, true)) return *r;
   std::vector<std::string> problems;
-  try {
-    if (src.host.vm_state(vm)) src.host.undefine(vm);
-  } catch (const Error& e) {
-    problems.push_back(
-        fmt::format("the definition on host '{}' stays: {}", src.host.name(), e.what()));
+  std::set<std::string> in_use;  // files the VM on the source still uses
+  bool source_gone = false;
+  if (!same_host) {
+    try {
+      // libvirt refuses to undefine a VM with a saved state: it goes first
+      // (it was copied and verified), unless kept.
+      if (!o.keep_source && !s.saved_src.empty() && src.host.storage().exists(s.saved_src))
+        src.host.storage().remove(s.saved_src);
+      if (src.host.vm_state(vm)) src.host.undefine(vm);
+      source_gone = true;
+    } catch (const Error& e) {
+      problems.push_back(fmt::format("the definition on host '{}' stays, and so do its files: {}",
+                                     src.host.name(), e.what()));
+    }
+  } else {
+    try {
+      for (const auto& [t, p] : src.host.vm_disks(vm, true)) in_use.insert(p);
+      if (guest::running(src.host.vm_state(vm)))
+        for (const auto& [t, p] : src.host.vm_disks(vm, false)) in_use.insert(p);
+      source_gone = true;
+    } catch (const Error& e) {
+      problems.push_back(
+          fmt::format("the old files stay: cannot check which files VM '{}' "
+                      "uses on host '{}': {}",
+                      vm, src.host.name(), e.what()));
+    }
   }
-  if (!o.keep_source)
+  if (!o.keep_source && source_gone)
     for (const auto& f : s.files) {
+      if (in_use.count(f.from) > 0) {
+        problems.push_back(fmt::format("'{}' stays: VM '{}' uses it", f.from, vm));
+        continue;
+      }
       try {
         if (src.host.storage().exists(f.from)) src.host.storage().remove(f.from);
       } catch (const Error& e) {
@@ -184,7 +275,12 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
       }
     }
   std::string note = o.keep_source ? "source files kept (--keep-source)"
-                                   : fmt::format("removed from host '{}'", src.host.name());
+                     : same_host
+                         ? fmt::format(
+                               "the VM stays defined on host '{}' with its new paths; the old "
+                               "files were removed",
+                               src.host.name())
+                         : fmt::format("removed from host '{}'", src.host.name());
   for (const auto& p : problems) note += "; " + p;
   job.step(kCleanup, StepState::kDone, note);
   s.phase = "done";

@@ -74,9 +74,13 @@ Result finish(Site& src, Site& dst, Saved& s, JobContext& job, const std::string
   job.step(kVerify, StepState::kDone,
            fmt::format("running on host '{}'; defined there", dst.host.name()));
   std::vector<std::string> problems;
+  // The source's definition names the same shared disks as the VM that
+  // runs on the destination now: it must go, or the job is not a success.
+  std::string undefine_error;
   try {
     src.host.undefine(s.vm);
   } catch (const Error& e) {
+    undefine_error = e.what();
     problems.push_back(
         fmt::format("the old definition on host '{}' stays: {}", src.host.name(), e.what()));
   }
@@ -85,11 +89,26 @@ Result finish(Site& src, Site& dst, Saved& s, JobContext& job, const std::string
   } catch (const Error& e) {
     problems.push_back(fmt::format("'{}' could not be removed: {}", s.state, e.what()));
   }
-  job.step(kCleanup, StepState::kDone,
+  job.step(kCleanup, undefine_error.empty() ? StepState::kDone : StepState::kFailed,
            problems.empty() ? "source definition and saved state removed"
                             : fmt::format("{}", fmt::join(problems, "; ")));
   s.phase = "done";
   job.save_state(s.dump());
+  if (!undefine_error.empty()) {
+    std::vector<std::string> disks;
+    try {
+      for (const auto& [target, path] : dst.host.vm_disks(s.vm, false)) disks.push_back(path);
+    } catch (const Error&) {
+      disks.push_back("its shared disks");
+    }
+    return {Outcome::kFailed,
+            fmt::format("The VM runs on host '{}' ({}), but host '{}' still has a definition of "
+                        "VM '{}' on the same disks ({}): removing it failed: {}. Do not start "
+                        "it there: remove that definition (virsh undefine {} on host '{}', "
+                        "--keep-nvram if it has one).",
+                        dst.host.name(), pause_note, src.host.name(), s.vm, fmt::join(disks, ", "),
+                        undefine_error, s.vm, src.host.name())};
+  }
   return {Outcome::kCompleted,
           fmt::format("quick migration of {} to host '{}': {}", s.vm, dst.host.name(), pause_note)};
 }

@@ -131,6 +131,28 @@ TEST_F(QsmLab, NetworkMigrationOfAShutOffVm) {
   destroy("host2", "off");
 }
 
+// Test that a network migration of a shut-off guest onto other storage of
+// its own host keeps it defined there (never undefined: its definition and
+// NVRAM stay) with the new path, removes the old file only after the
+// verified copy, and the guest starts on the new file with its data.
+TEST_F(QsmLab, NetworkMigrationOnItsOwnHost) {
+  boot("self", {"--fill", "32", "--disk-size", "128M"});
+  lab_->expect_writes_continue("self");
+  lab_->virsh("host1", {"destroy", "self"});
+  qmp::Json done = migrate("self", "host1", {"--storage", "shared"});
+  ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
+  ASSERT_TRUE(defined(*lab_, "host1", "self")) << "the VM's definition was removed";
+  EXPECT_EQ(domstate(*lab_, "host1", "self"), "shut off");
+  EXPECT_EQ(live_disks(*lab_, "host1", "self", true).at("vda"), kShared + "/self-vda.qcow2");
+  EXPECT_TRUE(exists("host1", kShared + "/self-vda.qcow2"));
+  EXPECT_FALSE(exists("host1", kImages + "/self-vda.qcow2"));
+  EXPECT_EQ(step_detail(cli_->jobs().at(0), "verify"), "every copy has its source's checksums");
+  lab_->virsh("host1", {"start", "self"});
+  lab_->expect_writes_continue("self");
+  lab_->expect_verified("self");
+  destroy("host1", "self");
+}
+
 // Test failures at each step of a QSM to host2: the copy's process killed
 // (recovery merges back), a failure just after the save, a failed restore,
 // and the process killed during the pause (recovery restores on the

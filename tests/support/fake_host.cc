@@ -227,6 +227,13 @@ bool FakeHost::abort_job(const std::string&) {
 
 void FakeHost::undefine(const std::string& vm) {
   log("undefine " + vm);
+  maybe_fail("undefine");
+  // As libvirt without VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.
+  if (managed_save_path(vm))
+    throw Error(ErrorCode::kFailedPrecondition,
+                fmt::format("Refusing to undefine while domain managed save image exists (VM "
+                            "'{}' on host '{}')",
+                            vm, name_));
   vms.erase(vm);
 }
 

@@ -114,7 +114,8 @@ class FakeHost : public guest::MigrationHost {
   Script script;
   FakeHost* peer = nullptr;
   std::vector<guest::MigrationRequest> requests;
-  // Operations that throw: "snapshot", "commit", "save", "restore", "define", "create".
+  // Operations that throw: "snapshot", "commit", "save", "restore", "define", "create",
+  // "undefine".
   std::set<std::string> fail;
   std::uint64_t state_bytes = 3 << 20;  // size of a saved state file
 

@@ -17,8 +17,10 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/subprocess.h"
 #include "guest/local_storage.h"
 #include "support/fake_job.h"
+#include "support/scoped_env.h"
 #include "support/temp_dir.h"
 
 namespace vmshift::migrate {
@@ -522,6 +524,77 @@ TEST(LiveStorageOptionsJsonTest, RoundTripsDefaults) {
   EXPECT_EQ(back.bandwidth, 0u);
   EXPECT_FALSE(back.sync_writes || back.keep_source || back.force || back.shallow);
   EXPECT_EQ(back.progress_timeout, LiveStorageOptions{}.progress_timeout);
+}
+
+// ---- LocalStorage::create_image
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Test that create_image makes a private, empty image of the asked format
+// and size, and refuses a path that exists, a symbolic link to another
+// file among them, leaving that file as it was.
+TEST(LocalStorageCreate, RefusesAnExistingPathOrALink) {
+  TempDir dir;
+  guest::LocalStorage st;
+  st.create_image({.path = dir.file("a.qcow2"), .format = "qcow2", .capacity = 8 << 20});
+  RunResult info = run_checked(Argv{"qemu-img", "info", "--output=json", dir.file("a.qcow2")},
+                               Deadline::after(std::chrono::seconds(30)));
+  EXPECT_THAT(info.out, HasSubstr("\"virtual-size\": 8388608"));
+  EXPECT_THAT(info.out, HasSubstr("\"format\": \"qcow2\""));
+  EXPECT_EQ(
+      std::filesystem::status(dir.file("a.qcow2")).permissions() & std::filesystem::perms::all,
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+
+  std::ofstream(dir.file("victim")) << "data of another file";
+  std::filesystem::create_symlink(dir.file("victim"), dir.file("link.qcow2"));
+  try {
+    st.create_image({.path = dir.file("link.qcow2"), .format = "qcow2", .capacity = 1 << 20});
+    ADD_FAILURE() << "a symbolic link was accepted as a new image";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists) << e.what();
+    EXPECT_THAT(e.what(), HasSubstr("already exists"));
+  }
+  EXPECT_EQ(read_all(dir.file("victim")), "data of another file");
+}
+
+// Test that a symbolic link planted at the path while the image is being
+// made (after vmshift looked) is not followed: the file it points at stays
+// as it was, and the create fails saying the path was replaced. The race
+// is made certain by a qemu-img in $PATH that plants the link, then runs
+// the real one.
+TEST(LocalStorageCreate, LinkPlantedDuringTheCreateIsNotFollowed) {
+  TempDir dir;
+  std::optional<std::string> real = find_program("qemu-img");
+  ASSERT_TRUE(real);
+  std::filesystem::create_directory(dir.file("bin"));
+  std::ofstream(dir.file("bin/qemu-img")) << "#!/bin/sh\n"
+                                             "rm -f \"$PLANT_AT\"\n"
+                                             "ln -s \"$VICTIM\" \"$PLANT_AT\"\n"
+                                             "exec "
+                                          << *real << " \"$@\"\n";
+  std::filesystem::permissions(dir.file("bin/qemu-img"), std::filesystem::perms::owner_all);
+  std::ofstream(dir.file("victim")) << "data of another file";
+  std::string path = dir.file("new.qcow2");
+  testing::ScopedEnv env_path("PATH", dir.file("bin") + ":" + ::getenv("PATH"));
+  testing::ScopedEnv env_at("PLANT_AT", path);
+  testing::ScopedEnv env_victim("VICTIM", dir.file("victim"));
+  guest::LocalStorage st;
+  for (const char* format : {"qcow2", "raw"}) {
+    SCOPED_TRACE(format);
+    std::filesystem::remove(path);
+    try {
+      st.create_image({.path = path, .format = format, .capacity = 1 << 20});
+      ADD_FAILURE() << "the create did not notice the replaced path";
+    } catch (const Error& e) {
+      EXPECT_THAT(e.what(), HasSubstr("was replaced while vmshift created it"));
+    }
+    EXPECT_TRUE(read_all(dir.file("victim")) == "data of another file")
+        << "the file the link points at was written";
+    EXPECT_TRUE(std::filesystem::is_symlink(path)) << "the planted link is not vmshift's to remove";
+  }
 }
 
 // ---- run

@@ -363,6 +363,120 @@ TEST_F(PlannerTest, FilesTheDestinationMustSee) {
   EXPECT_THAT(check(p, "files").reason, HasSubstr("/var/lib/libvirt/consoles/"));
 }
 
+// Storage whose probes of some paths fail (a host that stops answering,
+// a permission error): exists() throws for them.
+class BrokenStorage : public FakeStorage {
+ public:
+  std::set<std::string> broken;
+  bool exists(const std::string& path) override {
+    if (broken.count(path) > 0)
+      throw Error(ErrorCode::kIo, "cannot look up '" + path + "': connection reset");
+    return FakeStorage::exists(path);
+  }
+};
+
+// Test that a probe that fails makes its check fail with "cannot check",
+// never pass as if the file were not there: the QSM leftovers (source and
+// destination), the backing files, the destination files and the shared
+// disks.
+TEST_F(PlannerTest, ProbesThatFailDoNotPass) {
+  BrokenStorage src, dst;
+  dst.files = storage_.files;
+  dst.dirs = storage_.dirs;
+  dest_.storage = &dst;
+  guest_.source_storage = &src;
+  disk_on("host1-local");
+  request_.options.type = "qsm";
+  MigrationPlan p = plan();
+  ASSERT_TRUE(p.ok()) << testing::PrintToString(p.failures());
+
+  src.broken = {"/var/lib/libvirt/images/g1-vda.qcow2.vmshift-overlay.qcow2"};
+  p = plan();
+  EXPECT_EQ(check(p, "leftovers").status, CheckStatus::kFail);
+  EXPECT_THAT(check(p, "leftovers").reason,
+              HasSubstr("cannot check: cannot look up "
+                        "'/var/lib/libvirt/images/g1-vda.qcow2.vmshift-overlay.qcow2'"));
+  src.broken.clear();
+  dst.broken = {"/var/lib/libvirt/images/g1.vmshift-state"};
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("leftovers: cannot check: cannot look up "
+                                                    "'/var/lib/libvirt/images/g1.vmshift-state'")));
+
+  // The destination file itself.
+  dst.broken = {"/var/lib/libvirt/images/g1-vda.qcow2"};
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("disks: cannot check: cannot look up "
+                                                    "'/var/lib/libvirt/images/g1-vda.qcow2'")));
+
+  // A backing file of a disk whose top layer alone moves.
+  guest_.disks[0].info.backing = {"/var/lib/libvirt/shared/base.qcow2"};
+  dst.broken = {"/var/lib/libvirt/shared/base.qcow2"};
+  p = plan();
+  EXPECT_EQ(check(p, "backing").status, CheckStatus::kFail);
+  EXPECT_THAT(check(p, "backing").reason,
+              HasSubstr("cannot check: cannot look up '/var/lib/libvirt/shared/base.qcow2'"));
+  EXPECT_THAT(check(p, "backing").reason, Not(HasSubstr("lacks")));
+
+  // A shared disk, live.
+  request_.options.type.reset();
+  disk_on("shared");
+  dst.files.insert("/var/lib/libvirt/shared/g1-vda.qcow2");
+  dst.broken = {"/var/lib/libvirt/shared/g1-vda.qcow2"};
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("storage: cannot check: cannot look up "
+                                                    "'/var/lib/libvirt/shared/g1-vda.qcow2'")));
+
+  // Another file the VM needs there.
+  dst.broken = {"/var/lib/libvirt/boot/vmlinuz"};
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("files: cannot check: cannot look up "
+                                                    "'/var/lib/libvirt/boot/vmlinuz'")));
+}
+
+// Test that a VM with firmware state (NVRAM) or a vTPM is refused for the
+// transfer types that do not carry it to another host (qsm, quick,
+// network), with the files named; that live types and moves on the same
+// host are not refused.
+TEST_F(PlannerTest, FirmwareStateRefusedWhereItWouldBeLeftBehind) {
+  disk_on("host1-local");
+  guest_.domain.nvram = "/var/lib/libvirt/qemu/nvram/g1_VARS.fd";
+  storage_.files.insert(guest_.domain.nvram);
+  request_.options.type = "qsm";
+  MigrationPlan p = plan();
+  EXPECT_EQ(check(p, "firmware").status, CheckStatus::kFail);
+  EXPECT_THAT(check(p, "firmware").reason,
+              HasSubstr("NVRAM /var/lib/libvirt/qemu/nvram/g1_VARS.fd on host 'host1'"));
+  EXPECT_THAT(check(p, "firmware").reason, HasSubstr("a qsm migration does not copy"));
+
+  guest_.domain.nvram.clear();
+  guest_.domain.tpm_state = true;
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("firmware: the VM keeps its vTPM state")));
+
+  guest_.domain.nvram = "/var/lib/libvirt/qemu/nvram/g1_VARS.fd";
+  guest_.state = "shut off";
+  request_.options.type.reset();
+  p = plan();
+  EXPECT_EQ(p.type, "network");
+  EXPECT_THAT(p.failures(), Contains(HasSubstr("a network migration does not copy")));
+
+  disk_on("shared");
+  guest_.state = "running";
+  request_.options.type = "quick";
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("a quick migration does not copy")));
+
+  // Live migration carries both in its stream: not refused.
+  request_.options.type.reset();
+  p = plan();
+  EXPECT_EQ(p.type, "live");
+  EXPECT_FALSE(has_check(p, "firmware"));
+
+  // On its own host the VM keeps its definition and its firmware files.
+  disk_on("host1-local");
+  request_.options.type = "qsm";
+  request_.options.dest_host = "host1";
+  request_.options.storage = "host1-local";
+  dest_.host = "host1";
+  guest_.disks[0].info.path = "/elsewhere/g1-vda.qcow2";
+  p = plan();
+  EXPECT_EQ(check(p, "firmware").status, CheckStatus::kPass);
+}
+
 // Test that too little free memory fails and little headroom warns.
 TEST_F(PlannerTest, Memory) {
   disk_on("shared");
@@ -531,6 +645,10 @@ TEST(DomainFacts, RecordedXml) {
   EXPECT_EQ(busy.cpu_model, "Skylake-Client");
   EXPECT_THAT(busy.files, Contains("/usr/share/OVMF/OVMF_CODE_4M.fd"));
   EXPECT_THAT(busy.files, Contains("/var/lib/libvirt/qemu/nvram/busy_VARS.fd"));
+  EXPECT_EQ(busy.nvram, "/var/lib/libvirt/qemu/nvram/busy_VARS.fd");
+  EXPECT_FALSE(busy.tpm_state);
+  EXPECT_EQ(lab.nvram, "");
+  EXPECT_FALSE(lab.tpm_state);
   EXPECT_THAT(busy.files, Contains("/srv/iso/debian.iso"));
   EXPECT_THAT(busy.files, Not(Contains("/srv/vm/busy-vda.qcow2")));
   EXPECT_THAT(busy.file_dirs, Contains("/var/log/vm"));
@@ -541,6 +659,24 @@ TEST(DomainFacts, RecordedXml) {
   EXPECT_EQ(busy.disk_cache.at("vdb"), "");
   EXPECT_EQ(busy.readonly_disks, std::vector<std::string>{"vdb"});
   EXPECT_THROW(hosts::parse_domain("<pool/>"), Error);
+}
+
+// Test that firmware state is read from the definition: a vTPM whose
+// state swtpm keeps on the host, UEFI firmware that libvirt gives NVRAM.
+TEST(DomainFacts, FirmwareState) {
+  hosts::DomainFacts tpm = hosts::parse_domain(
+      "<domain type='kvm'><name>t</name><os><type arch='x86_64'>hvm</type></os><devices>"
+      "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm></devices></domain>");
+  EXPECT_TRUE(tpm.tpm_state);
+  EXPECT_EQ(tpm.nvram, "");
+  hosts::DomainFacts passthrough = hosts::parse_domain(
+      "<domain type='kvm'><name>t</name><devices><tpm model='tpm-tis'><backend "
+      "type='passthrough'><device path='/dev/tpm0'/></backend></tpm></devices></domain>");
+  EXPECT_FALSE(passthrough.tpm_state);
+  hosts::DomainFacts efi = hosts::parse_domain(
+      "<domain type='kvm'><name>e</name><os firmware='efi'><type arch='x86_64'>hvm</type></os>"
+      "</domain>");
+  EXPECT_EQ(efi.nvram, "/var/lib/libvirt/qemu/nvram/e_VARS.fd");  // libvirt's default
 }
 
 // Test that disk paths are rewritten and the old backing chain dropped.

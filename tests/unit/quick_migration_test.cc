@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "base/error.h"
 #include "support/fake_host.h"
@@ -445,6 +446,132 @@ TEST_F(QuickTest, NetworkMigration) {
   r = run_network(s, d, plan_, options_, "", refused);
   EXPECT_THAT(r.message, HasSubstr("is running on host 'host1'; a network migration moves a "
                                    "shut-off VM"));
+}
+
+// A FakeJob that runs a hook when a step reaches a state: what someone
+// else does to the VM meanwhile.
+class HookJob : public FakeJob {
+ public:
+  HookJob(std::size_t index, StepState state, std::function<void()> hook)
+      : index_(index), state_(state), hook_(std::move(hook)) {}
+  void step(std::size_t index, StepState state, const std::string& detail) override {
+    FakeJob::step(index, state, detail);
+    if (index == index_ && state == state_) hook_();
+  }
+
+ private:
+  std::size_t index_;
+  StepState state_;
+  std::function<void()> hook_;
+};
+
+// Test that a network migration on the VM's own host (new storage) keeps
+// the VM defined there with its new paths, never undefines it, and removes
+// the old files only after the copy was verified (kept with --keep-source).
+TEST_F(QuickTest, NetworkMigrationOnTheSameHost) {
+  plan_.dest_host = "host1";
+  for (bool keep : {false, true}) {
+    SCOPED_TRACE(keep ? "--keep-source" : "");
+    events_.clear();
+    src_.vms["g1"] = FakeVm{.state = "shut off", .disks = {{"vda", kBase}}};
+    src_.put_file(kBase, 3 << 20, 'b');
+    std::filesystem::remove(src_.real(kDest));
+    options_.keep_source = keep;
+    Site s = site(src_);
+    FakeJob job;
+    Result r = run_network(s, s, plan_, options_, "", job);
+    ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+    ASSERT_EQ(src_.vms.count("g1"), 1u) << "the VM's definition was removed";
+    EXPECT_EQ(src_.vms.at("g1").disks.at("vda"), kDest);
+    EXPECT_EQ(src_.vms.at("g1").state, "shut off");
+    EXPECT_THAT(events_, Not(Contains("host1 undefine g1")));
+    EXPECT_TRUE(on(src_, kDest));
+    EXPECT_EQ(on(src_, kBase), keep);
+    EXPECT_EQ(job.last(2), StepState::kDone);  // verify
+  }
+}
+
+// Test that a network migration whose VM was started on the source during
+// the move (after the copy, or after the define on the destination) keeps
+// every source file and the source definition, and fails saying so.
+TEST_F(QuickTest, NetworkMigrationOfAVmStartedMeanwhile) {
+  for (std::size_t when : {std::size_t{2}, std::size_t{3}}) {  // verify, define done
+    SCOPED_TRACE(when);
+    events_.clear();
+    src_.vms["g1"] = FakeVm{.state = "shut off", .disks = {{"vda", kBase}}};
+    src_.put_file(kBase, 3 << 20, 'b');
+    dst_.vms.clear();
+    std::filesystem::remove(dst_.real(kDest));
+    Site s = site(src_), d = site(dst_);
+    HookJob job(when, StepState::kDone, [&] { src_.vms.at("g1").state = "running"; });
+    Result r = run_network(s, d, plan_, options_, "", job);
+    EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+    EXPECT_THAT(r.message, HasSubstr("VM 'g1' is running on host 'host1' again"));
+    EXPECT_TRUE(on(src_, kBase)) << "a file of the running VM was deleted";
+    EXPECT_EQ(src_.vms.count("g1"), 1u);
+    EXPECT_THAT(events_, Not(Contains("host1 undefine g1")));
+    EXPECT_THAT(events_, Not(Contains("host1 remove " + kBase)));
+    EXPECT_EQ(dst_.vms.count("g1"), 0u) << "the stale definition on host2 stays";
+    EXPECT_FALSE(on(dst_, kDest)) << "the out-of-date copy stays";
+    EXPECT_THAT(job.saved.back(), HasSubstr("\"phase\":\"copy\""))
+        << "a resume would not copy again";
+  }
+}
+
+// Test that a network migration of a VM with a managed-save state to
+// another host moves the state with the disks, and removes the source's
+// definition (libvirt refuses while a saved state exists, so the state,
+// copied and verified, goes first).
+TEST_F(QuickTest, NetworkMigrationOfASavedVm) {
+  const std::string saved = "/var/lib/libvirt/qemu/save/g1.save";
+  src_.vms["g1"].state = "shut off";
+  src_.put_file(saved, 1 << 20, 's');
+  std::filesystem::create_directories(dst_.real("/var/lib/libvirt/qemu/save"));
+  Site s = site(src_), d = site(dst_);
+  FakeJob job;
+  Result r = run_network(s, d, plan_, options_, "", job);
+  ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
+  EXPECT_THAT(r.message, Not(HasSubstr("stays")));
+  EXPECT_EQ(src_.vms.count("g1"), 0u);
+  EXPECT_FALSE(on(src_, saved));
+  EXPECT_FALSE(on(src_, kBase));
+  EXPECT_TRUE(on(dst_, saved));
+
+  // On its own host a saved VM is refused: its state holds the old paths.
+  plan_.dest_host = "host1";
+  src_.vms["g1"] = FakeVm{.state = "shut off", .disks = {{"vda", kBase}}};
+  src_.put_file(kBase, 4096);
+  src_.put_file(saved, 1 << 20, 's');
+  FakeJob same;
+  r = run_network(s, s, plan_, options_, "", same);
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message, HasSubstr("has a saved state"));
+  EXPECT_TRUE(on(src_, kBase));
+  EXPECT_TRUE(on(src_, saved));
+}
+
+// Test that a quick migration whose source definition cannot be removed
+// does not report success: the VM runs on host2, host1 still has a
+// definition on the same shared disks, and the message says not to start
+// it there.
+TEST_F(QuickTest, QuickMigrationWithAFailedUndefine) {
+  const std::string disk = "/shared/g1-vda.qcow2";
+  plan_.copies.clear();
+  plan_.shared = {{"vda", disk}};
+  dst_.share("/shared", src_);
+  src_.vms["g1"].disks = {{"vda", disk}};
+  src_.put_file(disk, 4096);
+  src_.fail.insert("undefine");
+  Site s = site(src_), d = site(dst_);
+  FailingJob job;
+  Result r = run_quick(s, d, plan_, options_, job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("runs on host 'host2'"));
+  EXPECT_THAT(r.message, HasSubstr("host 'host1' still has a definition of VM 'g1' on the same "
+                                   "disks (/shared/g1-vda.qcow2)"));
+  EXPECT_THAT(r.message, HasSubstr("Do not start it there"));
+  EXPECT_EQ(dst_.vms.at("g1").state, "running");
+  EXPECT_EQ(job.last(4), StepState::kFailed);  // cleanup
 }
 
 // Test the pause model: it grows with RAM and with what the overlays gather
