@@ -141,7 +141,7 @@ TEST_F(CopyLab, KilledCopyResumes) {
     return all.size() == 1 && all.at(0).get_int("bytes_done") >= 40 * kMiB;
   })) << cli_->jobs().dump();
   std::int64_t id = cli_->jobs().at(0).get_int("id");
-  ::kill(p.pid(), SIGKILL);
+  cli_->kill_job_process(id);
   p.wait(Deadline::after(10s));
   RunResult r = cli_->run({"jobs"});
   EXPECT_THAT(r.err, HasSubstr(fmt::format("job {} (copy of k.qcow2): its vmshift process died "
