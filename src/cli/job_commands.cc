@@ -382,11 +382,18 @@ class Relay {
       } catch (const Error&) {
       }
     }
-    if (!event) {
-      fmt::print(stderr, "{}\n", text);
-      return;
+    try {
+      if (event) return show(*event, text);
+    } catch (const Error&) {
+      // An event this command cannot read is shown as it is.
     }
-    std::string kind = event->get_string("event");
+    fmt::print(stderr, "{}\n", text);
+  }
+  bool finished() const { return finished_; }
+
+ private:
+  void show(const Json& event, const std::string& text) {
+    std::string kind = event.get_string("event");
     if (kind == "finished") {
       finished_ = true;
     }
@@ -397,35 +404,33 @@ class Relay {
     }
     if (kind == "started") {
       Job j;
-      j.type = event->get_string("type");
-      j.vm = event->get_string("vm");
+      j.type = event.get_string("type");
+      j.vm = event.get_string("vm");
       display_.started(j);
     } else if (kind == "queued") {
-      display_.waiting(event->get_string("why"));
+      display_.waiting(event.get_string("why"));
     } else if (kind == "step") {
       display_.step(
-          event->get_string("step"),
-          core::step_state_from(event->get_string("state")).value_or(core::StepState::kRunning),
-          event->get_string("detail"));
+          event.get_string("step"),
+          core::step_state_from(event.get_string("state")).value_or(core::StepState::kRunning),
+          event.get_string("detail"));
     } else if (kind == "progress") {
       std::optional<double> eta;
-      if (event->has("eta")) eta = event->get_number("eta");
-      display_.progress(event->get_string("phase"), event->get_int("done"), event->get_int("total"),
-                        event->get_number("rate"), eta);
+      if (event.has("eta")) eta = event.get_number("eta");
+      display_.progress(event.get_string("phase"), event.get_int("done"), event.get_int("total"),
+                        event.get_number("rate"), eta);
     } else if (kind == "note") {
-      display_.note(event->get_string("message"));
+      display_.note(event.get_string("message"));
     } else if (kind == "stats") {
-      display_.detail(*event);
+      display_.detail(event);
     } else if (kind == "finished") {
       core::JobOutcome o{
-          core::job_state_from(event->get_string("state")).value_or(JobState::kFailed),
-          event->get_string("message")};
-      display_.finished(o, event->find_int("pause_ms"));
+          core::job_state_from(event.get_string("state")).value_or(JobState::kFailed),
+          event.get_string("message")};
+      display_.finished(o, event.find_int("pause_ms"));
     }
   }
-  bool finished() const { return finished_; }
 
- private:
   Display mode_;
   ProgressDisplay display_;
   bool finished_ = false;
@@ -508,7 +513,15 @@ int start_job(const std::string& store_path, std::int64_t id, const hosts::Inven
     throw Error(
         ErrorCode::kCommandFailed,
         fmt::format("the background process for job {} exited at once; see {}", id, log.string()));
-  if (!detach) return follow_job(store, id, p, log, log_from, json, interrupted);
+  if (!detach) {
+    try {
+      return follow_job(store, id, p, log, log_from, json, interrupted);
+    } catch (...) {
+      // Whatever fails here, the job must not end with this command.
+      p.release();
+      throw;
+    }
+  }
   // The background process now owns the job: it must outlive us.
   p.release();
   if (json)
