@@ -3,13 +3,18 @@
 #include <fcntl.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
+#include <system_error>
 #include <thread>
 
 #include "base/error.h"
 #include "base/subprocess.h"
+#include "base/unique_fd.h"
 #include "cli/progress.h"
 #include "cli/table.h"
 #include "core/runner.h"
@@ -306,12 +311,21 @@ int move_storage(const MoveStorageArgs& a, const hosts::Inventory& inv,
   return start_job(store_path, id, inv, a.json, a.detach, a.queue_timeout, interrupted);
 }
 
-int start_job(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv,
-              bool json, bool detach, int queue_timeout_s, const std::atomic<bool>* interrupted) {
-  if (!detach) return jobs_run(store_path, id, inv, json, queue_timeout_s, interrupted);
-  core::JobStore store = core::JobStore::open(store_path);
-  std::filesystem::path log =
-      std::filesystem::path(store_path).parent_path() / fmt::format("job-{}.log", id);
+namespace {
+
+// Set by SIGHUP while a command follows its job: the terminal is gone.
+std::atomic<bool> hung_up{false};
+void on_hangup(int) { hung_up.store(true); }
+
+// Starts `vmshift jobs run ID` for a created job in a session of its own
+// (no controlling terminal; stdin /dev/null, stdout and stderr appended to
+// the job's log), so that nothing that happens to this command's terminal
+// reaches the job. Returns once that process has claimed the job (it waits
+// for a slot or runs it): until then this process is the job's waiter, and
+// must live so that the job does not look orphaned.
+Process spawn_job_process(core::JobStore& store, const std::string& store_path, std::int64_t id,
+                          const hosts::Inventory& inv, int queue_timeout_s,
+                          const std::filesystem::path& log) {
   Argv argv = {"/proc/self/exe"};
   if (!inv.source().empty() && inv.source().front() == '/')
     argv.insert(argv.end(), {"--config", inv.source()});
@@ -324,18 +338,199 @@ int start_job(const std::string& store_path, std::int64_t id, const hosts::Inven
   so.extra_env.push_back("VMSHIFT_STATE_DIR=" +
                          std::filesystem::path(store_path).parent_path().string());
   Process p = spawn(argv, so);
-  // Until the background process waits for the job itself, this process
-  // is its waiter: staying alive until then keeps the job from looking
-  // orphaned to any vmshift command (the new one included).
   Deadline claim = Deadline::after(std::chrono::seconds(30));
   while (store.get(id).state == JobState::kQueued &&
          store.waiter(id) != std::optional<std::int64_t>(p.pid()) && p.running() &&
          !claim.expired())
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  if (!p.running() && !core::is_terminal(store.get(id).state))
+  return p;
+}
+
+// The lines a job process appends to its log from an offset on: its --json
+// events, and whatever else it prints (warnings, a last error).
+class LogTail {
+ public:
+  LogTail(const std::filesystem::path& path, std::uintmax_t from)
+      : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd_) ::lseek(fd_.get(), static_cast<off_t>(from), SEEK_SET);
+  }
+  std::vector<std::string> lines() {
+    std::vector<std::string> out;
+    if (!fd_) return out;
+    char buf[8192];
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      partial_.append(buf, static_cast<std::size_t>(n));
+    }
+    for (std::size_t nl; (nl = partial_.find('\n')) != std::string::npos;) {
+      out.push_back(partial_.substr(0, nl));
+      partial_.erase(0, nl + 1);
+    }
+    return out;
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string partial_;
+};
+
+// Shows what a job process reported through this command's display, as if
+// the job ran here: --json events are passed on as they are; for the bar
+// (or quiet) display they are shown again. Other lines go to stderr.
+class Relay {
+ public:
+  Relay(Display mode, std::int64_t id) : mode_(mode), display_(mode, id) {}
+  void line(const std::string& text) {
+    std::optional<Json> event;
+    if (!text.empty() && text.front() == '{') {
+      try {
+        Json j = Json::parse(text);
+        if (j.find_string("event")) event = std::move(j);
+      } catch (const Error&) {
+      }
+    }
+    try {
+      if (event) return show(*event, text);
+    } catch (const Error&) {
+      // An event this command cannot read is shown as it is.
+    }
+    fmt::print(stderr, "{}\n", text);
+  }
+  bool finished() const { return finished_; }
+
+ private:
+  void show(const Json& event, const std::string& text) {
+    std::string kind = event.get_string("event");
+    if (kind == "finished") {
+      finished_ = true;
+    }
+    if (mode_ == Display::kJson) {
+      fmt::print("{}\n", text);
+      std::fflush(stdout);
+      return;
+    }
+    if (kind == "started") {
+      Job j;
+      j.type = event.get_string("type");
+      j.vm = event.get_string("vm");
+      display_.started(j);
+    } else if (kind == "queued") {
+      display_.waiting(event.get_string("why"));
+    } else if (kind == "step") {
+      display_.step(
+          event.get_string("step"),
+          core::step_state_from(event.get_string("state")).value_or(core::StepState::kRunning),
+          event.get_string("detail"));
+    } else if (kind == "progress") {
+      std::optional<double> eta;
+      if (event.has("eta")) eta = event.get_number("eta");
+      display_.progress(event.get_string("phase"), event.get_int("done"), event.get_int("total"),
+                        event.get_number("rate"), eta);
+    } else if (kind == "note") {
+      display_.note(event.get_string("message"));
+    } else if (kind == "stats") {
+      display_.detail(event);
+    } else if (kind == "finished") {
+      core::JobOutcome o{
+          core::job_state_from(event.get_string("state")).value_or(JobState::kFailed),
+          event.get_string("message")};
+      display_.finished(o, event.find_int("pause_ms"));
+    }
+  }
+
+  Display mode_;
+  ProgressDisplay display_;
+  bool finished_ = false;
+};
+
+bool output_broken() { return std::ferror(stdout) != 0 || std::ferror(stderr) != 0; }
+
+// The foreground command of a job: shows the job process's progress until
+// the job ends and exits with that process's code. SIGINT/SIGTERM ask the
+// job to cancel (it undoes what it did; this command waits for that);
+// SIGHUP, or output that cannot be written any more (a closed terminal or
+// pipe), ends this command while the job goes on.
+int follow_job(core::JobStore& store, std::int64_t id, Process& p, const std::filesystem::path& log,
+               std::uintmax_t log_from, bool json, const std::atomic<bool>* interrupted) {
+  Relay relay(choose_display(json), id);
+  LogTail tail(log, log_from);
+  bool cancel_asked = false;
+  auto detach = [&] {
+    pid_t pid = p.release();
+    std::clearerr(stderr);
+    try {
+      fmt::print(stderr,
+                 "vmshift: this command stopped showing job {}; the job goes on in process {} "
+                 "(log: {}); follow it with: vmshift jobs wait {}\n",
+                 id, pid, log.string(), id);
+    } catch (const std::exception&) {
+    }
+    return 2;
+  };
+  for (;;) {
+    std::optional<ExitStatus> st = p.wait(Deadline::after(std::chrono::milliseconds(100)));
+    try {
+      for (const auto& l : tail.lines()) relay.line(l);
+    } catch (const std::system_error&) {
+      return detach();
+    }
+    if (st) {
+      if (st->signal == 0) return st->code;
+      if (relay.finished()) return 1;
+      fmt::print(stderr,
+                 "vmshift: the process running job {} (pid {}) {} before the job ended; the next "
+                 "vmshift command finishes or undoes it (vmshift jobs show {})\n",
+                 id, p.pid(), st->describe(), id);
+      return 1;
+    }
+    if (hung_up.load() || output_broken()) return detach();
+    if (interrupted != nullptr && interrupted->load() && !cancel_asked) {
+      cancel_asked = true;
+      try {
+        store.request_cancel(id);
+      } catch (const Error&) {
+        // The store cannot be written now: the job process's own handler
+        // cancels it from memory.
+        p.signal(SIGTERM);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int start_job(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv,
+              bool json, bool detach, int queue_timeout_s, const std::atomic<bool>* interrupted) {
+  core::JobStore store = core::JobStore::open(store_path);
+  std::filesystem::path log =
+      std::filesystem::path(store_path).parent_path() / fmt::format("job-{}.log", id);
+  if (!detach) {
+    // From here on a hang-up must not end the job: SIGHUP and a broken
+    // output only end this command.
+    struct sigaction sa {};
+    sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+  }
+  std::error_code ec;
+  std::uintmax_t log_from = std::filesystem::file_size(log, ec);
+  if (ec) log_from = 0;
+  Process p = spawn_job_process(store, store_path, id, inv, queue_timeout_s, log);
+  if (!p.running() && !core::is_terminal(store.get(id).state) && detach)
     throw Error(
         ErrorCode::kCommandFailed,
         fmt::format("the background process for job {} exited at once; see {}", id, log.string()));
+  if (!detach) {
+    try {
+      return follow_job(store, id, p, log, log_from, json, interrupted);
+    } catch (...) {
+      // Whatever fails here, the job must not end with this command.
+      p.release();
+      throw;
+    }
+  }
   // The background process now owns the job: it must outlive us.
   p.release();
   if (json)

@@ -284,6 +284,9 @@ int main(int argc, char** argv) {
     sa.sa_handler = cli::on_interrupt;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    // The job process has no terminal to lose: a stray SIGHUP must not stop
+    // a move half-way. (Commands that follow a job catch it themselves.)
+    if (*run_cmd) signal(SIGHUP, SIG_IGN);
     if (*jobs_cmd) {
       if (*show_cmd) return cli::jobs_show(store, job_id, json);
       if (*cancel_cmd) return cli::jobs_cancel(store, job_id);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "migrate/live_storage.h"
@@ -79,6 +80,11 @@ void ProgressDisplay::step(const std::string& name, core::StepState state,
 }
 
 void ProgressDisplay::progress(std::string_view phase, const core::ProgressMeter& m) {
+  progress(phase, m.done(), m.total(), m.rate(), m.eta_seconds());
+}
+
+void ProgressDisplay::progress(std::string_view phase, std::int64_t done, std::int64_t total,
+                               double rate, std::optional<double> eta) {
   auto now = std::chrono::steady_clock::now();
   if (now - last_ < std::chrono::milliseconds(mode_ == Display::kJson ? 1000 : 200)) return;
   last_ = now;
@@ -87,21 +93,24 @@ void ProgressDisplay::progress(std::string_view phase, const core::ProgressMeter
                  .set("event", Json::string("progress"))
                  .set("job", Json::integer(job_))
                  .set("phase", Json::string(phase))
-                 .set("done", Json::integer(m.done()))
-                 .set("total", Json::integer(m.total()))
-                 .set("rate", Json::number(m.rate()));
-    if (auto eta = m.eta_seconds()) j.set("eta", Json::number(*eta));
+                 .set("done", Json::integer(done))
+                 .set("total", Json::integer(total))
+                 .set("rate", Json::number(rate));
+    if (eta) j.set("eta", Json::number(*eta));
     emit(j);
   } else if (mode_ == Display::kBar) {
     constexpr int kWidth = 24;
-    int filled = static_cast<int>(m.percent() / 100 * kWidth);
+    double percent =
+        total > 0
+            ? std::clamp(100.0 * static_cast<double>(done) / static_cast<double>(total), 0.0, 100.0)
+            : 0.0;
+    int filled = static_cast<int>(percent / 100 * kWidth);
     std::string bar = std::string(static_cast<std::size_t>(filled), '#') +
                       std::string(static_cast<std::size_t>(kWidth - filled), '.');
     fmt::print(stderr, "\r\033[K  [{}] {:<5} {:5.1f}%  {} / {}  {}/s  ETA {}{}", bar, phase,
-               m.percent(), human_bytes(static_cast<std::uint64_t>(m.done())),
-               human_bytes(static_cast<std::uint64_t>(m.total())),
-               human_bytes(static_cast<std::uint64_t>(m.rate())), format_eta(m.eta_seconds()),
-               extra_);
+               percent, human_bytes(static_cast<std::uint64_t>(done)),
+               human_bytes(static_cast<std::uint64_t>(total)),
+               human_bytes(static_cast<std::uint64_t>(rate)), format_eta(eta), extra_);
     std::fflush(stderr);
     bar_shown_ = true;
   }

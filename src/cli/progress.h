@@ -21,6 +21,9 @@ class ProgressDisplay : public core::Observer {
   void waiting(const std::string& why) override;
   void step(const std::string& name, core::StepState state, const std::string& detail) override;
   void progress(std::string_view phase, const core::ProgressMeter& meter) override;
+  // The same from figures another process measured (a job process's events).
+  void progress(std::string_view phase, std::int64_t done, std::int64_t total, double rate,
+                std::optional<double> eta_seconds);
   void note(const std::string& message) override;
   void detail(const qmp::Json& figures) override;
   void finished(const core::JobOutcome& outcome, std::optional<std::int64_t> pause_ms);

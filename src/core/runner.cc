@@ -709,6 +709,21 @@ migrate::Result recover_one(JobStore& store, const Job& job, const hosts::Invent
 
 }  // namespace
 
+namespace {
+
+// Queued jobs whose waiting process died: nobody would ever start them.
+void cancel_orphans(JobStore& store, std::vector<std::string>& lines) {
+  const std::string msg =
+      "the vmshift process that waited to start it died while it was queued; nothing was changed";
+  for (std::int64_t id : store.orphaned()) {
+    if (!store.cancel_orphan(id, msg)) continue;  // a live process waits for it again
+    Job job = store.get(id);
+    lines.push_back(fmt::format("job {} ({} of {}) cancelled: {}", id, job.type, job.vm, msg));
+  }
+}
+
+}  // namespace
+
 std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Inventory& inv) {
   std::vector<std::string> lines;
   for (const Job& job : store.stale()) {
@@ -756,6 +771,7 @@ std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Invent
                       job.id, job.type, job.vm, e.what()));
     }
   }
+  cancel_orphans(store, lines);
   return lines;
 }
 

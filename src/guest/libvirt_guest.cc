@@ -107,13 +107,35 @@ void LibvirtGuest::set_copy_bandwidth(const std::string& target, std::uint64_t b
     hosts::throw_libvirt(fmt::format("cannot change the copy speed of disk {}", target));
 }
 
-std::chrono::milliseconds LibvirtGuest::pivot(const std::string& target, Deadline) {
-  // virDomainBlockJobAbort(PIVOT) returns when the switch is done; libvirt
-  // bounds its own wait for QEMU.
+std::chrono::milliseconds LibvirtGuest::pivot(const std::string& target, Deadline deadline) {
+  // Asynchronous, so that the deadline holds: the switch is done when the
+  // copy job is gone and the disk runs on another file than before.
   auto start = std::chrono::steady_clock::now();
-  if (virDomainBlockJobAbort(dom_.get(), target.c_str(), VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) != 0)
+  std::string before = active_path(target);
+  if (virDomainBlockJobAbort(dom_.get(), target.c_str(),
+                             VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT | VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC) !=
+      0)
     hosts::throw_libvirt(
         fmt::format("cannot switch disk {} of {} to its copy", target, describe()));
+  for (;;) {
+    virDomainBlockJobInfo info{};
+    int r = virDomainGetBlockJobInfo(dom_.get(), target.c_str(), &info, 0);
+    if (r < 0)
+      hosts::throw_libvirt(
+          fmt::format("cannot follow the switch of disk {} of {}", target, describe()));
+    if (r == 0) break;
+    if (deadline.expired())
+      throw Error(ErrorCode::kTimeout,
+                  fmt::format("the switch of disk {} of {} to its copy did not finish in time; "
+                              "the disk was on '{}' when it began",
+                              target, describe(), before));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (active_path(target) == before)
+    throw Error(ErrorCode::kCommandFailed,
+                fmt::format("the switch of disk {} of {} to its copy failed: the disk still "
+                            "runs on '{}'",
+                            target, describe(), before));
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                start);
 }

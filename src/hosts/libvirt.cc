@@ -3,13 +3,22 @@
 #include <fmt/format.h>
 #include <libvirt/virterror.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
+#include <thread>
 
 namespace vmshift::hosts {
 namespace {
 
 void quiet(void*, virErrorPtr) {}
+
+// How long a connection may take to open, and how a dead peer is found.
+constexpr std::chrono::seconds kOpenTime{60};
+constexpr int kKeepAliveInterval = 5;
+constexpr unsigned int kKeepAliveCount = 3;
 
 }  // namespace
 
@@ -18,6 +27,19 @@ void init_libvirt() {
   std::call_once(once, [] {
     virInitialize();
     virSetErrorFunc(nullptr, quiet);
+    // Keepalive needs an event loop, registered before any connection is
+    // opened and run for the rest of the process.
+    if (virEventRegisterDefaultImpl() != 0) {
+      virResetLastError();
+      return;
+    }
+    std::thread([] {
+      for (;;)
+        if (virEventRunDefaultImpl() < 0) {
+          virResetLastError();
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }).detach();
   });
 }
 
@@ -53,19 +75,83 @@ void throw_libvirt(std::string_view what) {
   if (e == nullptr || e->message == nullptr)
     throw Error(ErrorCode::kCommandFailed, fmt::format("{}: libvirt gave no reason", what));
   std::string msg = e->message;
-  ErrorCode code = code_for(e->code);
+  // The RPC layer fails calls on a connection that closed (e.g. its
+  // keepalive found the host not answering).
+  ErrorCode code = e->domain == VIR_FROM_RPC ? ErrorCode::kConnection : code_for(e->code);
   virResetLastError();
   throw Error(code, fmt::format("{}: {}", what, msg));
 }
 
+namespace {
+
+// One virConnectOpen in a thread of its own: libvirt bounds no part of the
+// handshake, and a host whose libvirtd accepts but never answers would
+// hold the caller forever. A caller that gave up leaves the thread to
+// close what it opens late.
+struct OpenAttempt {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool abandoned = false;
+  virConnectPtr conn = nullptr;
+  std::string error;
+  int code = 0;
+};
+
+}  // namespace
+
 Connection Connection::open(const std::string& uri, const std::string& host) {
   init_libvirt();
-  virConnectPtr c = virConnectOpen(uri.c_str());
-  if (c == nullptr) {
-    try {
-      throw_libvirt(fmt::format("cannot connect to host '{}' ({})", host, uri));
-    } catch (const Error& e) {
-      throw Error(ErrorCode::kConnection, e.what());
+  auto attempt = std::make_shared<OpenAttempt>();
+  std::thread([attempt, uri] {
+    virConnectPtr c = virConnectOpen(uri.c_str());
+    std::string error;
+    int code = 0;
+    if (c == nullptr) {
+      virErrorPtr e = virGetLastError();
+      error = e != nullptr && e->message != nullptr ? e->message : "libvirt gave no reason";
+      code = e != nullptr ? e->code : 0;
+      virResetLastError();
+    }
+    std::lock_guard lock(attempt->mu);
+    if (attempt->abandoned) {
+      if (c != nullptr) virConnectClose(c);
+      return;
+    }
+    attempt->conn = c;
+    attempt->error = error;
+    attempt->code = code;
+    attempt->done = true;
+    attempt->cv.notify_all();
+  }).detach();
+  virConnectPtr c = nullptr;
+  {
+    std::unique_lock lock(attempt->mu);
+    if (!attempt->cv.wait_for(lock, kOpenTime, [&] { return attempt->done; })) {
+      attempt->abandoned = true;
+      throw Error(ErrorCode::kConnection,
+                  fmt::format("cannot connect to host '{}' ({}): its libvirt did not answer "
+                              "within {} s",
+                              host, uri, kOpenTime.count()));
+    }
+    if (attempt->conn == nullptr)
+      throw Error(ErrorCode::kConnection,
+                  fmt::format("cannot connect to host '{}' ({}): {}", host, uri, attempt->error));
+    c = attempt->conn;
+  }
+  // A host that stops answering closes the connection after
+  // kKeepAliveInterval * (kKeepAliveCount + 1) s; every call waiting on it
+  // then fails instead of blocking forever.
+  if (virConnectSetKeepAlive(c, kKeepAliveInterval, kKeepAliveCount) < 0) {
+    virErrorPtr e = virGetLastError();
+    bool unsupported = e != nullptr && e->code == VIR_ERR_NO_SUPPORT;  // a local driver
+    std::string why = e != nullptr && e->message != nullptr ? e->message : "no reason given";
+    virResetLastError();
+    if (!unsupported) {
+      virConnectClose(c);
+      throw Error(ErrorCode::kConnection,
+                  fmt::format("cannot watch the connection to host '{}' ({}) with keepalive: {}",
+                              host, uri, why));
     }
   }
   Connection conn;

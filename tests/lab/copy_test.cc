@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <optional>
+
 #include "qmp/json.h"
 #include "support/lab.h"
 #include "support/vmshift_cli.h"
@@ -141,7 +143,7 @@ TEST_F(CopyLab, KilledCopyResumes) {
     return all.size() == 1 && all.at(0).get_int("bytes_done") >= 40 * kMiB;
   })) << cli_->jobs().dump();
   std::int64_t id = cli_->jobs().at(0).get_int("id");
-  ::kill(p.pid(), SIGKILL);
+  cli_->kill_job_process(id);
   p.wait(Deadline::after(10s));
   RunResult r = cli_->run({"jobs"});
   EXPECT_THAT(r.err, HasSubstr(fmt::format("job {} (copy of k.qcow2): its vmshift process died "
@@ -165,6 +167,28 @@ TEST_F(CopyLab, KilledCopyResumes) {
   EXPECT_GE(before, 4) << detail;
   EXPECT_GT(copied, 0);
   EXPECT_LE(copied + before, total + 1) << detail << ": chunks travelled twice";
+  EXPECT_TRUE(identical(src, dst));
+}
+
+// Test that a foreground `vmshift copy` whose output goes away (the reader
+// of its --json closes the pipe: EPIPE, as a closed terminal gives EIO)
+// only stops showing the job: it exits with status 2, and the copy goes on
+// in its own process to an identical file.
+TEST_F(CopyLab, ClosedOutputLeavesTheCopyRunning) {
+  std::string src = kImages + "/e.qcow2", dst = kImages + "/e-copy.qcow2";
+  make_qcow2(src, "100M");
+  Process p = cli_->start(
+      {"copy", "host1:" + src, "host2:" + dst, "--bandwidth", "20", "--chunk-mib", "8", "--json"});
+  UniqueFd out = p.take_stdout();
+  ASSERT_TRUE(wait_for_text(out, R"("event":"progress")", Deadline::after(60s)));
+  out.reset();
+  std::optional<ExitStatus> st = p.wait(Deadline::after(30s));
+  ASSERT_TRUE(st.has_value()) << "vmshift went on writing to a closed pipe";
+  EXPECT_EQ(st->code, 2) << st->describe();
+  std::int64_t id = cli_->jobs().at(0).get_int("id");
+  RunResult w = cli_->run({"jobs", "wait", std::to_string(id), "--timeout", "120"});
+  EXPECT_EQ(w.status.code, 0) << w.out << w.err;
+  EXPECT_EQ(cli_->job(id).get_string("state"), "completed");
   EXPECT_TRUE(identical(src, dst));
 }
 

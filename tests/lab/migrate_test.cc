@@ -250,7 +250,7 @@ TEST_F(MigrateLab, KilledProcessIsRolledBack) {
            all.at(0).get_int("bytes_done") > 0;
   })) << cli_->jobs().dump();
   std::int64_t id = cli_->jobs().at(0).get_int("id");
-  ::kill(p.pid(), SIGKILL);
+  cli_->kill_job_process(id);
   p.wait(Deadline::after(10s));
   EXPECT_THAT(lab_->virsh("host1", {"domjobinfo", "killed"}), HasSubstr("Outgoing migration"))
       << "the migration should outlive the killed process";

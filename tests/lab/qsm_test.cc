@@ -13,7 +13,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <future>
+#include <optional>
+#include <stdexcept>
 
 #include "support/host_pair_lab.h"
 #include "support/wait.h"
@@ -189,7 +192,7 @@ TEST_F(QsmLab, FailuresAtEachStep) {
     UniqueFd out = p.take_stdout();
     ASSERT_TRUE(wait_for_text(out, "held at " + at, Deadline::after(120s))) << cli_->jobs().dump();
     std::int64_t id = cli_->jobs().at(0).get_int("id");
-    ::kill(p.pid(), SIGKILL);
+    cli_->kill_job_process(id);
     p.wait(Deadline::after(10s));
     RunResult r = cli_->run({"jobs"});
     EXPECT_THAT(r.err, HasSubstr(fmt::format("job {} (qsm of fail) recovered, rolled-back", id)));
@@ -273,6 +276,142 @@ TEST_F(QsmLab, StoreLockedDuringThePause) {
   lab_->expect_writes_continue("locked");
   lab_->expect_verified("locked");
   destroy("host1", "locked");
+std::string read_to_end(const UniqueFd& fd, Deadline deadline) {
+  std::string seen;
+  char buf[4096];
+  while (!deadline.expired()) {
+    pollfd p{.fd = fd.get(), .events = POLLIN, .revents = 0};
+    if (::poll(&p, 1, deadline.poll_timeout_ms()) <= 0) continue;
+    ssize_t r = ::read(fd.get(), buf, sizeof buf);
+    if (r <= 0) break;
+    seen.append(buf, static_cast<std::size_t>(r));
+  }
+  return seen;
+}
+
+// Test that a hang-up of the terminal during a QSM's pause (SIGHUP to the
+// foreground vmshift once the VM is saved) ends only that command: the job
+// goes on in its own process and completes with no further command (only
+// libvirt is asked until the guest runs on host2), and no write is lost.
+TEST_F(QsmLab, HangUpDuringThePauseCompletesTheMove) {
+  boot("hup", {"--fill", "32", "--disk-size", "128M"});
+  Process p = cli_->start({"migrate", "hup", "--to", "host2", "--type", "qsm", "--json"});
+  UniqueFd out = p.take_stdout();
+  ASSERT_TRUE(wait_for_text(out, R"("step":"save","state":"done")", Deadline::after(180s)));
+  ::kill(p.pid(), SIGHUP);
+  std::optional<ExitStatus> st = p.wait(Deadline::after(30s));
+  ASSERT_TRUE(st.has_value()) << "the foreground vmshift did not end after SIGHUP";
+  EXPECT_EQ(st->code, 2) << st->describe();
+  EXPECT_TRUE(wait_until(180s, [&] {
+    return defined(*lab_, "host2", "hup") && domstate(*lab_, "host2", "hup") == "running" &&
+           !defined(*lab_, "host1", "hup");
+  })) << "the move did not finish by itself";
+  qmp::Json job = cli_->jobs().at(0);
+  EXPECT_EQ(job.get_string("state"), "completed") << job.dump();
+  expect_only_on("hup", "host2");
+  EXPECT_EQ(live_disks(*lab_, "host2", "hup").at("vda"), kImages + "/hup-vda.qcow2");
+  expect_no_leftovers("host1", kImages);
+  expect_no_leftovers("host2", kImages);
+  lab_->expect_writes_continue("hup");
+  lab_->expect_verified("hup");
+  destroy("host2", "hup");
+}
+
+// Test that SIGINT and SIGTERM to the foreground vmshift while a QSM's
+// bases are copied (the VM still runs on host1) cancel it cleanly: the
+// command waits for the undo and reports it; the VM runs on host1 on its
+// original file and host2 has nothing of it.
+TEST_F(QsmLab, InterruptCancelsCleanly) {
+  boot("intr", {"--fill", "32", "--disk-size", "128M"});
+  std::string disk = kImages + "/intr-vda.qcow2";
+  for (int sig : {SIGINT, SIGTERM}) {
+    SCOPED_TRACE(strsignal(sig));
+    Process p = cli_->start({"migrate", "intr", "--to", "host2", "--type", "qsm", "--json"},
+                            {"VMSHIFT_HOLD_AT=copied"});
+    UniqueFd out = p.take_stdout();
+    ASSERT_TRUE(wait_for_text(out, "held at copied", Deadline::after(180s)));
+    ::kill(p.pid(), sig);
+    std::string rest = read_to_end(out, Deadline::after(120s));
+    std::optional<ExitStatus> st = p.wait(Deadline::after(10s));
+    ASSERT_TRUE(st.has_value()) << rest;
+    EXPECT_EQ(st->code, 1) << st->describe();
+    std::vector<qmp::Json> ev = json_lines(rest);
+    ASSERT_FALSE(ev.empty()) << rest;
+    EXPECT_EQ(ev.back().get_string("event"), "finished") << rest;
+    EXPECT_EQ(ev.back().get_string("state"), "cancelled") << rest;
+    EXPECT_THAT(ev.back().get_string("message"), HasSubstr("runs on host 'host1'")) << rest;
+    expect_only_on("intr", "host1");
+    EXPECT_EQ(live_disks(*lab_, "host1", "intr").at("vda"), disk);
+    expect_single_image("host1", disk);
+    EXPECT_FALSE(exists("host2", disk));
+    expect_no_leftovers("host1", kImages);
+    expect_no_leftovers("host2", kImages);
+  }
+  lab_->expect_writes_continue("intr");
+  lab_->expect_verified("intr");
+  destroy("host1", "intr");
+}
+
+// Stops a lab host's libvirtd (SIGSTOP) while it lives; SIGCONT at the end,
+// also when the test fails.
+class StoppedLibvirtd {
+ public:
+  StoppedLibvirtd(const std::string& lab_dir, const std::string& host) {
+    std::string pid_text = read_text(fmt::format("{}/hosts/{}/run/libvirtd.pid", lab_dir, host));
+    pid_ = static_cast<pid_t>(std::stol(pid_text));
+    if (::kill(pid_, SIGSTOP) != 0) throw std::runtime_error("cannot stop libvirtd of " + host);
+  }
+  ~StoppedLibvirtd() { ::kill(pid_, SIGCONT); }
+  StoppedLibvirtd(const StoppedLibvirtd&) = delete;
+  StoppedLibvirtd& operator=(const StoppedLibvirtd&) = delete;
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Test that a destination host that stops answering (its libvirtd stopped
+// with SIGSTOP while a QSM is held after the copy, then the job cancelled)
+// does not hold the job forever: its calls to that host fail within the
+// keepalive's bound, the VM is put back on host1, and the job ends with a
+// message that says where the VM runs and what host2 may still hold.
+TEST_F(QsmLab, DeadHostFailsWithinABound) {
+  boot("dead", {"--fill", "32", "--disk-size", "128M"});
+  std::string disk = kImages + "/dead-vda.qcow2";
+  Process p = cli_->start({"migrate", "dead", "--to", "host2", "--type", "qsm", "--json"},
+                          {"VMSHIFT_HOLD_AT=copied"});
+  UniqueFd out = p.take_stdout();
+  ASSERT_TRUE(wait_for_text(out, "held at copied", Deadline::after(180s)));
+  std::int64_t id = cli_->jobs().at(0).get_int("id");
+  std::string rest;
+  std::optional<ExitStatus> st;
+  auto began = std::chrono::steady_clock::now();
+  {
+    StoppedLibvirtd stopped(lab_->dir(), "host2");
+    RunResult c = cli_->run({"jobs", "cancel", std::to_string(id)});
+    ASSERT_TRUE(c.status.success()) << c.out << c.err;
+    rest = read_to_end(out, Deadline::after(90s));
+    st = p.wait(Deadline::after(5s));
+  }
+  auto took = std::chrono::steady_clock::now() - began;
+  ASSERT_TRUE(st.has_value()) << "the job still waits on the stopped host2 after "
+                              << std::chrono::duration_cast<std::chrono::seconds>(took).count()
+                              << " s: " << rest;
+  std::vector<qmp::Json> ev = json_lines(rest);
+  ASSERT_FALSE(ev.empty()) << rest;
+  qmp::Json done = ev.back();
+  EXPECT_EQ(done.get_string("event"), "finished") << rest;
+  EXPECT_NE(done.get_string("state"), "completed") << rest;
+  EXPECT_THAT(done.get_string("message"), HasSubstr("runs on host 'host1'")) << rest;
+  EXPECT_THAT(done.get_string("message"), HasSubstr("host 'host2'")) << rest;
+  // host1 answered throughout: the VM is back on its original file.
+  EXPECT_EQ(domstate(*lab_, "host1", "dead"), "running");
+  EXPECT_EQ(live_disks(*lab_, "host1", "dead").at("vda"), disk);
+  expect_single_image("host1", disk);
+  // What the stopped host2 kept of the copy goes now.
+  lab_->in_host("host2", {"rm", "-f", disk});
+  lab_->expect_writes_continue("dead");
+  lab_->expect_verified("dead");
+  destroy("host1", "dead");
 }
 
 // Test that vmshift processes planning at the same time share the

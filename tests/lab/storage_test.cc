@@ -356,7 +356,7 @@ TEST_F(StorageLab, KilledProcessIsRecovered) {
            all.at(0).get_int("bytes_done") > 0;
   })) << jobs().dump();
   std::int64_t id = jobs().at(0).get_int("id");
-  ::kill(p.pid(), SIGKILL);
+  cli_->kill_job_process(id);
   p.wait(Deadline::after(10s));
   EXPECT_TRUE(block_job("killed", "vda")) << "the mirror should outlive the killed process";
 
@@ -382,7 +382,7 @@ TEST_F(StorageLab, KilledProcessIsRecovered) {
     return all.size() == 2 && step_state(all.at(0), "pivot") == "done";
   })) << jobs().dump();
   id = jobs().at(0).get_int("id");
-  ::kill(q.pid(), SIGKILL);
+  cli_->kill_job_process(id);
   q.wait(Deadline::after(10s));
   EXPECT_EQ(live_disks("killed").at("vda"), dst);
 

@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -87,6 +89,14 @@ std::int64_t VmshiftCli::detach(const Argv& args, const std::vector<std::string>
 
 std::string VmshiftCli::job_log(std::int64_t id) const {
   return read_text(fmt::format("{}/job-{}.log", state_->path(), id));
+}
+
+pid_t VmshiftCli::kill_job_process(std::int64_t id) const {
+  std::optional<std::int64_t> pid = job(id).find_int("pid");
+  if (!pid || *pid <= 0) throw std::runtime_error(fmt::format("job {} has no process", id));
+  if (::kill(static_cast<pid_t>(*pid), SIGKILL) != 0)
+    throw std::runtime_error(fmt::format("cannot kill process {} of job {}", *pid, id));
+  return static_cast<pid_t>(*pid);
 }
 
 std::vector<qmp::Json> json_lines(const std::string& out) {

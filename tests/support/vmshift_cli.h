@@ -31,6 +31,10 @@ class VmshiftCli {
   // Runs ARGS... --detach --json; returns the job id.
   std::int64_t detach(const Argv& args, const std::vector<std::string>& extra_env = {}) const;
   std::string job_log(std::int64_t id) const;
+  // Kills (SIGKILL) the process that runs job id, the holder of its lease
+  // (what a crash does: the foreground command only shows the job).
+  // Returns its pid.
+  pid_t kill_job_process(std::int64_t id) const;
 
  private:
   Lab& lab_;
