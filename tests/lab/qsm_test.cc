@@ -276,6 +276,9 @@ TEST_F(QsmLab, StoreLockedDuringThePause) {
   lab_->expect_writes_continue("locked");
   lab_->expect_verified("locked");
   destroy("host1", "locked");
+}
+
+// Everything a process writes to fd until it closes it (or the deadline).
 std::string read_to_end(const UniqueFd& fd, Deadline deadline) {
   std::string seen;
   char buf[4096];
