@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <future>
 #include <optional>
 #include <stdexcept>
@@ -154,6 +155,49 @@ TEST_F(QsmLab, NetworkMigrationOnItsOwnHost) {
   lab_->expect_writes_continue("self");
   lab_->expect_verified("self");
   destroy("host1", "self");
+}
+
+// Test that a shut-off VM whose definition has UEFI firmware state (an
+// NVRAM file) is refused a network migration to another host, with the
+// file named, and stays defined on host1 with its disk and its NVRAM
+// intact. (host2 has the firmware files, so only the firmware check can
+// refuse it.)
+TEST_F(QsmLab, NetworkMigrationRefusesFirmwareState) {
+  std::string disk = kImages + "/fw-vda.qcow2";
+  std::string loader = "/var/lib/libvirt/boot/fw-CODE.fd";
+  std::string nvram = "/var/lib/libvirt/qemu/nvram/fw_VARS.fd";
+  for (const char* h : {"host1", "host2"}) {
+    lab_->in_host(h, {"mkdir", "-p", "/var/lib/libvirt/qemu/nvram", "/var/lib/libvirt/boot"});
+    lab_->in_host(h, {"truncate", "-s", "1M", loader});
+  }
+  lab_->in_host("host1", {"cp", "/etc/hostname", nvram});
+  lab_->in_host("host2", {"truncate", "-s", "128K", nvram});
+  lab_->in_host("host1", {"qemu-img", "create", "-q", "-f", "qcow2", disk, "16M"});
+  std::string before = lab_->in_host("host1", {"sha256sum", nvram}).out;
+  std::string xml = cli_->state_dir() + "/fw.xml";
+  std::ofstream(xml) << "<domain type='qemu'><name>fw</name><memory>65536</memory><os><type "
+                        "arch='x86_64' machine='q35'>hvm</type><loader readonly='yes' "
+                        "type='pflash'>"
+                     << loader << "</loader><nvram>" << nvram
+                     << "</nvram></os><features><acpi/></features><devices><disk type='file' "
+                        "device='disk'><driver name='qemu' type='qcow2'/><source file='"
+                     << disk << "'/><target dev='vda' bus='virtio'/></disk></devices></domain>";
+  lab_->virsh("host1", {"define", xml});
+  RunResult plan = cli_->run({"plan", "fw", "--to", "host2"});
+  EXPECT_THAT(plan.out, HasSubstr("type: network"));
+  EXPECT_THAT(plan.out, HasSubstr("fail  firmware"));
+  EXPECT_THAT(plan.out, HasSubstr("NVRAM " + nvram + " on host 'host1'"));
+  RunResult run = cli_->run({"migrate", "fw", "--to", "host2"});
+  EXPECT_EQ(run.status.code, 1) << run.out << run.err;
+  EXPECT_THAT(run.err, HasSubstr("a network migration does not copy firmware state"));
+  EXPECT_TRUE(defined(*lab_, "host1", "fw"));
+  EXPECT_FALSE(defined(*lab_, "host2", "fw"));
+  EXPECT_TRUE(exists("host1", disk));
+  EXPECT_FALSE(exists("host2", disk));
+  EXPECT_EQ(lab_->in_host("host1", {"sha256sum", nvram}).out, before) << "the NVRAM changed";
+  if (defined(*lab_, "host1", "fw")) lab_->virsh("host1", {"undefine", "fw", "--keep-nvram"});
+  if (defined(*lab_, "host2", "fw")) lab_->virsh("host2", {"undefine", "fw", "--keep-nvram"});
+  for (const char* h : {"host1", "host2"}) lab_->in_host(h, {"rm", "-f", disk, loader, nvram});
 }
 
 // Test failures at each step of a QSM to host2: the copy's process killed
