@@ -139,6 +139,13 @@ class Qsm {
 
   void save() { job_.save_state(s_.dump()); }
 
+  // The destination file of every disk.
+  std::vector<std::string> dests() const {
+    std::vector<std::string> v;
+    for (const auto& d : s_.disks) v.push_back(d.dest);
+    return v;
+  }
+
   // Undo never depends on the job store: a report it cannot take is told
   // in the result, and the undo goes on from memory.
   void undo_step(Step step, StepState state, const std::string& detail) {
@@ -306,22 +313,19 @@ class Qsm {
                           dst_.host.name(), e.what())};
     }
     job_.step(kVerify, StepState::kDone,
-              fmt::format("running on host '{}' on {}; defined there", dst_.host.name(), [&] {
-                std::vector<std::string> v;
-                for (const auto& d : s_.disks) v.push_back(d.dest);
-                return fmt::format("{}", fmt::join(v, ", "));
-              }()));
+              fmt::format("running on host '{}' on {}; defined there", dst_.host.name(),
+                          fmt::join(dests(), ", ")));
 
     // ---- cleanup
     std::vector<std::string> problems;
+    // A definition left on the source still names the source disks: they
+    // stay (vmshift never deletes a defined VM's files).
+    std::optional<std::string> still_defined;
     if (s_.other_host) {
       try {
         src_.host.undefine(s_.vm);
       } catch (const Error& e) {
-        problems.push_back(
-            fmt::format("the VM's old definition on host '{}' could not be "
-                        "removed: {}",
-                        src_.host.name(), e.what()));
+        still_defined = e.what();
       }
       remove_mine(dst_.host, s_.state_dst, problems);
     }
@@ -337,8 +341,22 @@ class Qsm {
           return true;  // cannot tell: keep it
         }
       }());
-      if (!s_.keep_source && !is_copy)
+      if (!s_.keep_source && !is_copy && !still_defined)
         remove_quietly(src_.host.storage(), d.base, problems, src_.host.name());
+    }
+    if (still_defined) {
+      std::vector<std::string> bases;
+      for (const auto& d : s_.disks) bases.push_back(d.base);
+      std::string why = fmt::format(
+          "The VM runs on host '{}' on {}, verified. Its old definition on host '{}' could not "
+          "be removed ({}) and still names {}, which were kept. Do not start it there: remove "
+          "it (virsh undefine {} --keep-nvram), then delete those files",
+          dst_.host.name(), fmt::join(dests(), ", "), src_.host.name(), *still_defined,
+          fmt::join(bases, ", "), s_.vm);
+      job_.step(kCleanup, StepState::kFailed, with_problems(why, problems));
+      s_.phase = "done";
+      save();
+      return {Outcome::kFailed, with_problems(why, problems)};
     }
     std::string note = s_.keep_source
                            ? "source disks kept (--keep-source)"

@@ -129,6 +129,26 @@ TEST_F(QuickTest, QsmToAnotherHost) {
   EXPECT_THAT(job.points, IsSupersetOf({"copied", "transferred", "restore", "restored"}));
 }
 
+// Test that a QSM to another host whose source definition cannot be
+// removed keeps the source disks that definition still uses (it may be
+// started by mistake, and vmshift never deletes a defined VM's files) and
+// ends failed with a message that says where the VM runs, which old
+// definition and files remain, and not to start it.
+TEST_F(QuickTest, QsmWithAFailedUndefineKeepsTheSourceDisks) {
+  src_.fail.insert("undefine");
+  FailingJob job;
+  Result r = qsm(job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("runs on host 'host2'"));
+  EXPECT_THAT(r.message, HasSubstr(kBase));
+  EXPECT_THAT(r.message, HasSubstr("Do not start it there"));
+  EXPECT_EQ(dst_.vms.at("g1").state, "running");
+  EXPECT_EQ(dst_.vms.at("g1").disks.at("vda"), kDest);
+  EXPECT_TRUE(on(src_, kBase)) << "the old definition's disk was deleted";
+  EXPECT_THAT(events_, Not(Contains("host1 remove " + kBase)));
+  EXPECT_EQ(job.last(8), StepState::kFailed);  // cleanup
+}
+
 // Test that a QSM whose copy fails because the destination's files are
 // already there (made after the plan by someone else) leaves those files
 // in place: the undo deletes only what this job created.
