@@ -322,20 +322,6 @@ TEST_F(QsmLab, StoreLockedDuringThePause) {
   destroy("host1", "locked");
 }
 
-// Everything a process writes to fd until it closes it (or the deadline).
-std::string read_to_end(const UniqueFd& fd, Deadline deadline) {
-  std::string seen;
-  char buf[4096];
-  while (!deadline.expired()) {
-    pollfd p{.fd = fd.get(), .events = POLLIN, .revents = 0};
-    if (::poll(&p, 1, deadline.poll_timeout_ms()) <= 0) continue;
-    ssize_t r = ::read(fd.get(), buf, sizeof buf);
-    if (r <= 0) break;
-    seen.append(buf, static_cast<std::size_t>(r));
-  }
-  return seen;
-}
-
 // Test that a hang-up of the terminal during a QSM's pause (SIGHUP to the
 // foreground vmshift once the VM is saved) ends only that command: the job
 // goes on in its own process and completes with no further command (only
@@ -378,7 +364,7 @@ TEST_F(QsmLab, InterruptCancelsCleanly) {
     UniqueFd out = p.take_stdout();
     ASSERT_TRUE(wait_for_text(out, "held at copied", Deadline::after(180s)));
     ::kill(p.pid(), sig);
-    std::string rest = read_to_end(out, Deadline::after(120s));
+    std::string rest = read_rest(out, Deadline::after(120s));
     std::optional<ExitStatus> st = p.wait(Deadline::after(10s));
     ASSERT_TRUE(st.has_value()) << rest;
     EXPECT_EQ(st->code, 1) << st->describe();
@@ -436,7 +422,7 @@ TEST_F(QsmLab, DeadHostFailsWithinABound) {
     StoppedLibvirtd stopped(lab_->dir(), "host2");
     RunResult c = cli_->run({"jobs", "cancel", std::to_string(id)});
     ASSERT_TRUE(c.status.success()) << c.out << c.err;
-    rest = read_to_end(out, Deadline::after(90s));
+    rest = read_rest(out, Deadline::after(90s));
     st = p.wait(Deadline::after(5s));
   }
   auto took = std::chrono::steady_clock::now() - began;

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "guest/local_storage.h"
 #include "hosts/xml.h"
 
 namespace vmshift::testing {
@@ -128,18 +129,7 @@ std::optional<std::uint64_t> FakeStorage::allocation(const std::string& path) {
 }
 
 std::optional<guest::FileIdentity> FakeStorage::identity(const std::string& path) {
-  struct statx sx {};
-  if (::statx(AT_FDCWD, host_.real(path).c_str(), AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME,
-              &sx) != 0)
-    return std::nullopt;
-  guest::FileIdentity id;
-  id.basis = "inode";
-  id.device = (static_cast<std::uint64_t>(sx.stx_dev_major) << 32) | sx.stx_dev_minor;
-  id.inode = sx.stx_ino;
-  if ((sx.stx_mask & STATX_BTIME) != 0)
-    id.birth_ns =
-        static_cast<std::int64_t>(sx.stx_btime.tv_sec) * 1000000000 + sx.stx_btime.tv_nsec;
-  return id;
+  return guest::local_identity(host_.real(path));
 }
 
 void FakeStorage::create_image(const guest::NewImage& image) {
