@@ -225,16 +225,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
                                   Outcome::kCancelled);
       // --force replaces only the file the plan found (no defined VM uses
       // it, no source of the move), and only while it is still that file.
-      if (dst.storage().exists(m.dest)) {
-        if (!o.force || !m.replace_existing || !m.replaces)
-          throw Error(ErrorCode::kAlreadyExists,
-                      fmt::format("'{}' appeared after the checks; it was left in place", m.dest));
-        if (!dst.storage().remove_if_same(m.dest, *m.replaces))
-          throw Error(ErrorCode::kAlreadyExists,
-                      fmt::format("'{}' is not the file the checks found (it was replaced "
-                                  "meanwhile); it was left in place",
-                                  m.dest));
-      }
+      clear_destination(dst.storage(), m, o.force);
       guest::NewImage image{.path = m.dest, .format = m.format, .capacity = m.capacity};
       if (o.shallow && !m.backing.empty()) {
         image.backing = m.backing.front();

@@ -185,6 +185,18 @@ static std::uint64_t share(std::uint64_t bandwidth, std::size_t n) {
   return std::max<std::uint64_t>(1, bandwidth / n);
 }
 
+void clear_destination(guest::Storage& storage, const DiskMove& m, bool force) {
+  if (!storage.exists(m.dest)) return;
+  if (!force || !m.replace_existing || !m.replaces)
+    throw Error(ErrorCode::kAlreadyExists,
+                fmt::format("'{}' appeared after the checks; it was left in place", m.dest));
+  if (!storage.remove_if_same(m.dest, *m.replaces))
+    throw Error(ErrorCode::kAlreadyExists,
+                fmt::format("'{}' is not the file the checks found (it was replaced "
+                            "meanwhile); it was left in place",
+                            m.dest));
+}
+
 std::vector<std::string> live_storage_steps() {
   return {"check", "copy", "pivot", "verify", "persist", "cleanup"};
 }
@@ -368,16 +380,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
       // The copy makes its destination (and would overwrite a file there):
       // there must be none, but the one --force replaces, which the checks
       // found and which must still be that file.
-      if (g.storage().exists(m.dest)) {
-        if (!m.replace_existing || !m.replaces)
-          throw Error(ErrorCode::kAlreadyExists,
-                      fmt::format("'{}' appeared after the checks; it was left in place", m.dest));
-        if (!g.storage().remove_if_same(m.dest, *m.replaces))
-          throw Error(ErrorCode::kAlreadyExists,
-                      fmt::format("'{}' is not the file the checks found (it was replaced "
-                                  "meanwhile); it was left in place",
-                                  m.dest));
-      }
+      clear_destination(g.storage(), m, true);
       g.start_copy({.target = m.target,
                     .dest = m.dest,
                     .format = m.format,

@@ -73,6 +73,11 @@ struct LiveStoragePlan {
 LiveStoragePlan plan_live_storage(guest::Guest& guest, const LiveStorageOptions& options,
                                   const std::map<std::string, std::string>& in_use = {});
 
+// Makes way for a copy into m.dest: nothing there, or (with force) the
+// file the checks let --force replace, removed only while it is still
+// that file. Throws Error(kAlreadyExists) for any other file, left in place.
+void clear_destination(guest::Storage& storage, const DiskMove& m, bool force);
+
 std::vector<std::string> live_storage_steps();
 
 Result run_live_storage(guest::Guest& guest, const LiveStoragePlan& plan,
