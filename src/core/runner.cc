@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -289,7 +290,9 @@ void StoreContext::detail(const Json& figures) { obs_.detail(figures); }
 
 // Fault injection for tests: VMSHIFT_HOLD_AT=POINT holds the job at that
 // checkpoint until it is cancelled (or kHoldLimit passes), so a test can
-// act on a job in a phase that is otherwise too short to hit.
+// act on a job in a phase that is otherwise too short to hit. With
+// VMSHIFT_HOLD_FILE=PATH the hold also ends, and the job goes on, once
+// that file is gone.
 void StoreContext::checkpoint(std::string_view point) {
   if (point == "switched" || point == "restored") switched_ = true;
   // VMSHIFT_FAIL_AT=POINT makes the step at that checkpoint fail.
@@ -298,10 +301,14 @@ void StoreContext::checkpoint(std::string_view point) {
                 fmt::format("injected failure at {} (VMSHIFT_FAIL_AT)", point));
   const char* hold = std::getenv("VMSHIFT_HOLD_AT");
   if (hold == nullptr || point != hold) return;
-  obs_.note(fmt::format("held at {} (VMSHIFT_HOLD_AT) until cancelled", point));
+  const char* file = std::getenv("VMSHIFT_HOLD_FILE");
+  obs_.note(fmt::format("held at {} (VMSHIFT_HOLD_AT) until cancelled{}", point,
+                        file != nullptr ? fmt::format(" or '{}' is removed", file) : ""));
   Deadline limit = Deadline::after(kHoldLimit);
-  while (!cancel_requested() && !limit.expired())
+  while (!cancel_requested() && !limit.expired()) {
+    if (file != nullptr && !std::filesystem::exists(file)) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 void StoreContext::flush() {

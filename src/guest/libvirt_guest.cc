@@ -13,6 +13,30 @@ std::string disk_xpath(const std::string& target) {
   return fmt::format("/domain/devices/disk[@device='disk'][target/@dev='{}']", target);
 }
 
+// Block-job calls go through QEMU's monitor, which stops answering when
+// QEMU's main loop blocks on storage that hangs; each is bounded.
+constexpr auto kAnswerTime = std::chrono::seconds(30);
+
+// A reference of its own to the domain, for a call that may outlive the
+// caller (hosts::call_within).
+std::shared_ptr<virDomain> shared_ref(virDomainPtr d) {
+  virDomainRef(d);
+  return {d, virDomainFree};
+}
+
+// virDomainGetBlockJobInfo by the deadline: 1 while the disk has a block
+// job (its figures in *out), 0 when it has none.
+int block_job_info(virDomainPtr d, const std::string& target, unsigned int flags, Deadline deadline,
+                   std::string_view what, virDomainBlockJobInfo* out) {
+  auto dom = shared_ref(d);
+  auto info = std::make_shared<virDomainBlockJobInfo>();
+  int r = hosts::call_within(deadline, what, [dom, target, flags, info] {
+    return virDomainGetBlockJobInfo(dom.get(), target.c_str(), info.get(), flags);
+  });
+  if (out != nullptr) *out = *info;
+  return r;
+}
+
 }  // namespace
 
 LibvirtGuest::LibvirtGuest(hosts::Connection conn, const std::string& name)
@@ -86,11 +110,9 @@ void LibvirtGuest::start_copy(const CopyRequest& r) {
 CopyStatus LibvirtGuest::copy_status(const std::string& target) {
   CopyStatus s;
   virDomainBlockJobInfo info{};
-  int r = virDomainGetBlockJobInfo(dom_.get(), target.c_str(), &info,
-                                   VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES);
-  if (r < 0)
-    hosts::throw_libvirt(
-        fmt::format("cannot read the copy job of disk {} of {}", target, describe()));
+  int r = block_job_info(
+      dom_.get(), target, VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES, Deadline::after(kAnswerTime),
+      fmt::format("cannot read the copy job of disk {} of {}", target, describe()), &info);
   if (r == 0) return s;
   s.active = true;
   s.done = info.cur;
@@ -102,34 +124,43 @@ CopyStatus LibvirtGuest::copy_status(const std::string& target) {
 }
 
 void LibvirtGuest::set_copy_bandwidth(const std::string& target, std::uint64_t bps) {
-  if (virDomainBlockJobSetSpeed(dom_.get(), target.c_str(), bps,
-                                VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES) != 0)
-    hosts::throw_libvirt(fmt::format("cannot change the copy speed of disk {}", target));
+  auto dom = shared_ref(dom_.get());
+  hosts::call_within(Deadline::after(kAnswerTime),
+                     fmt::format("cannot change the copy speed of disk {}", target),
+                     [dom, target, bps] {
+                       return virDomainBlockJobSetSpeed(dom.get(), target.c_str(), bps,
+                                                        VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES);
+                     });
 }
 
 std::chrono::milliseconds LibvirtGuest::pivot(const std::string& target, Deadline deadline) {
-  // Asynchronous, so that the deadline holds: the switch is done when the
-  // copy job is gone and the disk runs on another file than before.
+  // Asynchronous, and every call bounded, so that the deadline holds even
+  // when QEMU stops answering: the switch is done when the copy job is
+  // gone and the disk runs on another file than before.
   auto start = std::chrono::steady_clock::now();
   std::string before = active_path(target);
-  if (virDomainBlockJobAbort(dom_.get(), target.c_str(),
-                             VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT | VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC) !=
-      0)
-    hosts::throw_libvirt(
-        fmt::format("cannot switch disk {} of {} to its copy", target, describe()));
-  for (;;) {
-    virDomainBlockJobInfo info{};
-    int r = virDomainGetBlockJobInfo(dom_.get(), target.c_str(), &info, 0);
-    if (r < 0)
-      hosts::throw_libvirt(
-          fmt::format("cannot follow the switch of disk {} of {}", target, describe()));
-    if (r == 0) break;
-    if (deadline.expired())
-      throw Error(ErrorCode::kTimeout,
-                  fmt::format("the switch of disk {} of {} to its copy did not finish in time; "
-                              "the disk was on '{}' when it began",
-                              target, describe(), before));
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto dom = shared_ref(dom_.get());
+  try {
+    hosts::call_within(deadline,
+                       fmt::format("cannot switch disk {} of {} to its copy", target, describe()),
+                       [dom, target] {
+                         return virDomainBlockJobAbort(
+                             dom.get(), target.c_str(),
+                             VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT | VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC);
+                       });
+    std::string follow =
+        fmt::format("cannot follow the switch of disk {} of {}", target, describe());
+    while (block_job_info(dom_.get(), target, 0, deadline, follow, nullptr) != 0) {
+      if (deadline.expired()) throw Error(ErrorCode::kTimeout, "its copy job is still ending");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kTimeout) throw;
+    // Asked of QEMU, the switch may still happen.
+    throw Error(ErrorCode::kTimeout,
+                fmt::format("the switch of disk {} of {} to its copy did not finish in time ({}); "
+                            "the disk was on '{}' when it began",
+                            target, describe(), e.what(), before));
   }
   if (active_path(target) == before)
     throw Error(ErrorCode::kCommandFailed,
@@ -141,24 +172,27 @@ std::chrono::milliseconds LibvirtGuest::pivot(const std::string& target, Deadlin
 }
 
 void LibvirtGuest::abort_copy(const std::string& target, Deadline deadline) {
-  virDomainBlockJobInfo info{};
-  int r = virDomainGetBlockJobInfo(dom_.get(), target.c_str(), &info, 0);
-  if (r <= 0) {
-    virResetLastError();
-    return;
+  std::string what = fmt::format("cannot cancel the copy of disk {} of {}", target, describe());
+  int r = 0;
+  try {
+    r = block_job_info(dom_.get(), target, 0, deadline, what, nullptr);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kTimeout) throw;
+    return;  // no job to end
   }
-  if (virDomainBlockJobAbort(dom_.get(), target.c_str(), 0) != 0)
-    hosts::throw_libvirt(
-        fmt::format("cannot cancel the copy of disk {} of {}", target, describe()));
+  if (r == 0) return;
+  auto dom = shared_ref(dom_.get());
+  hosts::call_within(deadline, what, [dom, target] {
+    return virDomainBlockJobAbort(dom.get(), target.c_str(), 0);
+  });
   // The abort is synchronous for copy jobs; confirm, polling with the deadline.
-  while (virDomainGetBlockJobInfo(dom_.get(), target.c_str(), &info, 0) > 0) {
+  while (block_job_info(dom_.get(), target, 0, deadline, what, nullptr) > 0) {
     if (deadline.expired())
       throw Error(ErrorCode::kTimeout,
                   fmt::format("the copy job of disk {} of {} did not end after cancelling", target,
                               describe()));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  virResetLastError();
 }
 
 std::string LibvirtGuest::active_path(const std::string& target) {

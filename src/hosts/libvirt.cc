@@ -84,61 +84,77 @@ void throw_libvirt(std::string_view what) {
 
 namespace {
 
-// One virConnectOpen in a thread of its own: libvirt bounds no part of the
-// handshake, and a host whose libvirtd accepts but never answers would
-// hold the caller forever. A caller that gave up leaves the thread to
-// close what it opens late.
-struct OpenAttempt {
+struct BoundedCall {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
   bool abandoned = false;
-  virConnectPtr conn = nullptr;
+  int rc = 0;
   std::string error;
-  int code = 0;
+  ErrorCode code = ErrorCode::kCommandFailed;
 };
 
 }  // namespace
 
-Connection Connection::open(const std::string& uri, const std::string& host) {
-  init_libvirt();
-  auto attempt = std::make_shared<OpenAttempt>();
-  std::thread([attempt, uri] {
-    virConnectPtr c = virConnectOpen(uri.c_str());
+int call_within(Deadline deadline, std::string_view what, std::function<int()> call,
+                std::function<void()> late) {
+  auto st = std::make_shared<BoundedCall>();
+  auto begun = std::chrono::steady_clock::now();
+  std::thread([st, call = std::move(call), late = std::move(late)] {
+    int rc = call();
     std::string error;
-    int code = 0;
-    if (c == nullptr) {
+    ErrorCode code = ErrorCode::kCommandFailed;
+    if (rc < 0) {
       virErrorPtr e = virGetLastError();
       error = e != nullptr && e->message != nullptr ? e->message : "libvirt gave no reason";
-      code = e != nullptr ? e->code : 0;
+      if (e != nullptr)
+        code = e->domain == VIR_FROM_RPC ? ErrorCode::kConnection : code_for(e->code);
       virResetLastError();
     }
-    std::lock_guard lock(attempt->mu);
-    if (attempt->abandoned) {
-      if (c != nullptr) virConnectClose(c);
+    std::lock_guard lock(st->mu);
+    if (st->abandoned) {
+      if (late) late();
       return;
     }
-    attempt->conn = c;
-    attempt->error = error;
-    attempt->code = code;
-    attempt->done = true;
-    attempt->cv.notify_all();
+    st->rc = rc;
+    st->error = std::move(error);
+    st->code = code;
+    st->done = true;
+    st->cv.notify_all();
   }).detach();
-  virConnectPtr c = nullptr;
-  {
-    std::unique_lock lock(attempt->mu);
-    if (!attempt->cv.wait_for(lock, kOpenTime, [&] { return attempt->done; })) {
-      attempt->abandoned = true;
-      throw Error(ErrorCode::kConnection,
-                  fmt::format("cannot connect to host '{}' ({}): its libvirt did not answer "
-                              "within {} s",
-                              host, uri, kOpenTime.count()));
-    }
-    if (attempt->conn == nullptr)
-      throw Error(ErrorCode::kConnection,
-                  fmt::format("cannot connect to host '{}' ({}): {}", host, uri, attempt->error));
-    c = attempt->conn;
+  std::unique_lock lock(st->mu);
+  if (!st->cv.wait_for(lock, deadline.remaining(), [&] { return st->done; })) {
+    st->abandoned = true;
+    throw Error(ErrorCode::kTimeout, fmt::format("{}: no answer within {} s", what,
+                                                 std::chrono::ceil<std::chrono::seconds>(
+                                                     std::chrono::steady_clock::now() - begun)
+                                                     .count()));
   }
+  if (st->rc < 0) throw Error(st->code, fmt::format("{}: {}", what, st->error));
+  return st->rc;
+}
+
+Connection Connection::open(const std::string& uri, const std::string& host) {
+  init_libvirt();
+  // libvirt bounds no part of the handshake: a host whose libvirtd accepts
+  // but never answers would hold the caller forever. A connection opened
+  // after the caller gave up is closed.
+  auto opened = std::make_shared<virConnectPtr>(nullptr);
+  std::string what = fmt::format("cannot connect to host '{}' ({})", host, uri);
+  try {
+    call_within(
+        Deadline::after(kOpenTime), what,
+        [opened, uri] {
+          *opened = virConnectOpen(uri.c_str());
+          return *opened == nullptr ? -1 : 0;
+        },
+        [opened] {
+          if (*opened != nullptr) virConnectClose(*opened);
+        });
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kConnection, e.what());
+  }
+  virConnectPtr c = *opened;
   // A host that stops answering closes the connection after
   // kKeepAliveInterval * (kKeepAliveCount + 1) s; every call waiting on it
   // then fails instead of blocking forever.

@@ -7,6 +7,7 @@
 #include <libvirt/virterror.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/deadline.h"
 #include "base/error.h"
 
 namespace vmshift::hosts {
@@ -27,6 +29,18 @@ void init_libvirt();
 // domain/volume/pool -> kNotFound, operation invalid -> kFailedPrecondition,
 // RPC/system -> kConnection, anything else -> kCommandFailed.
 [[noreturn]] void throw_libvirt(std::string_view what);
+
+// Runs a libvirt call on a thread of its own and waits for it until
+// `deadline`. For calls that wait on something libvirt does not bound: a
+// QEMU whose monitor stops answering (its main loop can block on storage
+// that hangs) holds such a call forever. A call still running at the
+// deadline is left to end on its own, `late` (if any) then running on its
+// thread, and Error(kTimeout, "<what>: no answer within N s") is thrown.
+// `call` must own (copy) everything it uses; it returns libvirt's result,
+// and a negative one throws as throw_libvirt would, with libvirt's error
+// from the thread that made the call.
+int call_within(Deadline deadline, std::string_view what, std::function<int()> call,
+                std::function<void()> late = nullptr);
 
 struct DomainFree {
   void operator()(virDomainPtr d) const { virDomainFree(d); }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <thread>
@@ -21,6 +22,14 @@ using qmp::Json;
 enum Step : std::size_t { kCheck, kCopy, kPivot, kVerify, kPersist, kCleanup };
 constexpr auto kPoll = std::chrono::milliseconds(200);
 constexpr auto kSwitchTime = std::chrono::seconds(60);
+
+// How long one disk's switch may take: kSwitchTime, or VMSHIFT_SWITCH_SECONDS
+// (fault injection: tests shorten it to reach the deadline).
+std::chrono::seconds switch_time() {
+  if (const char* v = std::getenv("VMSHIFT_SWITCH_SECONDS"); v != nullptr && *v != '\0')
+    return std::chrono::seconds(std::strtol(v, nullptr, 10));
+  return kSwitchTime;
+}
 
 std::string list_targets(const std::vector<guest::DiskInfo>& disks) {
   std::string s;
@@ -457,7 +466,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
   for (std::size_t i = 0; i < plan.moves.size(); ++i) {
     const DiskMove& m = plan.moves[i];
     try {
-      auto took = g.pivot(m.target, Deadline::after(kSwitchTime));
+      auto took = g.pivot(m.target, Deadline::after(switch_time()));
       longest = std::max(longest, took);
       pivot_detail +=
           fmt::format("{}{} {} ms", pivot_detail.empty() ? "" : ", ", m.target, took.count());
@@ -466,18 +475,33 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
     } catch (const Error& e) {
       std::vector<DiskMove> switched(plan.moves.begin(), plan.moves.begin() + static_cast<long>(i));
       std::vector<DiskMove> rest(plan.moves.begin() + static_cast<long>(i), plan.moves.end());
+      // A switch that timed out was asked of QEMU and may still happen: its
+      // disk may end on either file, so neither is touched.
+      std::optional<DiskMove> pending;
+      if (e.code() == ErrorCode::kTimeout) {
+        pending = m;
+        rest.erase(rest.begin());
+      }
       std::vector<std::string> problems = undo_copies(g, rest, saved.created);
       job.step(kPivot, StepState::kFailed, e.what());
-      saved.phase = "partial";
+      saved.phase = pending ? "pivot" : "partial";
       job.save_state(saved.dump());
       std::string msg = fmt::format("Switching disk {} failed: {}.", m.target, e.what());
+      if (pending)
+        msg += fmt::format(
+            " QEMU may still finish that switch: disk {} runs on '{}' until it does and on "
+            "'{}' after; both files are kept. `virsh domblklist` shows which file the disk "
+            "uses, and `virsh domblklist --inactive` which one the VM's definition names.",
+            m.target, m.source, m.dest);
       if (!switched.empty())
         msg += fmt::format(" Already switched, and running on the new files: {}.",
                            where(switched, true));
-      msg += fmt::format(
-          " Still on the original files: {} (their copies were cancelled and "
-          "removed). No source file was deleted.",
-          where(rest, false));
+      if (!rest.empty())
+        msg += fmt::format(
+            " Still on the original files: {} (their copies were cancelled and "
+            "removed).",
+            where(rest, false));
+      msg += " No source file was deleted.";
       return Result{Outcome::kFailed, with_problems(msg, problems)};
     }
   }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -399,6 +400,77 @@ TEST_F(StorageLab, KilledProcessIsRecovered) {
   lab_->expect_writes_continue("killed");
   lab_->expect_verified("killed");
   destroy("killed");
+}
+
+// Test that a switch QEMU does not finish by its deadline fails the move
+// within that deadline, and leaves the disk's source and destination in
+// place: QEMU may still finish the switch, and does once the destination
+// answers again. The destination is a filesystem of its own, frozen
+// (fsfreeze) once the copy is in sync, as a storage server that stops
+// answering would leave it; VMSHIFT_SWITCH_SECONDS shortens the deadline.
+TEST_F(StorageLab, SwitchThatDoesNotFinishKeepsBothFiles) {
+  boot("slow");
+  std::string dir = kImages + "/slow";
+  std::string src = kImages + "/slow-vda.qcow2";
+  std::string dst = dir + "/slow-vda.qcow2";
+  std::string img = kImages + "/slow-dest.img";
+  auto host = [&](const Argv& a) {
+    RunResult r = lab_->in_host("host1", a);
+    if (!r.status.success()) throw std::runtime_error(fmt::format("{}: {}", a.at(0), r.err));
+  };
+  host({"truncate", "-s", "256M", img});
+  host({"mkfs.ext4", "-q", "-F", img});
+  mkdir(dir);
+  host({"mount", "-o", "loop", img, dir});
+  // Thawed and unmounted whatever happens (the loop device goes with it).
+  struct Unfreeze {
+    std::function<void()> f;
+    ~Unfreeze() { f(); }
+  } unfreeze{[&] {
+    lab_->in_host("host1", {"fsfreeze", "-u", dir});
+    lab_->in_host("host1", {"umount", "-l", dir});
+  }};
+  lab_->expect_writes_continue("slow");
+
+  TempDir tmp("vmshift-hold");
+  std::string hold = tmp.file("hold");
+  std::ofstream(hold) << "held\n";
+  std::int64_t id =
+      detach({"slow", "--to", dir},
+             {"VMSHIFT_HOLD_AT=ready", "VMSHIFT_HOLD_FILE=" + hold, "VMSHIFT_SWITCH_SECONDS=10"});
+  ASSERT_TRUE(wait_until(60s, [&] {
+    return job_log(id).find("held at ready") != std::string::npos;
+  })) << job_log(id);
+  host({"fsfreeze", "-f", dir});
+  auto released = std::chrono::steady_clock::now();
+  std::filesystem::remove(hold);
+
+  RunResult w = vmshift({"jobs", "wait", std::to_string(id), "--timeout", "120"});
+  auto took = std::chrono::steady_clock::now() - released;
+  EXPECT_EQ(w.status.code, 1) << w.out << w.err;
+  EXPECT_LT(took, 60s) << "the switch's deadline was not honoured";
+  qmp::Json j = job(id);
+  EXPECT_EQ(j.get_string("state"), "failed") << j.dump();
+  EXPECT_EQ(step_state(j, "pivot"), "failed");
+  std::string msg = j.get_string("error");
+  EXPECT_THAT(msg, HasSubstr("did not finish in time"));
+  EXPECT_THAT(msg, HasSubstr("disk vda runs on '" + src + "' until it does and on '" + dst +
+                             "' after; both files are kept"));
+  EXPECT_TRUE(exists(src));
+  EXPECT_TRUE(exists(dst)) << "the file QEMU may still switch to was deleted";
+  EXPECT_EQ(live_disks("slow").at("vda"), src);
+  EXPECT_EQ(domstate("slow"), "running");
+
+  // The destination answers again: QEMU finishes the switch it was asked for.
+  host({"fsfreeze", "-u", dir});
+  EXPECT_TRUE(wait_until(60s, [&] { return !block_job("slow", "vda"); }))
+      << "the switch never finished";
+  EXPECT_EQ(live_disks("slow").at("vda"), dst);
+  EXPECT_TRUE(exists(live_disks("slow", true).at("vda")))
+      << "the definition names a file that is gone";
+  lab_->expect_writes_continue("slow");
+  lab_->expect_verified("slow");
+  destroy("slow");
 }
 
 // Test that bad requests are refused before anything changes, with a

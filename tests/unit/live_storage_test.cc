@@ -26,6 +26,7 @@
 namespace vmshift::migrate {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using testing::FakeJob;
 using ::testing::HasSubstr;
@@ -84,6 +85,7 @@ class FakeGuest : public guest::Guest {
   std::chrono::milliseconds pivot(const std::string& target, Deadline) override {
     events.push_back("pivot " + target);
     if (target == fail_pivot) throw Error(ErrorCode::kCommandFailed, "pivot refused");
+    if (target == slow_pivot) throw Error(ErrorCode::kTimeout, "the switch did not finish in time");
     for (const auto& r : requests)
       if (r.target == target) active[target] = r.dest;
     return std::chrono::milliseconds(target == "vda" ? 3 : 9);
@@ -118,7 +120,7 @@ class FakeGuest : public guest::Guest {
   FakeStorage storage_{events};
   std::map<std::string, int> ready_at;
   std::optional<std::string> copy_error;
-  std::string fail_pivot, fail_abort;
+  std::string fail_pivot, slow_pivot, fail_abort;
   bool wrong_active = false, fail_persist = false;
 
   std::map<std::string, int> polls;
@@ -830,6 +832,32 @@ TEST_F(LiveStoragePlanTest, FailedSecondPivotLeavesFirstSwitched) {
   EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
   EXPECT_TRUE(std::filesystem::exists(src("b.qcow2")));
   EXPECT_TRUE(std::filesystem::exists(dst("a.qcow2")));
+}
+
+// Test that a switch that did not finish by its deadline (QEMU may still
+// make it) leaves both of that disk's files and its copy job alone, while
+// the disks not yet switched are undone as for any failure.
+TEST_F(LiveStoragePlanTest, TimedOutSwitchKeepsBothFilesOfThatDisk) {
+  LiveStorageOptions o = to(dir_.file("dst"));
+  guest_.slow_pivot = "vda";
+  FakeJob job;
+  Result r = run_live_storage(guest_, plan_live_storage(guest_, o), o, job);
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_THAT(r.message,
+              HasSubstr("Switching disk vda failed: the switch did not finish in time."));
+  EXPECT_THAT(r.message,
+              HasSubstr("disk vda runs on '" + src("a.qcow2") + "' until it does and on '" +
+                        dst("a.qcow2") + "' after; both files are kept"));
+  EXPECT_THAT(r.message, HasSubstr("Still on the original files: vdb on " + src("b.qcow2")));
+  EXPECT_THAT(r.message, HasSubstr("No source file was deleted."));
+  EXPECT_THAT(guest_.events, Not(Contains("abort vda")));
+  EXPECT_THAT(guest_.events, Contains("abort vdb"));
+  EXPECT_THAT(guest_.storage_.removed, ElementsAre(dst("b.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(dst("a.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(src("a.qcow2")));
+  EXPECT_TRUE(std::filesystem::exists(src("b.qcow2")));
+  EXPECT_TRUE(guest_.persisted.empty());
+  EXPECT_EQ(job.last(kPivot), StepState::kFailed);
 }
 
 // Test that a guest not using the new file after the switch fails the
