@@ -76,7 +76,10 @@ TEST_F(QsmLab, ToAnotherHost) {
   std::int64_t pause = job.get_int("pause_ms");
   std::int64_t total = job.get_int("total_ms");
   EXPECT_GT(pause, 0);
-  EXPECT_LT(pause * 3, total) << "the pause is not a small part of the move: " << job.dump();
+  // The bases (about 3x the saved state here) copy while the guest runs,
+  // so the pause is the smaller part; under TCG on a loaded machine saving
+  // the state alone can take a third of the move, hence no tighter bound.
+  EXPECT_LT(pause * 2, total) << "the pause is not the smaller part of the move: " << job.dump();
   EXPECT_TRUE(job.find_int("predicted_pause_ms").has_value());
   lab_->expect_writes_continue("far", 1);
   lab_->expect_verified("far", 2);
