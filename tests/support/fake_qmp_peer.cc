@@ -1,6 +1,7 @@
 #include "support/fake_qmp_peer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -73,7 +74,7 @@ std::string FakeQmpPeer::qemu72_greeting() {
          "\r\n";
 }
 
-FakeQmpPeer::FakeQmpPeer(bool greeting) : dir_("fakeqmp") {
+FakeQmpPeer::FakeQmpPeer(bool greeting) : schema_(QapiSchema::recorded()), dir_("fakeqmp") {
   socket_path_ = dir_.file("qmp.sock");
   listen_fd_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
@@ -168,7 +169,22 @@ void FakeQmpPeer::load_transcript(const std::string& path) {
   }
 }
 
+void FakeQmpPeer::check_script_against_schema() {
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    const Step& step = steps_[i];
+    if (step.kind != Step::Kind::kExpect) continue;
+    // Where only the command is scripted, its arguments are checked when they arrive.
+    std::vector<std::string> problems;
+    if (step.args || !schema_.has_command(step.command))
+      problems = schema_.check_arguments(step.command, step.args.value_or(qmp::Json()));
+    if (!problems.empty())
+      add_failure(fmt::format("scripted step {} ({}): {} would reject it: {}", i, step.label,
+                              schema_.qemu_name(), fmt::join(problems, "; ")));
+  }
+}
+
 void FakeQmpPeer::start() {
+  check_script_against_schema();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -291,6 +307,17 @@ void FakeQmpPeer::run() {
           if (!id.is_null()) r.set("id", id);
           return send_all(conn.get(), r.dump() + "\r\n", step.piece);
         };
+        if (std::vector<std::string> problems =
+                schema_.check_arguments(got, cmd.find("arguments").value_or(qmp::Json()));
+            !problems.empty()) {
+          std::string msg = fmt::format("{} would reject command '{}' from the client: {}",
+                                        schema_.qemu_name(), got, fmt::join(problems, "; "));
+          add_failure(msg);
+          reply_error(schema_.has_command(got) ? "GenericError" : "CommandNotFound",
+                      "fake QMP peer: " + msg);
+          done = false;
+          break;
+        }
         if (got != step.command) {
           std::string msg = fmt::format("expected command '{}' got '{}'", step.command, got);
           add_failure(msg);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "support/fake_qmp_peer.h"
+#include "support/qapi_schema.h"
 
 #ifndef VMSHIFT_TEST_DATA
 #error "VMSHIFT_TEST_DATA must name tests/data"
@@ -113,6 +114,105 @@ TEST(Commands, ImageNode) {
       image_node(
           {.node_name = "v", .filename = "/v", .format = "raw", .backing = Json::string("b")}),
       Error);
+}
+
+// Test that every builder, with every member set, makes arguments QEMU 7.2's
+// recorded schema accepts (the integration suite checks the same against
+// the installed QEMU; this runs everywhere).
+TEST(Commands, BuildersFitRecordedSchema) {
+  const vmshift::testing::QapiSchema& schema = vmshift::testing::QapiSchema::recorded();
+  BlockdevMirrorArgs mirror{.job_id = "j",
+                            .device = "d",
+                            .target = "t",
+                            .replaces = "r",
+                            .sync = MirrorSync::kTop,
+                            .speed = 1,
+                            .granularity = 65536,
+                            .buf_size = 1 << 20,
+                            .on_source_error = OnError::kStop,
+                            .on_target_error = OnError::kEnospc,
+                            .filter_node_name = "f",
+                            .copy_mode = MirrorCopyMode::kWriteBlocking,
+                            .auto_finalize = true,
+                            .auto_dismiss = false};
+  DriveMirrorArgs drive{.job_id = "j",
+                        .device = "d",
+                        .target = "/t",
+                        .format = "qcow2",
+                        .node_name = "n",
+                        .replaces = "r",
+                        .sync = MirrorSync::kNone,
+                        .mode = NewImageMode::kExisting,
+                        .speed = 1,
+                        .granularity = 65536,
+                        .buf_size = 1 << 20,
+                        .on_source_error = OnError::kIgnore,
+                        .on_target_error = OnError::kAuto,
+                        .unmap = true,
+                        .copy_mode = MirrorCopyMode::kBackground,
+                        .auto_finalize = false,
+                        .auto_dismiss = true};
+  BlockCommitArgs commit{.job_id = "j",
+                         .device = "d",
+                         .base_node = "b",
+                         .base = "/b",
+                         .top_node = "t",
+                         .top = "/t",
+                         .backing_file = "/bf",
+                         .speed = 1,
+                         .on_error = OnError::kReport,
+                         .filter_node_name = "f",
+                         .auto_finalize = true,
+                         .auto_dismiss = true};
+  MigrationParameters params{.max_bandwidth = 1,
+                             .downtime_limit = 300,
+                             .multifd_channels = 2,
+                             .multifd_compression = MultifdCompression::kZstd,
+                             .multifd_zstd_level = 1,
+                             .xbzrle_cache_size = 1 << 20,
+                             .max_postcopy_bandwidth = 1,
+                             .cpu_throttle_initial = 20,
+                             .cpu_throttle_increment = 10,
+                             .cpu_throttle_tailslow = true,
+                             .max_cpu_throttle = 99,
+                             .tls_creds = "c",
+                             .tls_hostname = "h"};
+  Json caps = Json::array();
+  for (auto c : {MigrationCapability::kXbzrle, MigrationCapability::kAutoConverge,
+                 MigrationCapability::kZeroBlocks, MigrationCapability::kEvents,
+                 MigrationCapability::kPostcopyRam, MigrationCapability::kReturnPath,
+                 MigrationCapability::kPauseBeforeSwitchover, MigrationCapability::kMultifd,
+                 MigrationCapability::kDirtyBitmaps, MigrationCapability::kLateBlockActivate,
+                 MigrationCapability::kValidateUuid, MigrationCapability::kZeroCopySend})
+    caps.push(Json::object()
+                  .set("capability", Json::string(to_string(c)))
+                  .set("state", Json::boolean(true)));
+  std::vector<std::pair<std::string, Json>> cases = {
+      {"blockdev-mirror", to_arguments(mirror)},
+      {"drive-mirror", to_arguments(drive)},
+      {"block-commit", to_arguments(commit)},
+      {"blockdev-snapshot-sync",
+       to_arguments(SnapshotSyncArgs{.node_name = "n",
+                                     .snapshot_file = "/s",
+                                     .snapshot_node_name = "s",
+                                     .format = "qcow2",
+                                     .mode = NewImageMode::kAbsolutePaths})},
+      {"blockdev-snapshot-sync",
+       to_arguments(SnapshotSyncArgs{.device = "d", .snapshot_file = "/s"})},
+      {"migrate-set-parameters", to_arguments(params)},
+      {"migrate-set-capabilities", Json::object().set("capabilities", caps)},
+      {"blockdev-add", image_node({.node_name = "q",
+                                   .filename = "/q",
+                                   .read_only = true,
+                                   .backing = Json::null(),
+                                   .discard = "unmap",
+                                   .cache_direct = true})},
+      {"blockdev-add", image_node({.node_name = "r", .filename = "/r", .format = "raw"})},
+  };
+  for (const auto& [command, args] : cases) {
+    SCOPED_TRACE(command + " " + args.dump());
+    EXPECT_THAT(schema.check_arguments(command, args), ::testing::IsEmpty());
+  }
 }
 
 // Test that migrate-set-capabilities sends a list of {capability, state}.
