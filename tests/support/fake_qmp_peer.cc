@@ -116,6 +116,8 @@ FakeQmpPeer::Step& FakeQmpPeer::event(const std::string& name, const std::string
              .set("microseconds", qmp::Json::integer(static_cast<int>(steps_.size()))));
   Step& s = send(ev.dump() + "\r\n");
   s.label = fmt::format("event {}", name);
+  s.event = name;
+  s.event_data = ev.find("data").value_or(qmp::Json());
   return s;
 }
 
@@ -162,6 +164,10 @@ void FakeQmpPeer::load_transcript(const std::string& path) {
       Step& s = send(is_reply ? msg.dump() : msg.dump() + "\r\n");
       s.with_last_id = is_reply;
       s.label = fmt::format("transcript line {}", lineno);
+      if (auto name = msg.find_string("event")) {
+        s.event = *name;
+        s.event_data = msg.find("data").value_or(qmp::Json());
+      }
     } else {
       throw std::runtime_error(
           fmt::format("fake QMP peer: {}: lines start with '-> ' or '<- '", where));
@@ -172,6 +178,13 @@ void FakeQmpPeer::load_transcript(const std::string& path) {
 void FakeQmpPeer::check_script_against_schema() {
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     const Step& step = steps_[i];
+    if (!step.event.empty()) {
+      if (std::vector<std::string> problems = schema_.check_event(step.event, step.event_data);
+          !problems.empty())
+        add_failure(fmt::format("scripted step {} ({}): {} never sends it: {}", i, step.label,
+                                schema_.qemu_name(), fmt::join(problems, "; ")));
+      continue;
+    }
     if (step.kind != Step::Kind::kExpect) continue;
     // Where only the command is scripted, its arguments are checked when they arrive.
     std::vector<std::string> problems;

@@ -15,9 +15,9 @@
 // reached, and a command after the end of the script. Failures are reported
 // (ADD_FAILURE) by verify(), which the destructor calls.
 //
-// Every command the client sends, and every scripted expectation, is checked
-// against the QAPI schema recorded from QEMU 7.2 (the QEMU of the greeting;
-// tests/data/qmp, scripts/dev/record-qapi-schema), as libvirt's test monitor
+// Every command the client sends, every scripted expectation and every
+// scripted event (name and data) is checked against the QAPI schema recorded from QEMU 7.2 (the
+// QEMU of the greeting; tests/data/qmp, scripts/dev/record-qapi-schema), as libvirt's test monitor
 // does: a command or an argument the real QEMU would reject fails the test
 // with a message naming the command and the member, and the client gets the
 // error QEMU would send. A script can therefore not prove code against
@@ -56,6 +56,8 @@ class FakeQmpPeer {
     std::size_t piece = 0;      // send in pieces of this many bytes (0 = at once)
     bool with_last_id = false;  // kSend: a recorded reply; gets the last command's id
     std::string label;          // for messages
+    std::string event;          // kSend of an event: its name, checked against the schema
+    qmp::Json event_data;       // and its data (null = none)
 
     // Fluent setters for expect() steps.
     Step& reply(std::string return_json);

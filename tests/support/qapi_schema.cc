@@ -7,13 +7,114 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "qmp/commands.h"
+
 #ifndef VMSHIFT_SOURCE_ROOT
 #error "VMSHIFT_SOURCE_ROOT must name the source tree"
 #endif
 
+namespace vmshift::qmp {
+namespace {
+
+std::vector<std::pair<std::string, Json>> typed_commands() {
+  BlockdevMirrorArgs mirror{.job_id = "j",
+                            .device = "d",
+                            .target = "t",
+                            .replaces = "r",
+                            .sync = MirrorSync::kTop,
+                            .speed = 1,
+                            .granularity = 65536,
+                            .buf_size = 1 << 20,
+                            .on_source_error = OnError::kStop,
+                            .on_target_error = OnError::kEnospc,
+                            .filter_node_name = "f",
+                            .copy_mode = MirrorCopyMode::kWriteBlocking,
+                            .auto_finalize = true,
+                            .auto_dismiss = false};
+  DriveMirrorArgs drive{.job_id = "j",
+                        .device = "d",
+                        .target = "/t",
+                        .format = "qcow2",
+                        .node_name = "n",
+                        .replaces = "r",
+                        .sync = MirrorSync::kNone,
+                        .mode = NewImageMode::kExisting,
+                        .speed = 1,
+                        .granularity = 65536,
+                        .buf_size = 1 << 20,
+                        .on_source_error = OnError::kIgnore,
+                        .on_target_error = OnError::kAuto,
+                        .unmap = true,
+                        .copy_mode = MirrorCopyMode::kBackground,
+                        .auto_finalize = false,
+                        .auto_dismiss = true};
+  BlockCommitArgs commit{.job_id = "j",
+                         .device = "d",
+                         .base_node = "b",
+                         .base = "/b",
+                         .top_node = "t",
+                         .top = "/t",
+                         .backing_file = "/bf",
+                         .speed = 1,
+                         .on_error = OnError::kReport,
+                         .filter_node_name = "f",
+                         .auto_finalize = true,
+                         .auto_dismiss = true};
+  MigrationParameters params{.max_bandwidth = 1,
+                             .downtime_limit = 300,
+                             .multifd_channels = 2,
+                             .multifd_compression = MultifdCompression::kZstd,
+                             .multifd_zstd_level = 1,
+                             .xbzrle_cache_size = 1 << 20,
+                             .max_postcopy_bandwidth = 1,
+                             .cpu_throttle_initial = 20,
+                             .cpu_throttle_increment = 10,
+                             .cpu_throttle_tailslow = true,
+                             .max_cpu_throttle = 99,
+                             .tls_creds = "c",
+                             .tls_hostname = "h"};
+  Json caps = Json::array();
+  for (auto c : {MigrationCapability::kXbzrle, MigrationCapability::kAutoConverge,
+                 MigrationCapability::kZeroBlocks, MigrationCapability::kEvents,
+                 MigrationCapability::kPostcopyRam, MigrationCapability::kReturnPath,
+                 MigrationCapability::kPauseBeforeSwitchover, MigrationCapability::kMultifd,
+                 MigrationCapability::kDirtyBitmaps, MigrationCapability::kLateBlockActivate,
+                 MigrationCapability::kValidateUuid, MigrationCapability::kZeroCopySend})
+    caps.push(Json::object()
+                  .set("capability", Json::string(to_string(c)))
+                  .set("state", Json::boolean(true)));
+  return {
+      {"blockdev-mirror", to_arguments(mirror)},
+      {"drive-mirror", to_arguments(drive)},
+      {"block-commit", to_arguments(commit)},
+      {"blockdev-snapshot-sync",
+       to_arguments(SnapshotSyncArgs{.node_name = "n",
+                                     .snapshot_file = "/s",
+                                     .snapshot_node_name = "s",
+                                     .format = "qcow2",
+                                     .mode = NewImageMode::kAbsolutePaths})},
+      {"blockdev-snapshot-sync",
+       to_arguments(SnapshotSyncArgs{.device = "d", .snapshot_file = "/s"})},
+      {"migrate-set-parameters", to_arguments(params)},
+      {"migrate-set-capabilities", Json::object().set("capabilities", caps)},
+      {"blockdev-add", image_node({.node_name = "q",
+                                   .filename = "/q",
+                                   .read_only = true,
+                                   .backing = Json::null(),
+                                   .discard = "unmap",
+                                   .cache_direct = true})},
+      {"blockdev-add", image_node({.node_name = "r", .filename = "/r", .format = "raw"})},
+  };
+}
+
+}  // namespace
+}  // namespace vmshift::qmp
+
 namespace vmshift::testing {
 
 using qmp::Json;
+
+std::vector<std::pair<std::string, Json>> every_typed_command() { return qmp::typed_commands(); }
 
 namespace {
 
@@ -47,7 +148,7 @@ QapiSchema::QapiSchema(const Json& introspection) {
     } else if (ent.meta == "alternate") {
       for (const Json& m : e.get("members").items())
         ent.members.push_back({"", m.get_string("type")});
-    } else if (ent.meta == "command") {
+    } else if (ent.meta == "command" || ent.meta == "event") {
       ent.arg_type = e.get_string("arg-type");
     }
     entities_[e.get_string("name")] = std::move(ent);
@@ -95,6 +196,15 @@ std::vector<std::string> QapiSchema::check_arguments(const std::string& command,
   if (!has_command(command)) return {fmt::format("QEMU has no command '{}'", command)};
   std::vector<std::string> problems;
   check(entity(command).arg_type, args.is_null() ? Json::object() : args, command, problems);
+  return problems;
+}
+
+std::vector<std::string> QapiSchema::check_event(const std::string& event, const Json& data) const {
+  auto it = entities_.find(event);
+  if (it == entities_.end() || it->second.meta != "event")
+    return {fmt::format("QEMU has no event '{}'", event)};
+  std::vector<std::string> problems;
+  check(it->second.arg_type, data.is_null() ? Json::object() : data, event, problems);
   return problems;
 }
 

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qmp/json.h"
@@ -37,6 +38,8 @@ class QapiSchema {
   // command, unknown or missing members, wrong JSON types, values outside
   // an enum. Empty when the arguments fit. Null arguments mean none.
   std::vector<std::string> check_arguments(const std::string& command, const qmp::Json& args) const;
+  // The same for an event QEMU would send: its name and its data.
+  std::vector<std::string> check_event(const std::string& event, const qmp::Json& data) const;
 
  private:
   struct Member {
@@ -65,5 +68,10 @@ class QapiSchema {
   std::string qemu_;
   std::map<std::string, Entity> entities_;
 };
+
+// The arguments of every libqmp builder with every member set (and the
+// variants that exclude each other), by command: what the schema checks of
+// the unit and integration suites run through.
+std::vector<std::pair<std::string, qmp::Json>> every_typed_command();
 
 }  // namespace vmshift::testing

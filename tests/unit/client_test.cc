@@ -508,7 +508,9 @@ TEST(Client, SocketThatNeverAppears) {
 TEST(Client, EventQueueIsBounded) {
   FakeQmpPeer peer;
   negotiate(peer);
-  for (int i = 0; i < 5; ++i) peer.event("RTC_CHANGE", fmt::format(R"({{"offset":{}}})", i));
+  for (int i = 0; i < 5; ++i)
+    peer.event("RTC_CHANGE",
+               fmt::format(R"({{"offset":{},"qom-path":"/machine/unattached/device[0]"}})", i));
   peer.event("STOP");
   peer.start();
   Client client({.max_queued_events = 3});
@@ -568,6 +570,18 @@ TEST(Client, FullBacklogTimesOut) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
 }
 
+// What the log (stderr) receives while f runs at this log level.
+template <typename F>
+std::string log_of(log::Level level, F&& f) {
+  const log::Level before = log::level();
+  log::set_level(level);
+  ::testing::internal::CaptureStderr();
+  f();
+  std::string out = ::testing::internal::GetCapturedStderr();
+  log::set_level(before);
+  return out;
+}
+
 // Test that every command is traced at debug level with its name, its
 // arguments in their units and its duration, and every event with its data.
 TEST(Client, TracesCommandsAndEventsAtDebugLevel) {
@@ -580,18 +594,13 @@ TEST(Client, TracesCommandsAndEventsAtDebugLevel) {
       .with_args(R"({"device":"job0"})")
       .error("GenericError", "The active block job 'job0' cannot be completed");
   peer.start();
-  const log::Level before = log::level();
-  log::set_level(log::Level::kDebug);
-  ::testing::internal::CaptureStderr();
-  {
+  std::string trace = log_of(log::Level::kDebug, [&] {
     Client client(ClientOptions{.name = "vm1"});
     client.connect(peer.socket_path(), soon());
     block_job_set_speed(client, "job0", 16 << 20, soon());
     client.wait_for_event("BLOCK_JOB_READY", soon());
     EXPECT_THROW(block_job_complete(client, "job0", soon()), CommandError);
-  }
-  std::string trace = ::testing::internal::GetCapturedStderr();
-  log::set_level(before);
+  });
   EXPECT_THAT(trace, HasSubstr("vmshift debug [qmp]: vm1: block-job-set-speed device=job0 "
                                "speed=16777216 B/s (16 MiB/s)\n"));
   EXPECT_THAT(trace, ContainsRegex("vm1: block-job-set-speed returned in [0-9]+\\.[0-9] ms\n"));
@@ -609,17 +618,13 @@ TEST(Client, TracesNothingAboveDebugLevel) {
   negotiate(peer);
   peer.expect("stop").reply("{}");
   peer.start();
-  const log::Level before = log::level();
-  log::set_level(log::Level::kInfo);
-  ::testing::internal::CaptureStderr();
-  {
-    Client client(ClientOptions{.name = "vm1"});
-    client.connect(peer.socket_path(), soon());
-    stop(client, soon());
-  }
-  std::string trace = ::testing::internal::GetCapturedStderr();
-  log::set_level(before);
-  EXPECT_EQ(trace, "");
+  EXPECT_EQ(log_of(log::Level::kInfo,
+                   [&] {
+                     Client client(ClientOptions{.name = "vm1"});
+                     client.connect(peer.socket_path(), soon());
+                     stop(client, soon());
+                   }),
+            "");
 }
 
 // Test how arguments are written for the trace: nested members with dotted

@@ -103,53 +103,39 @@ TEST(FakeQmpPeer, RejectsUnknownCommandFromClient) {
                           "scripted step 2 (expect command 'query-status') was never reached"));
 }
 
-// Test that a member QEMU does not know is rejected, naming command and member.
-TEST(FakeQmpPeer, RejectsUnknownMemberFromClient) {
+// Scripts one command (without arguments, so the script accepts any), has
+// the client send it with args_json, and returns the peer's failures. The
+// client must get an error reply, as from QEMU.
+std::vector<std::string> failures_of_sending(const std::string& command,
+                                             const std::string& args_json) {
   FakeQmpPeer peer;
   peer.expect("qmp_capabilities").reply("{}");
-  peer.expect("block-job-complete").reply("{}");
+  peer.expect(command).reply("{}");
   peer.start();
   qmp::Client client;
   client.connect(peer.socket_path(), soon());
-  EXPECT_THROW(client.execute("block-job-complete",
-                              qmp::Json::parse(R"({"device":"job0","pivot":true})"), soon()),
-               qmp::CommandError);
+  EXPECT_THROW(client.execute(command, qmp::Json::parse(args_json), soon()), qmp::CommandError);
   client.close();
-  EXPECT_THAT(peer.take_failures(),
+  return peer.take_failures();
+}
+
+// Test that a member QEMU does not know is rejected, naming command and member.
+TEST(FakeQmpPeer, RejectsUnknownMemberFromClient) {
+  EXPECT_THAT(failures_of_sending("block-job-complete", R"({"device":"job0","pivot":true})"),
               Contains("QEMU 7.2.22 would reject command 'block-job-complete' from the client: "
                        "block-job-complete: QEMU does not know member 'pivot'"));
 }
 
 // Test that a member of the wrong JSON type is rejected, naming command and member.
 TEST(FakeQmpPeer, RejectsMistypedMemberFromClient) {
-  FakeQmpPeer peer;
-  peer.expect("qmp_capabilities").reply("{}");
-  peer.expect("block-job-set-speed").reply("{}");
-  peer.start();
-  qmp::Client client;
-  client.connect(peer.socket_path(), soon());
-  EXPECT_THROW(client.execute("block-job-set-speed",
-                              qmp::Json::parse(R"({"device":"job0","speed":"16M"})"), soon()),
-               qmp::CommandError);
-  client.close();
-  EXPECT_THAT(peer.take_failures(),
+  EXPECT_THAT(failures_of_sending("block-job-set-speed", R"({"device":"job0","speed":"16M"})"),
               Contains("QEMU 7.2.22 would reject command 'block-job-set-speed' from the client: "
                        "block-job-set-speed.speed: expected int, got \"16M\""));
 }
 
 // Test that a missing mandatory member is rejected, naming command and member.
 TEST(FakeQmpPeer, RejectsMissingMandatoryMemberFromClient) {
-  FakeQmpPeer peer;
-  peer.expect("qmp_capabilities").reply("{}");
-  peer.expect("blockdev-mirror").reply("{}");
-  peer.start();
-  qmp::Client client;
-  client.connect(peer.socket_path(), soon());
-  EXPECT_THROW(client.execute("blockdev-mirror",
-                              qmp::Json::parse(R"({"device":"src0","target":"dst0"})"), soon()),
-               qmp::CommandError);
-  client.close();
-  EXPECT_THAT(peer.take_failures(),
+  EXPECT_THAT(failures_of_sending("blockdev-mirror", R"({"device":"src0","target":"dst0"})"),
               Contains("QEMU 7.2.22 would reject command 'blockdev-mirror' from the client: "
                        "blockdev-mirror.sync: required member missing"));
 }
@@ -211,6 +197,34 @@ TEST(FakeQmpPeer, RejectsScriptedExpectationsOutsideTheSchema) {
            "block-job-cancel.device: required member missing"}));
   EXPECT_THAT(failures, Not(Contains(HasSubstr("scripted step 6 (expect command "
                                                "'block-job-cancel'): QEMU"))));
+}
+
+// Test that scripted events are checked too: QEMU has no such event, or
+// never sends it with these members.
+TEST(FakeQmpPeer, RejectsScriptedEventsOutsideTheSchema) {
+  FakeQmpPeer peer;
+  peer.expect("qmp_capabilities").reply("{}");
+  peer.event("BLOCK_JOB_DONE", R"({"device":"j"})");
+  peer.event("JOB_STATUS_CHANGE", R"({"id":"j","status":"finished"})");
+  peer.event("BLOCK_JOB_READY", R"({"device":"j","len":1,"offset":1,"speed":0})");
+  peer.event("JOB_STATUS_CHANGE", R"({"id":"j","status":"concluded"})");  // fits
+  peer.event("STOP");                                                     // fits
+  peer.start();
+  {
+    qmp::Client client;
+    client.connect(peer.socket_path(), soon());
+    client.wait_for_event("STOP", soon());  // every event was sent
+  }
+  EXPECT_THAT(
+      peer.take_failures(),
+      ElementsAre("scripted step 2 (event BLOCK_JOB_DONE): QEMU 7.2.22 never sends it: QEMU has "
+                  "no event 'BLOCK_JOB_DONE'",
+                  "scripted step 3 (event JOB_STATUS_CHANGE): QEMU 7.2.22 never sends it: "
+                  "JOB_STATUS_CHANGE.status: 'finished' is not one of [\"undefined\",\"created\","
+                  "\"running\",\"paused\",\"ready\",\"standby\",\"waiting\",\"pending\","
+                  "\"aborting\",\"concluded\",\"null\"]",
+                  "scripted step 4 (event BLOCK_JOB_READY): QEMU 7.2.22 never sends it: "
+                  "BLOCK_JOB_READY.type: required member missing"));
 }
 
 // Test that the recorded schema is the QEMU of the peer's greeting.
