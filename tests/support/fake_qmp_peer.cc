@@ -30,6 +30,20 @@ qmp::Json parse_or_die(const std::string& text, const std::string& what) {
   }
 }
 
+// What QEMU's qmp-dispatch.c rejects in a command's envelope before it looks
+// at the command: members other than execute, arguments and id (exec-oob
+// needs the oob capability, which the client does not enable), and
+// arguments that are not an object.
+std::vector<std::string> envelope_problems(const qmp::Json& cmd) {
+  std::vector<std::string> problems;
+  for (const std::string& key : cmd.keys())
+    if (key != "execute" && key != "arguments" && key != "id")
+      problems.push_back(fmt::format("QMP input member '{}' is unexpected", key));
+  if (auto args = cmd.find("arguments"); args && !args->is_object())
+    problems.push_back("QMP input member 'arguments' must be an object");
+  return problems;
+}
+
 }  // namespace
 
 FakeQmpPeer::Step& FakeQmpPeer::Step::reply(std::string return_json) {
@@ -320,9 +334,10 @@ void FakeQmpPeer::run() {
           if (!id.is_null()) r.set("id", id);
           return send_all(conn.get(), r.dump() + "\r\n", step.piece);
         };
-        if (std::vector<std::string> problems =
-                schema_.check_arguments(got, cmd.find("arguments").value_or(qmp::Json()));
-            !problems.empty()) {
+        std::vector<std::string> problems = envelope_problems(cmd);
+        if (problems.empty())
+          problems = schema_.check_arguments(got, cmd.find("arguments").value_or(qmp::Json()));
+        if (!problems.empty()) {
           std::string msg = fmt::format("{} would reject command '{}' from the client: {}",
                                         schema_.qemu_name(), got, fmt::join(problems, "; "));
           add_failure(msg);

@@ -3,8 +3,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "qmp/client.h"
+#include "qmp/socket.h"
 #include "support/qapi_schema.h"
 
 namespace vmshift::testing {
@@ -225,6 +227,30 @@ TEST(FakeQmpPeer, RejectsScriptedEventsOutsideTheSchema) {
                   "\"aborting\",\"concluded\",\"null\"]",
                   "scripted step 4 (event BLOCK_JOB_READY): QEMU 7.2.22 never sends it: "
                   "BLOCK_JOB_READY.type: required member missing"));
+}
+
+// Test that a command's envelope is checked as QEMU checks it: only
+// execute, arguments and id, and arguments that are an object.
+TEST(FakeQmpPeer, RejectsUnexpectedEnvelopeMembers) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"execute":"qmp_capabilities","control":{}})",
+       "QMP input member 'control' is unexpected"},
+      {R"({"execute":"qmp_capabilities","arguments":null})",
+       "QMP input member 'arguments' must be an object"},
+  };
+  for (const auto& [line, problem] : cases) {
+    SCOPED_TRACE(line);
+    FakeQmpPeer peer;
+    peer.expect("qmp_capabilities").reply("{}");
+    peer.start();
+    UniqueFd fd = qmp::connect_unix(peer.socket_path(), soon());
+    std::string out = line + "\n";
+    ASSERT_EQ(::write(fd.get(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
+    auto failures = peer.take_failures();
+    ASSERT_FALSE(failures.empty());
+    EXPECT_EQ(failures[0],
+              "QEMU 7.2.22 would reject command 'qmp_capabilities' from the client: " + problem);
+  }
 }
 
 // Test that the recorded schema is the QEMU of the peer's greeting.
