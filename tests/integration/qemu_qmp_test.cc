@@ -7,6 +7,7 @@
 #include "qmp/commands.h"
 #include "support/qapi_schema.h"
 #include "support/qemu_process.h"
+#include "support/wait.h"
 
 namespace vmshift::qmp {
 namespace {
@@ -265,7 +266,14 @@ TEST(QemuQmp, MigratesToAnotherQemu) {
   EXPECT_GT(info.ram->transferred, 0);
   EXPECT_TRUE(info.downtime.has_value());
   EXPECT_TRUE(info.total_time.has_value());
-  EXPECT_EQ(query_status(src.qmp(), soon()).status, "postmigrate");
+  // QEMU sends MIGRATION "completed" while it is still in finish-migrate,
+  // and moves to postmigrate just after.
+  std::string src_status;
+  testing::wait_until(std::chrono::seconds(30), [&] {
+    src_status = query_status(src.qmp(), soon()).status;
+    return src_status == "postmigrate";
+  });
+  EXPECT_EQ(src_status, "postmigrate");
   dst.qmp().wait_for_event("RESUME", long_wait());
   EXPECT_TRUE(query_status(dst.qmp(), soon()).running);
   src.quit(soon());
