@@ -18,9 +18,10 @@
 // Every command the client sends, every scripted expectation and every
 // scripted event (name and data) is checked against the QAPI schema recorded from QEMU 7.2 (the
 // QEMU of the greeting; tests/data/qmp, scripts/dev/record-qapi-schema), as libvirt's test monitor
-// does: a command or an argument the real QEMU would reject fails the test
-// with a message naming the command and the member, and the client gets the
-// error QEMU would send. A script can therefore not prove code against
+// does: a command, an argument or an envelope member (other than execute,
+// arguments, id) the real QEMU would reject fails the test with a message
+// naming the command and the member, and the client gets the error QEMU
+// would send. A script can therefore not prove code against
 // commands that QEMU does not have.
 #pragma once
 
