@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "qmp/socket.h"
+#include "qmp/trace.h"
 
 namespace vmshift::qmp {
 namespace {
@@ -24,6 +25,11 @@ constexpr std::size_t kLogPreview = 2000;
 std::string preview(std::string_view line) { return qmp::preview(line, kLogPreview); }
 
 long long ms(std::chrono::milliseconds d) { return static_cast<long long>(d.count()); }
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
 
 // A peer that dies (or closes) with data it did not read resets the
 // connection: that is a hang-up too, and is reported as one.
@@ -102,6 +108,8 @@ struct Client::Impl {
   void negotiate(Deadline deadline);
   Json execute(std::string_view command, const Json* arguments, Deadline deadline,
                bool during_negotiation);
+  Json run_command(std::string_view command, const Json* arguments, Deadline deadline,
+                   bool during_negotiation);
   [[noreturn]] void throw_closed_locked(std::string_view context) const;
 };
 
@@ -258,6 +266,8 @@ void Client::Impl::on_greeting(Greeting g) {
 }
 
 void Client::Impl::on_event(Event ev) {
+  if (log::enabled(log::Level::kDebug))
+    log::debug("qmp", "{}: event {}", options.name, describe_event(ev));
   std::lock_guard lock(mu);
   ev.sequence = ++events_received;
   if (!events.empty() && events.size() >= options.max_queued_events) {
@@ -284,12 +294,37 @@ void Client::Impl::on_reply(const std::optional<std::string>& id, Json body,
   cv.notify_all();
 }
 
+// Traces the command at debug level: its name and arguments (with units)
+// when it starts, its outcome and duration when it ends, so that a slow or
+// failing QEMU is visible from the log alone.
 Json Client::Impl::execute(std::string_view command, const Json* arguments, Deadline deadline,
                            bool during_negotiation) {
   if (arguments != nullptr && !arguments->is_null() && !arguments->is_object())
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("arguments of QMP command '{}' must be a JSON object, not {}", command,
                             to_string(arguments->type())));
+  if (!log::enabled(log::Level::kDebug))
+    return run_command(command, arguments, deadline, during_negotiation);
+  std::string members = arguments != nullptr ? describe_members(*arguments) : "";
+  log::debug("qmp", "{}: {}{}{}", options.name, command, members.empty() ? "" : " ", members);
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    Json ret = run_command(command, arguments, deadline, during_negotiation);
+    log::debug("qmp", "{}: {} returned in {:.1f} ms", options.name, command, ms_since(started));
+    return ret;
+  } catch (const CommandError& e) {
+    log::debug("qmp", "{}: {} failed in {:.1f} ms: {}: {}", options.name, command,
+               ms_since(started), e.error_class(), e.desc());
+    throw;
+  } catch (const Error& e) {
+    log::debug("qmp", "{}: {} failed after {:.1f} ms: {}", options.name, command, ms_since(started),
+               e.what());
+    throw;
+  }
+}
+
+Json Client::Impl::run_command(std::string_view command, const Json* arguments, Deadline deadline,
+                               bool during_negotiation) {
   const auto budget = deadline.remaining();
   auto slot = std::make_shared<Pending>();
   slot->command = std::string(command);

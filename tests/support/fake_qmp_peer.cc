@@ -1,6 +1,7 @@
 #include "support/fake_qmp_peer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -27,6 +28,20 @@ qmp::Json parse_or_die(const std::string& text, const std::string& what) {
     throw std::invalid_argument(
         fmt::format("fake QMP peer: {} is not valid JSON: {}", what, e.what()));
   }
+}
+
+// What QEMU's qmp-dispatch.c rejects in a command's envelope before it looks
+// at the command: members other than execute, arguments and id (exec-oob
+// needs the oob capability, which the client does not enable), and
+// arguments that are not an object.
+std::vector<std::string> envelope_problems(const qmp::Json& cmd) {
+  std::vector<std::string> problems;
+  for (const std::string& key : cmd.keys())
+    if (key != "execute" && key != "arguments" && key != "id")
+      problems.push_back(fmt::format("QMP input member '{}' is unexpected", key));
+  if (auto args = cmd.find("arguments"); args && !args->is_object())
+    problems.push_back("QMP input member 'arguments' must be an object");
+  return problems;
 }
 
 }  // namespace
@@ -73,7 +88,7 @@ std::string FakeQmpPeer::qemu72_greeting() {
          "\r\n";
 }
 
-FakeQmpPeer::FakeQmpPeer(bool greeting) : dir_("fakeqmp") {
+FakeQmpPeer::FakeQmpPeer(bool greeting) : schema_(QapiSchema::recorded()), dir_("fakeqmp") {
   socket_path_ = dir_.file("qmp.sock");
   listen_fd_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
@@ -115,6 +130,8 @@ FakeQmpPeer::Step& FakeQmpPeer::event(const std::string& name, const std::string
              .set("microseconds", qmp::Json::integer(static_cast<int>(steps_.size()))));
   Step& s = send(ev.dump() + "\r\n");
   s.label = fmt::format("event {}", name);
+  s.event = name;
+  s.event_data = ev.find("data").value_or(qmp::Json());
   return s;
 }
 
@@ -161,6 +178,10 @@ void FakeQmpPeer::load_transcript(const std::string& path) {
       Step& s = send(is_reply ? msg.dump() : msg.dump() + "\r\n");
       s.with_last_id = is_reply;
       s.label = fmt::format("transcript line {}", lineno);
+      if (auto name = msg.find_string("event")) {
+        s.event = *name;
+        s.event_data = msg.find("data").value_or(qmp::Json());
+      }
     } else {
       throw std::runtime_error(
           fmt::format("fake QMP peer: {}: lines start with '-> ' or '<- '", where));
@@ -168,7 +189,29 @@ void FakeQmpPeer::load_transcript(const std::string& path) {
   }
 }
 
+void FakeQmpPeer::check_script_against_schema() {
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    const Step& step = steps_[i];
+    if (!step.event.empty()) {
+      if (std::vector<std::string> problems = schema_.check_event(step.event, step.event_data);
+          !problems.empty())
+        add_failure(fmt::format("scripted step {} ({}): {} never sends it: {}", i, step.label,
+                                schema_.qemu_name(), fmt::join(problems, "; ")));
+      continue;
+    }
+    if (step.kind != Step::Kind::kExpect) continue;
+    // Where only the command is scripted, its arguments are checked when they arrive.
+    std::vector<std::string> problems;
+    if (step.args || !schema_.has_command(step.command))
+      problems = schema_.check_arguments(step.command, step.args.value_or(qmp::Json()));
+    if (!problems.empty())
+      add_failure(fmt::format("scripted step {} ({}): {} would reject it: {}", i, step.label,
+                              schema_.qemu_name(), fmt::join(problems, "; ")));
+  }
+}
+
 void FakeQmpPeer::start() {
+  check_script_against_schema();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -291,6 +334,18 @@ void FakeQmpPeer::run() {
           if (!id.is_null()) r.set("id", id);
           return send_all(conn.get(), r.dump() + "\r\n", step.piece);
         };
+        std::vector<std::string> problems = envelope_problems(cmd);
+        if (problems.empty())
+          problems = schema_.check_arguments(got, cmd.find("arguments").value_or(qmp::Json()));
+        if (!problems.empty()) {
+          std::string msg = fmt::format("{} would reject command '{}' from the client: {}",
+                                        schema_.qemu_name(), got, fmt::join(problems, "; "));
+          add_failure(msg);
+          reply_error(schema_.has_command(got) ? "GenericError" : "CommandNotFound",
+                      "fake QMP peer: " + msg);
+          done = false;
+          break;
+        }
         if (got != step.command) {
           std::string msg = fmt::format("expected command '{}' got '{}'", step.command, got);
           add_failure(msg);

@@ -14,6 +14,15 @@
 // 'X' got 'Y'"; so are arguments that differ, a scripted step that was never
 // reached, and a command after the end of the script. Failures are reported
 // (ADD_FAILURE) by verify(), which the destructor calls.
+//
+// Every command the client sends, every scripted expectation and every
+// scripted event (name and data) is checked against the QAPI schema recorded from QEMU 7.2 (the
+// QEMU of the greeting; tests/data/qmp, scripts/dev/record-qapi-schema), as libvirt's test monitor
+// does: a command, an argument or an envelope member (other than execute,
+// arguments, id) the real QEMU would reject fails the test with a message
+// naming the command and the member, and the client gets the error QEMU
+// would send. A script can therefore not prove code against
+// commands that QEMU does not have.
 #pragma once
 
 #include <atomic>
@@ -28,6 +37,7 @@
 
 #include "base/unique_fd.h"
 #include "qmp/json.h"
+#include "support/qapi_schema.h"
 #include "support/temp_dir.h"
 
 namespace vmshift::testing {
@@ -47,6 +57,8 @@ class FakeQmpPeer {
     std::size_t piece = 0;      // send in pieces of this many bytes (0 = at once)
     bool with_last_id = false;  // kSend: a recorded reply; gets the last command's id
     std::string label;          // for messages
+    std::string event;          // kSend of an event: its name, checked against the schema
+    qmp::Json event_data;       // and its data (null = none)
 
     // Fluent setters for expect() steps.
     Step& reply(std::string return_json);
@@ -78,6 +90,7 @@ class FakeQmpPeer {
   // greeting=false. Blank lines and '#' comments are skipped.
   void load_transcript(const std::string& path);
 
+  // Checks the scripted expectations against the schema, then serves.
   void start();
   std::string socket_path() const { return socket_path_; }
 
@@ -96,7 +109,9 @@ class FakeQmpPeer {
   std::optional<std::string> read_line(int fd, int timeout_ms);
   void add_failure(std::string message);
   void wait_for_script(std::chrono::milliseconds limit);
+  void check_script_against_schema();
 
+  const QapiSchema& schema_;
   TempDir dir_;
   std::string socket_path_;
   UniqueFd listen_fd_;

@@ -12,13 +12,16 @@
 #include <set>
 #include <thread>
 
+#include "base/log.h"
 #include "qmp/commands.h"
+#include "qmp/trace.h"
 #include "support/fake_qmp_peer.h"
 #include "support/temp_dir.h"
 
 namespace vmshift::qmp {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using vmshift::testing::FakeQmpPeer;
 
@@ -505,7 +508,9 @@ TEST(Client, SocketThatNeverAppears) {
 TEST(Client, EventQueueIsBounded) {
   FakeQmpPeer peer;
   negotiate(peer);
-  for (int i = 0; i < 5; ++i) peer.event("RTC_CHANGE", fmt::format(R"({{"offset":{}}})", i));
+  for (int i = 0; i < 5; ++i)
+    peer.event("RTC_CHANGE",
+               fmt::format(R"({{"offset":{},"qom-path":"/machine/unattached/device[0]"}})", i));
   peer.event("STOP");
   peer.start();
   Client client({.max_queued_events = 3});
@@ -563,6 +568,84 @@ TEST(Client, FullBacklogTimesOut) {
   EXPECT_EQ(e.code(), ErrorCode::kTimeout);
   EXPECT_THAT(e.what(), HasSubstr("is another client holding the QMP socket?"));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+// What the log (stderr) receives while f runs at this log level.
+template <typename F>
+std::string log_of(log::Level level, F&& f) {
+  const log::Level before = log::level();
+  log::set_level(level);
+  ::testing::internal::CaptureStderr();
+  f();
+  std::string out = ::testing::internal::GetCapturedStderr();
+  log::set_level(before);
+  return out;
+}
+
+// Test that every command is traced at debug level with its name, its
+// arguments in their units and its duration, and every event with its data.
+TEST(Client, TracesCommandsAndEventsAtDebugLevel) {
+  FakeQmpPeer peer;
+  negotiate(peer);
+  peer.expect("block-job-set-speed").with_args(R"({"device":"job0","speed":16777216})").reply("{}");
+  peer.event("BLOCK_JOB_READY",
+             R"({"type":"mirror","device":"job0","len":8388608,"offset":8388608,"speed":0})");
+  peer.expect("block-job-complete")
+      .with_args(R"({"device":"job0"})")
+      .error("GenericError", "The active block job 'job0' cannot be completed");
+  peer.start();
+  std::string trace = log_of(log::Level::kDebug, [&] {
+    Client client(ClientOptions{.name = "vm1"});
+    client.connect(peer.socket_path(), soon());
+    block_job_set_speed(client, "job0", 16 << 20, soon());
+    client.wait_for_event("BLOCK_JOB_READY", soon());
+    EXPECT_THROW(block_job_complete(client, "job0", soon()), CommandError);
+  });
+  EXPECT_THAT(trace, HasSubstr("vmshift debug [qmp]: vm1: block-job-set-speed device=job0 "
+                               "speed=16777216 B/s (16 MiB/s)\n"));
+  EXPECT_THAT(trace, ContainsRegex("vm1: block-job-set-speed returned in [0-9]+\\.[0-9] ms\n"));
+  EXPECT_THAT(trace, HasSubstr("vm1: event BLOCK_JOB_READY type=mirror device=job0 "
+                               "len=8388608 B (8 MiB) offset=8388608 B (8 MiB) speed=0 B/s\n"));
+  EXPECT_THAT(trace, ContainsRegex("vm1: block-job-complete failed in [0-9]+\\.[0-9] ms: "
+                                   "GenericError: The active block job 'job0' cannot be "
+                                   "completed\n"));
+  EXPECT_THAT(trace, ContainsRegex("vm1: qmp_capabilities returned in [0-9]+\\.[0-9] ms\n"));
+}
+
+// Test that nothing is traced above debug level.
+TEST(Client, TracesNothingAboveDebugLevel) {
+  FakeQmpPeer peer;
+  negotiate(peer);
+  peer.expect("stop").reply("{}");
+  peer.start();
+  EXPECT_EQ(log_of(log::Level::kInfo,
+                   [&] {
+                     Client client(ClientOptions{.name = "vm1"});
+                     client.connect(peer.socket_path(), soon());
+                     stop(client, soon());
+                   }),
+            "");
+}
+
+// Test how arguments are written for the trace: nested members with dotted
+// keys, units on sizes, speeds and times, strings quoted where they need it.
+TEST(Client, DescribesArgumentsWithUnits) {
+  EXPECT_EQ(describe_members(image_node({.node_name = "dst0", .filename = "/i/a b.qcow2"})),
+            R"(driver=qcow2 node-name=dst0 file.driver=file file.filename="/i/a b.qcow2")");
+  EXPECT_EQ(describe_members(to_arguments(MigrationParameters{.max_bandwidth = 125000000,
+                                                              .downtime_limit = 300,
+                                                              .xbzrle_cache_size = 1536,
+                                                              .cpu_throttle_initial = 20})),
+            "max-bandwidth=125000000 B/s (119.2 MiB/s) downtime-limit=300 ms "
+            "xbzrle-cache-size=1536 B (1.5 KiB) cpu-throttle-initial=20 %");
+  EXPECT_EQ(describe_members(Json::parse(R"({"granularity":512,"backing":null,"flat":true,)"
+                                         R"("list":[1,2],"empty":{}})")),
+            "granularity=512 B backing=null flat=true list=[1,2] empty={}");
+  EXPECT_EQ(describe_members(Json()), "");
+  EXPECT_EQ(describe_members(Json::parse(R"({"command-line":"info block"})"), 12),
+            "command-line... (25 bytes)");
+  EXPECT_EQ(unit_of("speed"), "B/s");
+  EXPECT_EQ(unit_of("device"), "");
 }
 
 }  // namespace
