@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <memory>
+
+#include "base/bandwidth.h"
 #include "base/error.h"
+#include "cli/command.h"
 #include "cli/job_commands.h"
 #include "core/runner.h"
 #include "qmp/json.h"
@@ -31,17 +35,20 @@ std::uint64_t chunk_bytes(int mib) {
 
 }  // namespace
 
-int copy(const CopyArgs& a, const hosts::Inventory& inv, const std::string& store_path,
-         const std::atomic<bool>* interrupted) {
+migrate::CopyJobOptions copy_options(const CopyArgs& a, const hosts::Inventory& inv) {
   migrate::CopyJobOptions o;
   std::tie(o.from_host, o.from_path) = host_path(a.from, inv);
   std::tie(o.to_host, o.to_path) = host_path(a.to, inv);
-  if (a.bandwidth_mib < 0)
-    throw Error(ErrorCode::kInvalidArgument, "--bandwidth cannot be negative");
-  o.bandwidth = static_cast<std::uint64_t>(a.bandwidth_mib * 1024 * 1024);
+  o.bandwidth = bytes_per_s_from_mib(a.bandwidth_mib, "--bandwidth");
   o.chunk_size = chunk_bytes(a.chunk_mib);
   o.verify = a.verify;
   o.force = a.force;
+  return o;
+}
+
+int copy(const CopyArgs& a, const hosts::Inventory& inv, const std::string& store_path,
+         const std::atomic<bool>* interrupted) {
+  migrate::CopyJobOptions o = copy_options(a, inv);
   std::int64_t id;
   {
     core::JobStore store = core::JobStore::open(store_path);
@@ -78,22 +85,48 @@ int compare(const std::string& a, const std::string& b, int chunk_mib, const hos
   return c.result.ok() ? 0 : 1;
 }
 
-int jobs_resume(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv,
-                bool json, bool detach, const std::atomic<bool>* interrupted) {
-  {
-    core::JobStore store = core::JobStore::open(store_path);
-    core::Job j = store.get(id);
-    if (!core::resumable(j.type))
-      throw Error(ErrorCode::kFailedPrecondition,
-                  fmt::format("job {} is a {} job, which cannot be resumed (only copies and "
-                              "network migrations continue where they stopped)",
-                              id, j.type));
-    if (!store.reopen(id))
-      throw Error(ErrorCode::kFailedPrecondition,
-                  fmt::format("job {} is {}: only a failed job can be resumed", id,
-                              core::to_string(j.state)));
-  }
-  return start_job(store_path, id, inv, json, detach, 3600, interrupted);
+void add_copy_options(CLI::App* cmd, CopyArgs& a) {
+  cmd->add_option("FROM", a.from, "HOST:/PATH of the source")->required();
+  cmd->add_option("TO", a.to, "HOST:/PATH of the copy")->required();
+  cmd->add_option("--bandwidth", a.bandwidth_mib, "At most this many MiB/s of data");
+  cmd->add_option("--chunk-mib", a.chunk_mib, "Chunk size (checksummed, resumable unit)")
+      ->capture_default_str();
+  cmd->add_flag("--verify", a.verify, "Compare source and copy end to end afterwards");
+  cmd->add_flag("--force", a.force, "Replace an existing destination file");
+  cmd->add_flag("--detach", a.detach, "Run in the background; print the job id");
+  cmd->add_flag("--json", a.json, "Progress as one JSON object per line");
+}
+
+namespace {
+
+struct CompareArgs {
+  std::string a, b;
+  int chunk_mib = 64;
+  bool json = false;
+};
+
+}  // namespace
+
+void register_copy_commands(CLI::App& app, Registry& registry) {
+  auto ca = std::make_shared<CopyArgs>();
+  auto* copy_cmd = app.add_subcommand(
+      "copy", "Copy an image file between hosts (or on one): sparse, checksummed, resumable");
+  add_copy_options(copy_cmd, *ca);
+  registry.on(copy_cmd, [ca](Session& s) {
+    s.jobs();
+    return copy(*ca, s.inventory(), s.store_path(), s.interrupted());
+  });
+
+  auto cmp = std::make_shared<CompareArgs>();
+  auto* compare_cmd =
+      app.add_subcommand("compare", "Compare two image files chunk by chunk (checksums)");
+  compare_cmd->add_option("A", cmp->a, "HOST:/PATH")->required();
+  compare_cmd->add_option("B", cmp->b, "HOST:/PATH")->required();
+  compare_cmd->add_option("--chunk-mib", cmp->chunk_mib, "Chunk size")->capture_default_str();
+  compare_cmd->add_flag("--json", cmp->json, "One JSON document");
+  registry.on(compare_cmd, [cmp](Session& s) {
+    return compare(cmp->a, cmp->b, cmp->chunk_mib, s.inventory(), cmp->json);
+  });
 }
 
 }  // namespace vmshift::cli

@@ -9,12 +9,14 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <system_error>
 #include <thread>
 
 #include "base/error.h"
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
+#include "cli/command.h"
 #include "cli/progress.h"
 #include "cli/table.h"
 #include "core/runner.h"
@@ -223,92 +225,6 @@ int jobs_run(const std::string& store_path, std::int64_t id, const hosts::Invent
   }
   display.finished(o, pause_ms);
   return exit_code(o.state);
-}
-
-namespace {
-
-// Where the VM is: --qmp, --host, or the one inventory host that has it.
-core::GuestSpec resolve_guest(const MoveStorageArgs& a, const hosts::Inventory& inv) {
-  if (a.qmp) return core::GuestSpec{"qmp", "local", a.vm.value_or(""), *a.qmp};
-  if (!a.vm) throw Error(ErrorCode::kInvalidArgument, "name the VM (or give --qmp SOCKET)");
-  if (a.host) {
-    inv.host(*a.host);
-    return core::GuestSpec{"libvirt", *a.host, *a.vm, ""};
-  }
-  std::vector<std::string> found, unreachable;
-  for (const auto& h : inv.hosts()) {
-    try {
-      hosts::Connection c = hosts::Connection::open(h.uri, h.name);
-      for (const auto& n : c.domain_names())
-        if (n == *a.vm) found.push_back(h.name);
-    } catch (const Error& e) {
-      unreachable.push_back(h.name);
-    }
-  }
-  if (found.size() == 1) return core::GuestSpec{"libvirt", found[0], *a.vm, ""};
-  if (found.empty())
-    throw Error(
-        ErrorCode::kNotFound,
-        fmt::format("no VM named '{}' on any host of the inventory {}{}", *a.vm, inv.source(),
-                    unreachable.empty()
-                        ? ""
-                        : fmt::format(" (unreachable: {})", fmt::join(unreachable, ", "))));
-  throw Error(ErrorCode::kInvalidArgument,
-              fmt::format("VM '{}' is defined on {}: say which with --host", *a.vm,
-                          fmt::join(found, " and ")));
-}
-
-migrate::LiveStorageOptions options_from(const MoveStorageArgs& a) {
-  migrate::LiveStorageOptions o;
-  o.to_dir = a.to;
-  for (const auto& d : a.disks) {
-    auto eq = d.find('=');
-    if (eq == 0)
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("--disk '{}' names no disk", d));
-    o.disks.emplace_back(d.substr(0, eq), eq == std::string::npos ? "" : d.substr(eq + 1));
-  }
-  if (a.bandwidth_mib < 0)
-    throw Error(ErrorCode::kInvalidArgument, "--bandwidth cannot be negative");
-  o.bandwidth = static_cast<std::uint64_t>(a.bandwidth_mib * 1024 * 1024);
-  o.sync_writes = a.sync_writes;
-  o.keep_source = a.keep_source;
-  o.force = a.force;
-  o.shallow = a.shallow;
-  o.progress_timeout = std::chrono::seconds(a.progress_timeout);
-  return o;
-}
-
-}  // namespace
-
-int move_storage(const MoveStorageArgs& a, const hosts::Inventory& inv,
-                 const std::string& store_path, const std::atomic<bool>* interrupted) {
-  core::GuestSpec spec = resolve_guest(a, inv);
-  migrate::LiveStorageOptions options = options_from(a);
-  // The checks, before anything changes: a refusal leaves no job behind.
-  {
-    std::unique_ptr<guest::Guest> g = core::open_guest(spec, inv);
-    migrate::LiveStoragePlan plan;
-    try {
-      plan = migrate::plan_live_storage(*g, options, core::move_storage_in_use(inv, spec, options));
-    } catch (const Error& e) {
-      throw Error(e.code(), fmt::format("refused: {}. Nothing was changed.", e.what()));
-    }
-    if (!a.json) {
-      fmt::print(stderr, "moving {} disk{} of {}:\n", plan.moves.size(),
-                 plan.moves.size() == 1 ? "" : "s", g->describe());
-      for (const auto& m : plan.moves)
-        fmt::print(stderr, "  {}: {} -> {} ({}, {} to copy{})\n", m.target, m.source, m.dest,
-                   m.format, human_bytes(m.need),
-                   m.replace_existing ? "; replaces the file there (--force)" : "");
-      // The job itself reports its notes as it starts; a detached one cannot.
-      if (a.detach)
-        for (const auto& n : plan.notes) fmt::print(stderr, "  note: {}\n", n);
-    }
-  }
-  std::string uuid = core::guest_uuid(spec, inv);
-  core::JobStore store = core::JobStore::open(store_path);
-  std::int64_t id = core::create_live_storage_job(store, spec, uuid, options);
-  return start_job(store_path, id, inv, a.json, a.detach, a.queue_timeout, interrupted);
 }
 
 namespace {
@@ -541,6 +457,85 @@ int start_job(const std::string& store_path, std::int64_t id, const hosts::Inven
     fmt::print("job {} runs in the background (log: {}); follow it with: vmshift jobs wait {}\n",
                id, log.string(), id);
   return 0;
+}
+
+int jobs_resume(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv,
+                bool json, bool detach, const std::atomic<bool>* interrupted) {
+  {
+    core::JobStore store = core::JobStore::open(store_path);
+    core::Job j = store.get(id);
+    if (!core::resumable(j.type))
+      throw Error(ErrorCode::kFailedPrecondition,
+                  fmt::format("job {} is a {} job, which cannot be resumed (only copies and "
+                              "network migrations continue where they stopped)",
+                              id, j.type));
+    if (!store.reopen(id))
+      throw Error(ErrorCode::kFailedPrecondition,
+                  fmt::format("job {} is {}: only a failed job can be resumed", id,
+                              core::to_string(j.state)));
+  }
+  return start_job(store_path, id, inv, json, detach, 3600, interrupted);
+}
+
+namespace {
+
+struct JobArgs {
+  bool json = false;
+  int limit = 50;
+  std::int64_t id = 0;
+  int wait_timeout = 86400;
+  bool resume_detach = false;
+  int run_queue_timeout = 86400;
+};
+
+}  // namespace
+
+void register_job_commands(CLI::App& app, Registry& registry) {
+  auto a = std::make_shared<JobArgs>();
+  auto* jobs_cmd = app.add_subcommand("jobs", "List jobs (newest first), or act on one");
+  jobs_cmd->add_flag("--json", a->json, "JSON instead of a table");
+  jobs_cmd->add_option("--limit", a->limit, "How many jobs to list")->capture_default_str();
+  registry.on(jobs_cmd, [a](Session& s) { return jobs_list(s.jobs(), a->json, a->limit); });
+
+  auto* show_cmd = jobs_cmd->add_subcommand("show", "Show a job: state, steps, progress, result");
+  show_cmd->add_option("ID", a->id)->required();
+  show_cmd->add_flag("--json", a->json);
+  registry.on(show_cmd, [a](Session& s) { return jobs_show(s.jobs(), a->id, a->json); });
+
+  auto* cancel_cmd = jobs_cmd->add_subcommand("cancel", "Cancel a queued or running job");
+  cancel_cmd->add_option("ID", a->id)->required();
+  registry.on(cancel_cmd, [a](Session& s) { return jobs_cancel(s.jobs(), a->id); });
+
+  auto* wait_cmd = jobs_cmd->add_subcommand("wait", "Wait until a job ends; exit 0 if completed");
+  wait_cmd->add_option("ID", a->id)->required();
+  wait_cmd->add_option("--timeout", a->wait_timeout, "Seconds to wait")->capture_default_str();
+  wait_cmd->add_flag("--json", a->json);
+  registry.on(wait_cmd,
+              [a](Session& s) { return jobs_wait(s.jobs(), a->id, a->wait_timeout, a->json); });
+
+  auto* resume_cmd = jobs_cmd->add_subcommand("resume", "Continue a failed copy where it stopped");
+  resume_cmd->add_option("ID", a->id)->required();
+  resume_cmd->add_flag("--detach", a->resume_detach, "Run in the background");
+  resume_cmd->add_flag("--json", a->json);
+  registry.on(resume_cmd, [a](Session& s) {
+    s.jobs();
+    return jobs_resume(s.store_path(), a->id, s.inventory(), a->json, a->resume_detach,
+                       s.interrupted());
+  });
+
+  auto* run_cmd = jobs_cmd->add_subcommand("run", "Run a queued job in this process");
+  run_cmd->group("");  // internal: what --detach starts
+  run_cmd->add_option("ID", a->id)->required();
+  run_cmd->add_flag("--json", a->json);
+  run_cmd->add_option("--queue-timeout", a->run_queue_timeout);
+  registry.on(run_cmd, [a](Session& s) {
+    s.jobs();
+    // The job process has no terminal to lose: a stray SIGHUP must not stop
+    // a move half-way. (Commands that follow a job catch it themselves.)
+    signal(SIGHUP, SIG_IGN);
+    return jobs_run(s.store_path(), a->id, s.inventory(), a->json, a->run_queue_timeout,
+                    s.interrupted());
+  });
 }
 
 }  // namespace vmshift::cli

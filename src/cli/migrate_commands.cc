@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <memory>
 
+#include "base/bandwidth.h"
 #include "base/error.h"
+#include "cli/command.h"
 #include "cli/job_commands.h"
 #include "cli/table.h"
 #include "core/preflight.h"
@@ -131,9 +134,7 @@ core::PlanRequest plan_request(const MigrateArgs& a, const hosts::Inventory& inv
                   fmt::format("--disk '{}' must be TARGET=PATH (e.g. vda=/srv/vm/vda.qcow2)", d));
     o.disks.emplace_back(d.substr(0, eq), d.substr(eq + 1));
   }
-  if (a.bandwidth_mib < 0)
-    throw Error(ErrorCode::kInvalidArgument, "--bandwidth cannot be negative");
-  o.bandwidth = static_cast<std::uint64_t>(a.bandwidth_mib * 1024 * 1024);
+  o.bandwidth = bytes_per_s_from_mib(a.bandwidth_mib, "--bandwidth");
   if (a.compress) {
     o.compress = a.compress->empty() ? "xbzrle" : *a.compress;
     if (o.compress != "xbzrle" && o.compress != "mt" && o.compress != "zstd")
@@ -267,88 +268,97 @@ int rate(const std::string& vm, std::optional<std::string> host, const hosts::In
   return 0;
 }
 
-int hosts_baseline(const hosts::Inventory& inv, bool json) {
-  struct HostCpu {
-    std::string name;
-    hosts::Connection conn;
-    std::string cpu_xml;
-    std::string model;
-  };
-  std::vector<HostCpu> up;
-  std::vector<std::string> unreachable;
-  for (const auto& h : inv.hosts()) {
-    try {
-      hosts::Connection c = hosts::Connection::open(h.uri, h.name);
-      hosts::Xml caps = hosts::Xml::parse(c.capabilities());
-      up.push_back({h.name, c, caps.element("/capabilities/host/cpu"),
-                    caps.text("/capabilities/host/cpu/model")});
-    } catch (const Error& e) {
-      unreachable.push_back(fmt::format("{} ({})", h.name, e.what()));
-    }
-  }
-  if (up.empty())
-    throw Error(ErrorCode::kConnection,
-                fmt::format("no host answers: {}", fmt::join(unreachable, "; ")));
-  std::vector<std::string> cpus;
-  for (const auto& h : up) cpus.push_back(h.cpu_xml);
-  std::string baseline = hosts::baseline_cpu(up.front().conn, cpus, "", "x86_64", "", "");
-  std::string model = hosts::Xml::parse(baseline).text("/cpu/model");
+void add_migrate_options(CLI::App* cmd, MigrateArgs& a) {
+  cmd->add_option("VM", a.vm, "The VM (a libvirt domain name)")->required();
+  cmd->add_option("--to", a.to, "The destination host (from the inventory)")->required();
+  cmd->add_option("--host", a.host, "The VM's host now (default: the one that has it)");
+  cmd->add_option("--type", a.type,
+                  "Force a transfer type: live, live-vsm, qsm, quick, network (default: chosen "
+                  "from the VM's state and storage)");
+  cmd->add_option("--storage", a.storage,
+                  "Copy the disks into this storage location of the destination");
+  cmd->add_option("--disk", a.disks, "TARGET=PATH: copy this disk to PATH on the destination");
+  cmd->add_option("--bandwidth", a.bandwidth_mib, "At most this many MiB/s");
+  cmd->add_option("--compress", a.compress,
+                  "Compress memory: xbzrle (default), mt (multi-threaded), or zstd over multifd "
+                  "(--parallel; libvirt 9.4+)")
+      ->expected(0, 1)
+      ->default_str("");
+  cmd->add_option("--parallel", a.parallel, "Memory over N connections (multifd)");
+  cmd->add_flag("--auto-converge", a.auto_converge,
+                "Slow the guest's CPUs down if it dirties memory faster than the link carries");
+  cmd->add_flag("--postcopy", a.postcopy,
+                "Allow switching to post-copy (the VM runs on the destination while the rest of "
+                "its memory follows)");
+  cmd->add_option("--max-downtime", a.max_downtime_ms,
+                  "The longest pause at the switch-over, ms (QEMU's default: 300)");
+  cmd->add_option("--timeout-per-gib", a.timeout_per_gib,
+                  "Give up (see --timeout-action) after this many seconds per GiB to move");
+  cmd->add_option("--progress-timeout", a.progress_timeout,
+                  "Give up (see --timeout-action) after this many seconds without progress")
+      ->capture_default_str();
+  cmd->add_option("--timeout-action", a.timeout_action,
+                  "On a timeout: abort (the VM stays on the source), postcopy, or suspend (pause "
+                  "the guest so the rest converges)")
+      ->capture_default_str();
+  cmd->add_flag("--tls", a.tls, "Encrypt the migration with libvirt's TLS");
+  cmd->add_flag("--keep-source", a.keep_source, "Keep the source's disk files after a copy");
+  cmd->add_flag("--force", a.force, "Replace existing destination files");
+  cmd->add_flag("--shallow", a.shallow,
+                "Copy only the disks' top layers; their backing files must be on the "
+                "destination already (shared storage)");
+  cmd->add_flag("--verify", a.verify,
+                "qsm, network: compare every copy with its source (checksums) before using it");
+  cmd->add_flag("--start", a.start, "network: start the VM on the destination afterwards");
+  cmd->add_flag("--no-measure", a.no_measure,
+                "Predict without measuring the guest's dirty rate and disk writes first (saves "
+                "about a second; the prediction then assumes an idle guest)");
+  cmd->add_flag("--json", a.json, "JSON output");
+}
 
-  // VMs whose CPU definition some host cannot provide.
-  Json blocked = Json::array();
-  std::vector<std::string> lines;
-  for (const auto& h : up) {
-    for (const auto& name : h.conn.domain_names()) {
-      hosts::Domain d = h.conn.domain(name);
-      hosts::DomainFacts f = hosts::parse_domain(hosts::domain_xml(d.get()));
-      if (f.cpu_xml.empty()) continue;
-      std::vector<std::string> cannot;
-      for (const auto& other : up) {
-        if (other.name == h.name) continue;
-        std::string why;
-        try {
-          why =
-              other.conn.cpu_incompatibility(f.cpu_xml, f.emulator, f.arch, f.machine, f.virt_type);
-        } catch (const Error& e) {
-          why = e.what();
-        }
-        if (!why.empty()) {
-          cannot.push_back(fmt::format("{} ({})", other.name, why));
-          blocked.push(Json::object()
-                           .set("vm", Json::string(name))
-                           .set("host", Json::string(h.name))
-                           .set("cannot_move_to", Json::string(other.name))
-                           .set("reason", Json::string(why)));
-        }
-      }
-      if (!cannot.empty())
-        lines.push_back(fmt::format("  {} on {} (CPU {} {}): cannot move to {}", name, h.name,
-                                    f.cpu_mode, f.cpu_model, fmt::join(cannot, "; ")));
-    }
-  }
-  if (json) {
-    Json hosts_json = Json::array();
-    for (const auto& h : up)
-      hosts_json.push(
-          Json::object().set("host", Json::string(h.name)).set("cpu", Json::string(h.model)));
-    fmt::print("{}\n", Json::object()
-                           .set("hosts", hosts_json)
-                           .set("baseline_model", Json::string(model))
-                           .set("baseline_xml", Json::string(baseline))
-                           .set("blocked", blocked)
-                           .dump());
-    return 0;
-  }
-  for (const auto& h : up) fmt::print("{}: host CPU {}\n", h.name, h.model);
-  for (const auto& u : unreachable) fmt::print("unreachable: {}\n", u);
-  fmt::print("CPU model every host supports: {}\n", model.empty() ? "(none named)" : model);
-  fmt::print("use it in a VM's definition so that it can move to any of these hosts:\n{}\n",
-             baseline);
-  if (lines.empty())
-    fmt::print("every VM with a CPU definition can move to every other host\n");
-  else
-    fmt::print("VMs that cannot move to some host:\n{}\n", fmt::join(lines, "\n"));
-  return 0;
+namespace {
+
+struct RateArgs {
+  std::string vm;
+  std::optional<std::string> host;
+  bool json = false;
+};
+
+}  // namespace
+
+void register_migrate_commands(CLI::App& app, Registry& registry) {
+  // plan and migrate share their options (a command line is one of them).
+  auto ma = std::make_shared<MigrateArgs>();
+  auto* plan_cmd = app.add_subcommand(
+      "plan", "Show how a VM would move to a host: the transfer type, every check, a prediction");
+  add_migrate_options(plan_cmd, *ma);
+  registry.on(plan_cmd, [ma](Session& s) {
+    s.jobs();
+    return plan(*ma, s.inventory(), s.store_path());
+  });
+
+  auto* migrate_cmd =
+      app.add_subcommand("migrate", "Move a VM to another host, or its disks (--type qsm)");
+  add_migrate_options(migrate_cmd, *ma);
+  migrate_cmd->add_flag("--detach", ma->detach, "Run in the background; print the job id");
+  migrate_cmd
+      ->add_option("--queue-timeout", ma->queue_timeout,
+                   "Give up after waiting this many seconds for a free slot")
+      ->capture_default_str();
+  registry.on(migrate_cmd, [ma](Session& s) {
+    s.jobs();
+    return migrate(*ma, s.inventory(), s.store_path(), s.interrupted());
+  });
+
+  auto ra = std::make_shared<RateArgs>();
+  auto* rate_cmd = app.add_subcommand("rate", "Rank every host as a destination for a VM");
+  rate_cmd->add_option("VM", ra->vm, "The VM")->required();
+  rate_cmd->add_option("--host", ra->host, "The VM's host now (default: the one that has it)");
+  rate_cmd->add_flag("--json", ra->json, "JSON instead of a table");
+  registry.on(rate_cmd, [ra](Session& s) {
+    s.jobs();
+    return rate(ra->vm, ra->host, s.inventory(), s.store_path(), ra->json);
+  });
 }
 
 }  // namespace vmshift::cli

@@ -1,6 +1,7 @@
-// vmshift plan, migrate, rate and hosts baseline: moving VMs between hosts.
+// vmshift plan, migrate and rate: moving VMs between hosts.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <optional>
 #include <string>
@@ -17,8 +18,8 @@ struct MigrateArgs {
   std::optional<std::string> host;  // source host (default: where the VM is)
   std::optional<std::string> type;
   std::optional<std::string> storage;
-  std::vector<std::string> disks;  // TARGET=PATH
-  double bandwidth_mib = 0;
+  std::vector<std::string> disks;       // TARGET=PATH
+  double bandwidth_mib = 0;             // MiB/s as given; fractions allowed
   std::optional<std::string> compress;  // "" from a bare --compress: xbzrle
   int parallel = 0;
   bool auto_converge = false;
@@ -42,11 +43,13 @@ struct MigrateArgs {
 // The request the planner gets; throws Error(kInvalidArgument) on bad options.
 core::PlanRequest plan_request(const MigrateArgs& args, const hosts::Inventory& inventory);
 
+// Adds the arguments and options plan and migrate share to cmd.
+void add_migrate_options(CLI::App* cmd, MigrateArgs& args);
+
 int plan(const MigrateArgs& args, const hosts::Inventory& inventory, const std::string& store_path);
 int migrate(const MigrateArgs& args, const hosts::Inventory& inventory,
             const std::string& store_path, const std::atomic<bool>* interrupted);
 int rate(const std::string& vm, std::optional<std::string> host, const hosts::Inventory& inventory,
          const std::string& store_path, bool json);
-int hosts_baseline(const hosts::Inventory& inventory, bool json);
 
 }  // namespace vmshift::cli

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "base/bandwidth.h"
 #include "base/error.h"
 #include "guest/libvirt_storage.h"
 #include "hosts/xml.h"
@@ -334,6 +335,15 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
                                   ? fmt::format(" over {} connections", std::max(o.parallel, 2))
                                   : ""));
   }
+
+  // ---- bandwidth: libvirt limits a migration in whole MiB/s only; a rate
+  // it cannot take is refused here, never rounded (copies take any rate)
+  if (live && o.bandwidth > 0 && !whole_mib_per_s(o.bandwidth))
+    checks.fail(
+        "bandwidth",
+        fmt::format("--bandwidth {} MiB/s: libvirt limits a {} migration in whole MiB/s "
+                    "only; give a whole number",
+                    static_cast<double>(o.bandwidth) / static_cast<double>(kBytesPerMiB), type));
 
   // ---- devices
   if (!d.blockers.empty())

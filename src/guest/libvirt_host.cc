@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/bandwidth.h"
 #include "base/log.h"
 #include "guest/libvirt_guest.h"
 #include "hosts/xml.h"
@@ -56,9 +57,9 @@ void fill_params(const MigrationRequest& r, TypedParams& p) {
   if (!r.dest_xml.empty()) p.add(VIR_MIGRATE_PARAM_DEST_XML, r.dest_xml);
   if (!r.persist_xml.empty()) p.add(VIR_MIGRATE_PARAM_PERSIST_XML, r.persist_xml);
   for (const auto& d : r.copy_disks) p.add(VIR_MIGRATE_PARAM_MIGRATE_DISKS, d);
-  if (r.bandwidth > 0)  // libvirt takes MiB/s
+  if (r.bandwidth > 0)  // libvirt takes whole MiB/s only: refused, never rounded
     p.add(VIR_MIGRATE_PARAM_BANDWIDTH,
-          static_cast<unsigned long long>(std::max<std::uint64_t>(1, r.bandwidth >> 20)));
+          static_cast<unsigned long long>(migration_bandwidth_mib(r.bandwidth)));
   if (!r.compression.empty()) p.add(VIR_MIGRATE_PARAM_COMPRESSION, r.compression);
   if (r.parallel > 0) p.add(VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, r.parallel);
 }
@@ -204,6 +205,14 @@ unsigned int migration_flags(const MigrationRequest& r) {
   if (r.parallel > 0) f |= VIR_MIGRATE_PARALLEL;
   if (!r.compression.empty()) f |= VIR_MIGRATE_COMPRESSED;
   return f;
+}
+
+std::uint64_t migration_bandwidth_mib(std::uint64_t bytes_per_s) {
+  if (auto mib = whole_mib_per_s(bytes_per_s)) return *mib;
+  throw Error(ErrorCode::kInvalidArgument,
+              fmt::format("a migration bandwidth of {} MiB/s cannot be honoured: libvirt limits a "
+                          "migration in whole MiB/s only (give a whole number)",
+                          static_cast<double>(bytes_per_s) / static_cast<double>(kBytesPerMiB)));
 }
 
 std::vector<std::string> migration_params(const MigrationRequest& r) {

@@ -57,4 +57,9 @@ class LibvirtHost : public MigrationHost {
 unsigned int migration_flags(const MigrationRequest& request);
 std::vector<std::string> migration_params(const MigrationRequest& request);
 
+// A migration bandwidth in bytes/s as the whole MiB/s libvirt takes
+// (VIR_MIGRATE_PARAM_BANDWIDTH has no bytes flavour); throws
+// Error(kInvalidArgument) for a rate that is not a whole number of MiB/s.
+std::uint64_t migration_bandwidth_mib(std::uint64_t bytes_per_s);
+
 }  // namespace vmshift::guest

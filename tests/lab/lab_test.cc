@@ -102,6 +102,25 @@ TEST(Lab, UpAndDownLeaveNothingBehind) {
     EXPECT_THAT(inv, HasSubstr("hosts = [\"host1\", \"host2\"]\nshared = true"));
     EXPECT_THAT(lab.run({"status"}).out, HasSubstr("host2: up, 10.77.0.2"));
 
+    // What a program driving the lab (scripts/bench) reads of it.
+    qmp::Json facts = qmp::Json::parse(lab.run({"status", "--json"}).out);
+    EXPECT_TRUE(facts.get_bool("exists"));
+    EXPECT_EQ(facts.get_string("inventory"), lab.dir() + "/vmshift.toml");
+    EXPECT_EQ(facts.get("paths").get_string("images"), "/var/lib/libvirt/images");
+    ASSERT_EQ(facts.get("hosts").size(), 2u);
+    qmp::Json host2 = facts.get("hosts").at(1);
+    EXPECT_EQ(host2.get_string("name"), "host2");
+    EXPECT_TRUE(host2.get_bool("up"));
+    EXPECT_EQ(host2.get_string("ip"), "10.77.0.2");
+    EXPECT_EQ(host2.get_string("uri"), lab.uri("host2"));
+    EXPECT_TRUE(std::filesystem::exists("/run/netns/" + host2.get_string("netns")));
+    EXPECT_TRUE(std::filesystem::exists(fmt::format("/proc/{}", host2.get_int("libvirtd_pid"))));
+    // The inventory over TCP, with raised limits, names the same hosts.
+    std::string tcp = lab.run({"inventory", "--tcp", "--max-live-migrations", "8"}).out;
+    EXPECT_THAT(tcp, HasSubstr("max_live_migrations = 8\nname = \"host2\"\n"
+                               "uri = \"qemu+tcp://10.77.0.2/system\""));
+    EXPECT_THAT(tcp, HasSubstr("hosts = [\"host1\", \"host2\"]\nshared = true"));
+
     lab.down();
     RunResult again = lab.try_run({"down"});
     EXPECT_TRUE(again.status.success()) << again.err;

@@ -601,6 +601,33 @@ TEST_F(PlannerTest, OptionsTheHostsCannotDoSafely) {
   EXPECT_FALSE(has_check(plan(), "convergence"));
 }
 
+// Test that a live migration refuses a bandwidth libvirt cannot take (it
+// limits a migration in whole MiB/s only) instead of rounding it, and that
+// copies take any rate.
+TEST_F(PlannerTest, BandwidthLibvirtCannotHonourIsRefused) {
+  disk_on("shared");
+  request_.options.bandwidth = kMiB / 2;
+  MigrationPlan p = plan();
+  EXPECT_EQ(p.type, "live");
+  EXPECT_EQ(check(p, "bandwidth").status, CheckStatus::kFail);
+  EXPECT_EQ(check(p, "bandwidth").reason,
+            "--bandwidth 0.5 MiB/s: libvirt limits a live migration in whole MiB/s only; give a "
+            "whole number");
+  request_.options.bandwidth = 3 * kMiB / 2;
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("--bandwidth 1.5 MiB/s")));
+  request_.options.bandwidth = 2 * kMiB;
+  EXPECT_TRUE(plan().ok()) << testing::PrintToString(plan().failures());
+  EXPECT_FALSE(has_check(plan(), "bandwidth"));
+
+  disk_on("host1-local");  // live-vsm: the disks go with the memory, over libvirt
+  request_.options.bandwidth = kMiB / 2;
+  EXPECT_EQ(plan().type, "live-vsm");
+  EXPECT_EQ(check(plan(), "bandwidth").status, CheckStatus::kFail);
+
+  request_.options.type = "qsm";  // a copy vmshift paces itself: any rate
+  EXPECT_FALSE(has_check(plan(), "bandwidth"));
+}
+
 // Test that ratings give 0 stars with the failures, 5 for a clean plan,
 // and fewer for warnings, little memory left and a slow move.
 TEST_F(PlannerTest, Rating) {
@@ -769,6 +796,29 @@ TEST(MigrationRequest, FlagsAndParameters) {
             (std::vector<std::string>{"migrate_uri=tcp://10.77.0.2", "destination_xml=<domain/>",
                                       "migrate_disks=vda", "migrate_disks=vdb", "bandwidth=100",
                                       "compression=xbzrle", "parallel.connections=4"}));
+}
+
+// Test that a migration bandwidth reaches libvirt as whole MiB/s, and that
+// one libvirt cannot take (it has no bytes/s flavour) is refused, not
+// rounded.
+TEST(MigrationRequest, BandwidthInWholeMiBOnly) {
+  guest::MigrationRequest r;
+  r.bandwidth = 1 * kMiB;
+  EXPECT_EQ(guest::migration_params(r), std::vector<std::string>{"bandwidth=1"});
+  EXPECT_EQ(guest::migration_bandwidth_mib(7 * kMiB), 7u);
+  for (std::uint64_t bytes : {kMiB / 2, 3 * kMiB / 2, kMiB + 1, std::uint64_t{1}}) {
+    r.bandwidth = bytes;
+    try {
+      guest::migration_params(r);
+      ADD_FAILURE() << bytes << " bytes/s reached libvirt";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_THAT(e.what(), HasSubstr("libvirt limits a migration in whole MiB/s only"));
+    }
+  }
+  r.bandwidth = kMiB / 2;
+  EXPECT_THAT([&] { guest::migration_params(r); },
+              testing::ThrowsMessage<Error>(HasSubstr("0.5 MiB/s cannot be honoured")));
 }
 
 }  // namespace

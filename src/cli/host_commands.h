@@ -1,4 +1,4 @@
-// vmshift hosts, vmshift vms.
+// vmshift hosts, hosts baseline, vms.
 #pragma once
 
 #include <optional>
@@ -10,5 +10,7 @@ namespace vmshift::cli {
 
 int list_hosts(const hosts::Inventory& inventory, bool json);
 int list_vms(const hosts::Inventory& inventory, const std::optional<std::string>& host, bool json);
+// A CPU model every host supports, and the VMs whose CPU cannot move to some host.
+int hosts_baseline(const hosts::Inventory& inventory, bool json);
 
 }  // namespace vmshift::cli
