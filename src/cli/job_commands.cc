@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/format.h"
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
 #include "cli/progress.h"
@@ -26,7 +27,6 @@ namespace vmshift::cli {
 
 using core::Job;
 using core::JobState;
-using migrate::human_bytes;
 using qmp::Json;
 
 namespace {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "base/format.h"
 #include "cli/job_commands.h"
 #include "cli/table.h"
 #include "core/preflight.h"
@@ -16,7 +17,6 @@
 
 namespace vmshift::cli {
 
-using migrate::human_bytes;
 using qmp::Json;
 
 namespace {

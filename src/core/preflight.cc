@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/format.h"
 #include "base/log.h"
 #include "guest/libvirt_guest.h"
 #include "hosts/domain.h"
@@ -16,7 +17,6 @@
 namespace vmshift::core {
 namespace {
 
-using migrate::human_bytes;
 using qmp::Json;
 
 constexpr double kAssumedLink = 1e9 / 8;  // 1 Gbit/s
@@ -58,8 +58,9 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
   while (calc) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     virDomainPtr doms[] = {dom, nullptr};
-    virDomainStatsRecordPtr* records = nullptr;
-    int n = virDomainListGetStats(doms, VIR_DOMAIN_STATS_DIRTYRATE, &records, 0);
+    virDomainStatsRecordPtr* raw = nullptr;
+    int n = virDomainListGetStats(doms, VIR_DOMAIN_STATS_DIRTYRATE, &raw, 0);
+    hosts::StatsRecords records(raw);
     if (n < 0) {
       virResetLastError();
       r.note = "libvirt gave no dirty-rate statistics";
@@ -73,7 +74,6 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
       virTypedParamsGetLLong(records[0]->params, records[0]->nparams,
                              "dirtyrate.megabytes_per_second", &mib);
     }
-    virDomainStatsRecordListFree(records);
     if (status == VIR_DOMAIN_DIRTYRATE_MEASURED && mib >= 0) {
       r.dirty = static_cast<double>(mib) * 1024 * 1024;
       break;
@@ -194,10 +194,7 @@ std::map<std::string, std::string> files_in_use(const hosts::Inventory& inv,
     if (n < 0)
       hosts::throw_libvirt(
           fmt::format("cannot list the VMs of host '{}' to check which files they use", name));
-    std::vector<hosts::Domain> all;
-    for (int i = 0; i < n; ++i) all.emplace_back(list[i]);
-    std::free(list);
-    for (const auto& d : all) {
+    for (const auto& d : hosts::take_list<hosts::Domain>(list, n)) {
       const char* vm = virDomainGetName(d.get());
       std::string who = fmt::format("VM '{}' on host '{}'", vm != nullptr ? vm : "?", name);
       std::vector<unsigned> flags = {0};
@@ -224,7 +221,7 @@ Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStor
   pf.guest.state = hosts::domain_state(dom.get());
   pf.guest.domain = hosts::parse_domain(
       hosts::domain_xml(dom.get(), active ? 0 : static_cast<unsigned>(VIR_DOMAIN_XML_INACTIVE)));
-  pf.source_storage = std::make_unique<guest::LibvirtStorage>(src);
+  pf.source_storage = std::make_unique<hosts::LibvirtStorage>(src);
   pf.guest.source_storage = pf.source_storage.get();
   guest::LibvirtGuest lg(src, req.vm);
   std::vector<guest::DiskInfo> disks = lg.disks();
@@ -258,7 +255,7 @@ Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStor
     } catch (const Error& e) {
       pf.dest.domcaps_error = e.what();
     }
-    pf.dest_storage = std::make_unique<guest::LibvirtStorage>(dst);
+    pf.dest_storage = std::make_unique<hosts::LibvirtStorage>(dst);
     pf.dest.storage = pf.dest_storage.get();
   } catch (const Error& e) {
     pf.dest.error = e.what();

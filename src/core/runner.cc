@@ -15,9 +15,9 @@
 #include "base/log.h"
 #include "core/preflight.h"
 #include "guest/libvirt_guest.h"
-#include "guest/libvirt_host.h"
 #include "guest/qmp_guest.h"
 #include "hosts/libvirt.h"
+#include "hosts/libvirt_host.h"
 #include "migrate/copy_files.h"
 #include "migrate/quick_migration.h"
 #include "qmp/json.h"
@@ -438,7 +438,7 @@ std::vector<std::string> steps_of(const std::string& type) {
 
 // A libvirt host and its files through volume streams, for the copy engine.
 struct LibvirtSite {
-  guest::LibvirtHost host;
+  hosts::LibvirtHost host;
   migrate::Site site;
   explicit LibvirtSite(hosts::Connection conn)
       : host(std::move(conn)),
@@ -449,9 +449,9 @@ struct LibvirtSite {
   LibvirtSite& operator=(const LibvirtSite&) = delete;
 };
 
-guest::LibvirtHost open_host(const hosts::Inventory& inv, const std::string& name) {
+hosts::LibvirtHost open_host(const hosts::Inventory& inv, const std::string& name) {
   const hosts::HostConfig& h = inv.host(name);
-  return guest::LibvirtHost(hosts::Connection::open(h.uri, h.name));
+  return hosts::LibvirtHost(hosts::Connection::open(h.uri, h.name));
 }
 
 std::unique_ptr<LibvirtSite> open_site(const hosts::Inventory& inv, const std::string& name) {
@@ -556,8 +556,8 @@ migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& i
   migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
   migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
   if (auto refused = check_again(job, inv, ctx, options, plan)) return *refused;
-  guest::LibvirtHost src = open_host(inv, job.source_host);
-  guest::LibvirtHost dst = open_host(inv, job.dest_host);
+  hosts::LibvirtHost src = open_host(inv, job.source_host);
+  hosts::LibvirtHost dst = open_host(inv, job.dest_host);
   return migrate::run_live_migration(src, dst, plan, options, ctx);
 }
 
@@ -699,8 +699,8 @@ migrate::Result recover_one(JobStore& store, const Job& job, const hosts::Invent
   Json params = Json::parse(job.params);
   migrate::Result r;
   if (is_live_migration(job.type)) {
-    guest::LibvirtHost src = open_host(inv, job.source_host);
-    guest::LibvirtHost dst = open_host(inv, job.dest_host);
+    hosts::LibvirtHost src = open_host(inv, job.source_host);
+    hosts::LibvirtHost dst = open_host(inv, job.dest_host);
     r = migrate::recover_live_migration(src, dst, job.state_data, ctx);
   } else if (job.type == "qsm" || job.type == "quick") {
     std::unique_ptr<LibvirtSite> src = open_site(inv, job.source_host);

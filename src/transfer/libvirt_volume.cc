@@ -83,7 +83,7 @@ class Writer : public RangeWriter {
 
 }  // namespace
 
-LibvirtVolume::LibvirtVolume(guest::LibvirtStorage& storage, std::string path)
+LibvirtVolume::LibvirtVolume(hosts::LibvirtStorage& storage, std::string path)
     : storage_(storage), path_(std::move(path)) {}
 
 std::string LibvirtVolume::describe() const {
