@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/format.h"
 #include "base/log.h"
+#include "base/poll.h"
 #include "guest/libvirt_guest.h"
 #include "hosts/domain.h"
 #include "hosts/xml.h"
@@ -55,8 +56,8 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
     std::this_thread::sleep_for(period);
   }
   Deadline limit = Deadline::after(period + std::chrono::seconds(5));
-  while (calc) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Asked every 200 ms until it is measured, libvirt fails, or the limit.
+  bool over = !calc || poll_until(limit, std::chrono::milliseconds(200), [&] {
     virDomainPtr doms[] = {dom, nullptr};
     virDomainStatsRecordPtr* raw = nullptr;
     int n = virDomainListGetStats(doms, VIR_DOMAIN_STATS_DIRTYRATE, &raw, 0);
@@ -64,7 +65,7 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
     if (n < 0) {
       virResetLastError();
       r.note = "libvirt gave no dirty-rate statistics";
-      break;
+      return true;
     }
     int status = -1;
     long long mib = -1;
@@ -76,13 +77,11 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
     }
     if (status == VIR_DOMAIN_DIRTYRATE_MEASURED && mib >= 0) {
       r.dirty = static_cast<double>(mib) * 1024 * 1024;
-      break;
+      return true;
     }
-    if (limit.expired()) {
-      r.note = "the dirty-rate calculation did not finish in time";
-      break;
-    }
-  }
+    return false;
+  });
+  if (!over) r.note = "the dirty-rate calculation did not finish in time";
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::uint64_t written1 = written_bytes(dom, disks);
   if (elapsed > 0 && written1 >= written0)

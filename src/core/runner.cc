@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/poll.h"
 #include "core/preflight.h"
 #include "guest/libvirt_guest.h"
 #include "guest/qmp_guest.h"
@@ -304,11 +305,9 @@ void StoreContext::checkpoint(std::string_view point) {
   const char* file = std::getenv("VMSHIFT_HOLD_FILE");
   obs_.note(fmt::format("held at {} (VMSHIFT_HOLD_AT) until cancelled{}", point,
                         file != nullptr ? fmt::format(" or '{}' is removed", file) : ""));
-  Deadline limit = Deadline::after(kHoldLimit);
-  while (!cancel_requested() && !limit.expired()) {
-    if (file != nullptr && !std::filesystem::exists(file)) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  poll_until(Deadline::after(kHoldLimit), std::chrono::milliseconds(100), [&] {
+    return cancel_requested() || (file != nullptr && !std::filesystem::exists(file));
+  });
 }
 
 void StoreContext::flush() {
@@ -317,21 +316,18 @@ void StoreContext::flush() {
 }
 
 bool StoreContext::finish(JobState state, const std::string& message, Deadline deadline) {
-  for (;;) {
+  return poll_until(deadline, std::chrono::milliseconds(500), [&] {
     write(true);
-    if (!has_pending()) {
-      try {
-        store_.finish(id_, state, message);
-        problem_.clear();
-        return true;
-      } catch (const Error& e) {
-        failed(e);
-      }
+    if (has_pending()) return false;
+    try {
+      store_.finish(id_, state, message);
+      problem_.clear();
+      return true;
+    } catch (const Error& e) {
+      failed(e);
+      return false;
     }
-    if (deadline.expired()) return false;
-    std::this_thread::sleep_for(
-        std::min<std::chrono::milliseconds>(deadline.remaining(), std::chrono::milliseconds(500)));
-  }
+  });
 }
 
 std::unique_ptr<guest::Guest> open_guest(const GuestSpec& spec, const hosts::Inventory& inv) {
@@ -584,24 +580,29 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::
   LimitFn limits = limits_from(inv);
   std::string last_why;
   // Wait for a slot; renew the queued job's lease meanwhile.
-  for (;;) {
-    Job job = store.get(id);
-    if (is_terminal(job.state)) return {job.state, job.error.empty() ? job.result : job.error};
-    if (interrupted != nullptr && interrupted->load()) {
+  std::optional<Job> ended;  // it ended (was cancelled) while it waited
+  bool started = poll_until(queue_deadline, std::chrono::milliseconds(500), [&] {
+    for (;;) {
+      Job job = store.get(id);
+      if (is_terminal(job.state)) {
+        ended = job;
+        return true;
+      }
+      if (interrupted == nullptr || !interrupted->load()) break;
       store.request_cancel(id);
-      continue;
     }
-    if (store.try_start(id, limits)) break;
+    if (store.try_start(id, limits)) return true;
     std::string why = fmt::format("queued: waiting for a free slot, behind {}",
                                   describe_blockers(store.blocking(id)));
     if (why != last_why) obs.waiting(why);
     last_why = why;
-    if (queue_deadline.expired()) {
-      store.request_cancel(id);
-      std::string msg = "waited too long for a free slot (--queue-timeout); nothing was changed";
-      return {JobState::kCancelled, msg};
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    return false;
+  });
+  if (ended) return {ended->state, ended->error.empty() ? ended->result : ended->error};
+  if (!started) {
+    store.request_cancel(id);
+    std::string msg = "waited too long for a free slot (--queue-timeout); nothing was changed";
+    return {JobState::kCancelled, msg};
   }
 
   Job job = store.get(id);

@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <memory>
-#include <thread>
 
 #include "base/error.h"
+#include "base/poll.h"
 #include "hosts/xml.h"
 
 namespace vmshift::hosts {
@@ -70,10 +70,9 @@ std::chrono::milliseconds pivot_block_job(virDomainPtr d, const std::string& vm,
                       VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT | VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC);
                 });
     std::string follow = fmt::format("cannot follow the switch of disk {} of {}", target, vm);
-    while (block_job_info(d, target, 0, deadline, follow, nullptr) != 0) {
-      if (deadline.expired()) throw Error(ErrorCode::kTimeout, "its copy job is still ending");
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    if (!poll_until(deadline, std::chrono::milliseconds(20),
+                    [&] { return block_job_info(d, target, 0, deadline, follow, nullptr) == 0; }))
+      throw Error(ErrorCode::kTimeout, "its copy job is still ending");
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kTimeout) throw;
     // Asked of QEMU, the switch may still happen.
@@ -116,13 +115,11 @@ void abort_block_job(virDomainPtr d, const std::string& vm, const std::string& t
   call_within(deadline, what,
               [dom, target] { return virDomainBlockJobAbort(dom.get(), target.c_str(), 0); });
   // The abort is synchronous for copy jobs; confirm, polling with the deadline.
-  while (block_job_info(d, target, 0, deadline, what, nullptr) > 0) {
-    if (deadline.expired())
-      throw Error(
-          ErrorCode::kTimeout,
-          fmt::format("the copy job of disk {} of {} did not end after cancelling", target, vm));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  if (!poll_until(deadline, std::chrono::milliseconds(50),
+                  [&] { return block_job_info(d, target, 0, deadline, what, nullptr) <= 0; }))
+    throw Error(
+        ErrorCode::kTimeout,
+        fmt::format("the copy job of disk {} of {} did not end after cancelling", target, vm));
 }
 
 std::string disk_source(virDomainPtr dom, const std::string& target) {

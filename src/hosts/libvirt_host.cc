@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "base/poll.h"
 #include "hosts/block_job.h"
 #include "hosts/xml.h"
 
@@ -330,22 +331,21 @@ void LibvirtHost::commit_top(const std::string& vm, const std::string& target, D
         fmt::format("cannot merge the top layer of disk {} of VM '{}' on host "
                     "'{}'",
                     target, vm, conn_.host()));
-  for (;;) {
+  bool ready = poll_until(deadline, std::chrono::milliseconds(100), [&] {
     BlockJobStatus st =
         block_job_status(d.get(), who, target, Deadline::after(std::chrono::seconds(30)));
     if (!st.active)
       throw Error(
           ErrorCode::kCommandFailed,
           fmt::format("the merge of disk {} of VM '{}' ended before its switch", target, vm));
-    if (st.ready) break;
-    if (deadline.expired()) {
-      abort_block_job(d.get(), who, target, Deadline::after(std::chrono::seconds(60)));
-      throw Error(ErrorCode::kTimeout,
-                  fmt::format("the merge of disk {} of VM '{}' was not done in time; it was "
-                              "cancelled (the disk still runs on its top layer)",
-                              target, vm));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return st.ready;
+  });
+  if (!ready) {
+    abort_block_job(d.get(), who, target, Deadline::after(std::chrono::seconds(60)));
+    throw Error(ErrorCode::kTimeout,
+                fmt::format("the merge of disk {} of VM '{}' was not done in time; it was "
+                            "cancelled (the disk still runs on its top layer)",
+                            target, vm));
   }
   pivot_block_job(d.get(), who, target, deadline);
 }

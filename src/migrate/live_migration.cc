@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/format.h"
+#include "base/poll.h"
 #include "hosts/domain.h"
 #include "migrate/created.h"
 
@@ -72,14 +73,12 @@ bool active(const std::optional<std::string>& state) {
 // gone, as long as the VM runs on the source. Returns the destination's state.
 std::optional<std::string> settled_dest_state(hosts::MigrationHost& src, hosts::MigrationHost& dst,
                                               const std::string& vm) {
-  Deadline limit = Deadline::after(kSettle);
-  for (;;) {
-    std::optional<std::string> d = dst.vm_state(vm);
-    if (!d || *d != "paused" || limit.expired()) return d;
-    std::optional<std::string> s = src.vm_state(vm);
-    if (!active(s)) return d;
-    std::this_thread::sleep_for(kPoll);
-  }
+  std::optional<std::string> d;
+  poll_until(Deadline::after(kSettle), kPoll, [&] {
+    d = dst.vm_state(vm);
+    return !d || *d != "paused" || !active(src.vm_state(vm));
+  });
+  return d;
 }
 
 // Removes what this job made on the destination, unless the VM runs there.
@@ -475,7 +474,7 @@ Result recover_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& d
   if (src.vm_job_active(vm)) {
     bool aborted = src.abort_job(vm);
     Deadline limit = Deadline::after(aborted ? kAbortWait : kRecoveryWait);
-    while (src.vm_job_active(vm) && !limit.expired()) std::this_thread::sleep_for(kPoll);
+    poll_until(limit, kPoll, [&] { return !src.vm_job_active(vm); });
     if (src.vm_job_active(vm))
       throw Error(ErrorCode::kTimeout,
                   fmt::format("a migration of '{}' still runs on host '{}'", vm, src.name()));
