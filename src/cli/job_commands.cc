@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/format.h"
+#include "base/log.h"
 #include "base/poll.h"
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
@@ -334,6 +335,9 @@ Process spawn_job_process(core::JobStore& store, const std::string& store_path, 
   so.stdout_file = log.string();
   so.stderr_file = log.string();
   so.new_session = true;
+  // The job log always keeps the trace of every libvirt call; commands
+  // that relay the log show it only with --debug.
+  so.extra_env.push_back("VMSHIFT_DEBUG=1");
   so.extra_env.push_back("VMSHIFT_STATE_DIR=" +
                          std::filesystem::path(store_path).parent_path().string());
   Process p = spawn(argv, so);
@@ -390,6 +394,7 @@ class Relay {
       } catch (const Error&) {
       }
     }
+    if (!event && text.starts_with("vmshift debug [") && !log::enabled(log::Level::kDebug)) return;
     try {
       if (event) return show(*event, text);
     } catch (const Error&) {

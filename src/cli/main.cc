@@ -11,6 +11,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "base/subprocess.h"
 #include "cli/copy_commands.h"
 #include "cli/inventory_commands.h"
@@ -142,6 +143,9 @@ int main(int argc, char** argv) {
                  "/etc/vmshift/config.toml)");
   bool json = false;
 
+  bool debug = false;
+  app.add_flag("--debug", debug,
+               "Trace every libvirt call (arguments, duration) to stderr; as VMSHIFT_DEBUG=1");
   auto* version = app.add_subcommand("version", "Show versions of vmshift, libvirt and QEMU");
 
   auto* qmp_cmd = app.add_subcommand(
@@ -264,6 +268,8 @@ int main(int argc, char** argv) {
   rate_cmd->add_flag("--json", json, "JSON instead of a table");
 
   CLI11_PARSE(app, argc, argv);
+  if (debug) vmshift::log::set_level(vmshift::log::Level::kDebug);
+
   try {
     if (*version) {
       cli::print_version();

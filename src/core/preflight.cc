@@ -47,7 +47,12 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
   Rates r;
   auto start = std::chrono::steady_clock::now();
   std::uint64_t written0 = written_bytes(dom, disks);
-  bool calc = virDomainStartDirtyRateCalc(dom, static_cast<int>(period.count()), 0) == 0;
+  bool calc = false;
+  {
+    log::Trace trace("libvirt", "virDomainStartDirtyRateCalc", "vm='{}' period={} s",
+                     hosts::domain_name(dom), period.count());
+    calc = virDomainStartDirtyRateCalc(dom, static_cast<int>(period.count()), 0) == 0;
+  }
   if (!calc) {
     virErrorPtr e = virGetLastError();
     r.note = fmt::format("libvirt cannot measure it: {}",
@@ -60,6 +65,8 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
   bool over = !calc || poll_until(limit, std::chrono::milliseconds(200), [&] {
     virDomainPtr doms[] = {dom, nullptr};
     virDomainStatsRecordPtr* raw = nullptr;
+    log::Trace trace("libvirt", "virDomainListGetStats", "vm='{}' stats=DIRTYRATE",
+                     hosts::domain_name(dom));
     int n = virDomainListGetStats(doms, VIR_DOMAIN_STATS_DIRTYRATE, &raw, 0);
     hosts::StatsRecords records(raw);
     if (n < 0) {
@@ -101,6 +108,7 @@ std::string find_vm_host(const hosts::Inventory& inv, const std::string& vm) {
   for (const auto& h : inv.hosts()) {
     try {
       hosts::Connection c = hosts::Connection::open(h.uri, h.name);
+      log::Trace trace("libvirt", "virDomainLookupByName", "vm='{}' host='{}'", vm, h.name);
       virDomainPtr d = virDomainLookupByName(c.get(), vm.c_str());
       if (d == nullptr) {
         virResetLastError();
@@ -189,6 +197,7 @@ std::map<std::string, std::string> files_in_use(const hosts::Inventory& inv,
     const hosts::HostConfig& h = inv.host(name);
     hosts::Connection c = hosts::Connection::open(h.uri, h.name);
     virDomainPtr* list = nullptr;
+    log::Trace trace("libvirt", "virConnectListAllDomains", "host='{}'", name);
     int n = virConnectListAllDomains(c.get(), &list, 0);
     if (n < 0)
       hosts::throw_libvirt(

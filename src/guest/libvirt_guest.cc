@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "hosts/block_job.h"
 #include "hosts/xml.h"
 
@@ -51,6 +52,8 @@ std::vector<DiskInfo> LibvirtGuest::disks() {
     }
     if (active) {
       virDomainBlockInfo bi{};
+      log::Trace trace("libvirt", "virDomainGetBlockInfo", "vm='{}' host='{}' disk={}", name_,
+                       conn_.host(), info.target);
       if (virDomainGetBlockInfo(dom_.get(), info.target.c_str(), &bi, 0) != 0)
         hosts::throw_libvirt(fmt::format("cannot size disk {} of {}", info.target, describe()));
       info.capacity = bi.capacity;
@@ -80,6 +83,9 @@ void LibvirtGuest::start_copy(const CopyRequest& r) {
   unsigned int flags = VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB;
   if (r.shallow) flags |= VIR_DOMAIN_BLOCK_COPY_SHALLOW;
   if (r.sync_writes) flags |= VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES;
+  log::Trace trace("libvirt", "virDomainBlockCopy",
+                   "vm='{}' host='{}' disk={} dest='{}' format={} bandwidth={} B/s flags={:#x}",
+                   name_, conn_.host(), r.target, r.dest, r.format, r.bandwidth, flags);
   if (virDomainBlockCopy(dom_.get(), r.target.c_str(), dest_xml.c_str(), params, nparams, flags) !=
       0)
     hosts::throw_libvirt(
@@ -126,6 +132,8 @@ std::string LibvirtGuest::persist_paths(const std::map<std::string, std::string>
   }
   if (!changed) return "the persistent definition already uses the new paths";
   std::string text = xml.to_string();
+  log::Trace trace("libvirt", "virDomainDefineXML", "vm='{}' host='{}' xml={} B", name_,
+                   conn_.host(), text.size());
   hosts::Domain d(virDomainDefineXML(conn_.get(), text.c_str()));
   if (!d)
     hosts::throw_libvirt(fmt::format("cannot update the persistent definition of {}", describe()));

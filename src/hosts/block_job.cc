@@ -5,6 +5,8 @@
 #include <memory>
 
 #include "base/error.h"
+#include "base/format.h"
+#include "base/log.h"
 #include "base/poll.h"
 #include "hosts/xml.h"
 
@@ -28,6 +30,8 @@ int block_job_info(virDomainPtr d, const std::string& target, unsigned int flags
                    std::string_view what, virDomainBlockJobInfo* out) {
   auto dom = shared_ref(d);
   auto info = std::make_shared<virDomainBlockJobInfo>();
+  log::Trace trace("libvirt", "virDomainGetBlockJobInfo", "vm='{}' disk={} flags={:#x} deadline={}",
+                   domain_name(d), target, flags, human_duration(deadline.remaining()));
   int r = call_within(deadline, what, [dom, target, flags, info] {
     return virDomainGetBlockJobInfo(dom.get(), target.c_str(), info.get(), flags);
   });
@@ -63,6 +67,9 @@ std::chrono::milliseconds pivot_block_job(virDomainPtr d, const std::string& vm,
   std::string before = disk_source(d, target);
   auto dom = shared_ref(d);
   try {
+    log::Trace trace("libvirt", "virDomainBlockJobAbort",
+                     "{} disk={} flags=PIVOT|ASYNC deadline={}", vm, target,
+                     human_duration(deadline.remaining()));
     call_within(deadline, fmt::format("cannot switch disk {} of {} to its copy", target, vm),
                 [dom, target] {
                   return virDomainBlockJobAbort(
@@ -93,6 +100,8 @@ std::chrono::milliseconds pivot_block_job(virDomainPtr d, const std::string& vm,
 void set_block_job_speed(virDomainPtr d, const std::string& target, std::uint64_t bps,
                          Deadline deadline) {
   auto dom = shared_ref(d);
+  log::Trace trace("libvirt", "virDomainBlockJobSetSpeed", "vm='{}' disk={} bandwidth={} B/s",
+                   domain_name(d), target, bps);
   call_within(deadline, fmt::format("cannot change the copy speed of disk {}", target),
               [dom, target, bps] {
                 return virDomainBlockJobSetSpeed(dom.get(), target.c_str(), bps,
@@ -112,6 +121,8 @@ void abort_block_job(virDomainPtr d, const std::string& vm, const std::string& t
   }
   if (r == 0) return;
   auto dom = shared_ref(d);
+  log::Trace trace("libvirt", "virDomainBlockJobAbort", "{} disk={} flags=0 deadline={}", vm,
+                   target, human_duration(deadline.remaining()));
   call_within(deadline, what,
               [dom, target] { return virDomainBlockJobAbort(dom.get(), target.c_str(), 0); });
   // The abort is synchronous for copy jobs; confirm, polling with the deadline.

@@ -10,6 +10,9 @@
 #include <mutex>
 #include <thread>
 
+#include "base/format.h"
+#include "base/log.h"
+
 namespace vmshift::hosts {
 namespace {
 
@@ -194,6 +197,8 @@ Connection Connection::open(const std::string& uri, const std::string& host) {
   auto opened = std::make_shared<virConnectPtr>(nullptr);
   std::string what = fmt::format("cannot connect to host '{}' ({})", host, uri);
   try {
+    log::Trace trace("libvirt", "virConnectOpen", "host='{}' uri='{}' deadline={}", host, uri,
+                     human_duration(kOpenTime));
     call_within(
         Deadline::after(kOpenTime), what,
         [opened, uri] {
@@ -230,6 +235,7 @@ Connection Connection::open(const std::string& uri, const std::string& host) {
 }
 
 Domain Connection::domain(const std::string& name) const {
+  log::Trace trace("libvirt", "virDomainLookupByName", "vm='{}' host='{}'", name, host_);
   virDomainPtr d = virDomainLookupByName(get(), name.c_str());
   if (d == nullptr) {
     virErrorPtr e = virGetLastError();
@@ -248,6 +254,7 @@ namespace {
 template <typename F>
 void for_each_domain(virConnectPtr conn, const std::string& host, F&& f) {
   virDomainPtr* list = nullptr;
+  log::Trace trace("libvirt", "virConnectListAllDomains", "host='{}'", host);
   int n = virConnectListAllDomains(conn, &list, 0);
   if (n < 0) throw_libvirt(fmt::format("cannot list VMs on host '{}'", host));
   for (const auto& d : take_list<Domain>(list, n)) f(d.get());
@@ -262,18 +269,21 @@ std::vector<std::string> Connection::domain_names() const {
 }
 
 std::string Connection::hostname() const {
+  log::Trace trace("libvirt", "virConnectGetHostname", "host='{}'", host_);
   std::optional<std::string> h = take_string(virConnectGetHostname(get()));
   if (!h) throw_libvirt(fmt::format("cannot get the hostname of '{}'", host_));
   return *h;
 }
 
 std::string Connection::capabilities() const {
+  log::Trace trace("libvirt", "virConnectGetCapabilities", "host='{}'", host_);
   std::optional<std::string> x = take_string(virConnectGetCapabilities(get()));
   if (!x) throw_libvirt(fmt::format("cannot get the capabilities of '{}'", host_));
   return *x;
 }
 
 std::uint64_t Connection::free_memory() const {
+  log::Trace trace("libvirt", "virNodeGetFreeMemory", "host='{}'", host_);
   unsigned long long m = virNodeGetFreeMemory(get());
   if (m == 0) throw_libvirt(fmt::format("cannot get the free memory of '{}'", host_));
   return m;
@@ -292,6 +302,9 @@ const char* or_null(const std::string& s) { return s.empty() ? nullptr : s.c_str
 std::string Connection::domain_capabilities(const std::string& emulator, const std::string& arch,
                                             const std::string& machine,
                                             const std::string& virt_type) const {
+  log::Trace trace("libvirt", "virConnectGetDomainCapabilities",
+                   "host='{}' emulator='{}' arch={} machine={} virttype={}", host_, emulator, arch,
+                   machine, virt_type);
   std::optional<std::string> x = take_string(virConnectGetDomainCapabilities(
       get(), or_null(emulator), or_null(arch), or_null(machine), or_null(virt_type), 0));
   if (!x)
@@ -303,6 +316,9 @@ std::string Connection::domain_capabilities(const std::string& emulator, const s
 std::string Connection::cpu_incompatibility(const std::string& cpu_xml, const std::string& emulator,
                                             const std::string& arch, const std::string& machine,
                                             const std::string& virt_type) const {
+  log::Trace trace("libvirt", "virConnectCompareHypervisorCPU",
+                   "host='{}' emulator='{}' arch={} machine={} virttype={} cpu={} B", host_,
+                   emulator, arch, machine, virt_type, cpu_xml.size());
   int r = virConnectCompareHypervisorCPU(get(), or_null(emulator), or_null(arch), or_null(machine),
                                          or_null(virt_type), cpu_xml.c_str(), 0);
   if (r == VIR_CPU_COMPARE_IDENTICAL || r == VIR_CPU_COMPARE_SUPERSET) return "";
@@ -323,6 +339,7 @@ std::string Connection::cpu_incompatibility(const std::string& cpu_xml, const st
 
 std::vector<std::pair<std::string, bool>> Connection::networks() const {
   virNetworkPtr* list = nullptr;
+  log::Trace trace("libvirt", "virConnectListAllNetworks", "host='{}'", host_);
   int n = virConnectListAllNetworks(get(), &list, 0);
   if (n < 0) throw_libvirt(fmt::format("cannot list the networks of host '{}'", host_));
   std::vector<std::pair<std::string, bool>> out;
@@ -335,6 +352,7 @@ std::vector<std::pair<std::string, bool>> Connection::networks() const {
 
 std::optional<std::vector<std::string>> Connection::interfaces() const {
   virInterfacePtr* list = nullptr;
+  log::Trace trace("libvirt", "virConnectListAllInterfaces", "host='{}'", host_);
   int n = virConnectListAllInterfaces(get(), &list, 0);
   if (n < 0) {
     virResetLastError();
@@ -353,6 +371,9 @@ std::string baseline_cpu(const Connection& conn, const std::vector<std::string>&
                          const std::string& machine, const std::string& virt_type) {
   std::vector<const char*> xmls;
   for (const auto& x : cpu_xmls) xmls.push_back(x.c_str());
+  log::Trace trace("libvirt", "virConnectBaselineHypervisorCPU",
+                   "host='{}' cpus={} arch={} machine={} virttype={}", conn.host(), cpu_xmls.size(),
+                   arch, machine, virt_type);
   std::optional<std::string> r = take_string(virConnectBaselineHypervisorCPU(
       conn.get(), or_null(emulator), or_null(arch), or_null(machine), or_null(virt_type),
       xmls.data(), static_cast<unsigned int>(xmls.size()), VIR_CONNECT_BASELINE_CPU_MIGRATABLE));
@@ -369,6 +390,8 @@ std::string domain_uuid(virDomainPtr dom) {
 }
 
 std::string domain_xml(virDomainPtr dom, unsigned int flags) {
+  log::Trace trace("libvirt", "virDomainGetXMLDesc", "vm='{}' flags={:#x}", domain_name(dom),
+                   flags);
   std::optional<std::string> x = take_string(virDomainGetXMLDesc(dom, flags));
   if (!x) throw_libvirt(fmt::format("cannot read the definition of VM '{}'", domain_name(dom)));
   return *x;
@@ -381,6 +404,7 @@ std::string domain_name(virDomainPtr dom) {
 
 std::string domain_state(virDomainPtr dom) {
   int state = 0, reason = 0;
+  log::Trace trace("libvirt", "virDomainGetState", "vm='{}'", domain_name(dom));
   if (virDomainGetState(dom, &state, &reason, 0) != 0)
     throw_libvirt(fmt::format("cannot get the state of VM '{}'", domain_name(dom)));
   switch (state) {
@@ -404,6 +428,7 @@ std::string domain_state(virDomainPtr dom) {
 }
 
 bool domain_active(virDomainPtr dom) {
+  log::Trace trace("libvirt", "virDomainIsActive", "vm='{}'", domain_name(dom));
   int r = virDomainIsActive(dom);
   if (r < 0) throw_libvirt(fmt::format("cannot get the state of VM '{}'", domain_name(dom)));
   return r == 1;

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/format.h"
 #include "base/log.h"
 #include "base/poll.h"
 #include "hosts/block_job.h"
@@ -48,6 +49,9 @@ class LibvirtMigration : public LiveMigration {
     auto params = std::make_shared<TypedParams>();
     fill_params(r, *params);
     std::thread([s = s_, params, dconnuri, flags] {
+      log::Trace trace("libvirt", "virDomainMigrateToURI3",
+                       "vm='{}' host='{}' dconnuri='{}' flags={:#x} {}", s->vm, s->host, dconnuri,
+                       flags, fmt::join(params->describe(), " "));
       int rc = virDomainMigrateToURI3(s->dom.get(), dconnuri.c_str(), params->get(),
                                       static_cast<unsigned int>(params->size()), flags);
       std::string why;
@@ -75,6 +79,7 @@ class LibvirtMigration : public LiveMigration {
     MigrationStats st;
     TypedParams p;
     int type = VIR_DOMAIN_JOB_NONE;
+    log::Trace trace("libvirt", "virDomainGetJobStats", "vm='{}' host='{}'", s_->vm, s_->host);
     if (virDomainGetJobStats(s_->dom.get(), &type, p.out_params(), p.out_size(), 0) != 0) {
       virResetLastError();  // the domain may be gone from the source already
       return st;
@@ -99,6 +104,9 @@ class LibvirtMigration : public LiveMigration {
     }
     if (st.active && !downtime_set_ && max_downtime_.count() > 0) {
       // Set once the job runs: libvirt applies it to the running migration.
+      log::Trace downtime_trace("libvirt", "virDomainMigrateSetMaxDowntime",
+                                "vm='{}' host='{}' downtime={} ms", s_->vm, s_->host,
+                                max_downtime_.count());
       if (virDomainMigrateSetMaxDowntime(
               s_->dom.get(), static_cast<unsigned long long>(max_downtime_.count()), 0) != 0) {
         virErrorPtr e = virGetLastError();
@@ -123,6 +131,7 @@ class LibvirtMigration : public LiveMigration {
   }
 
   void abort() override {
+    log::Trace trace("libvirt", "virDomainAbortJob", "vm='{}' host='{}'", s_->vm, s_->host);
     if (virDomainAbortJob(s_->dom.get()) != 0) {
       // No job (it ended meanwhile) is not an error here.
       virResetLastError();
@@ -130,6 +139,8 @@ class LibvirtMigration : public LiveMigration {
   }
 
   void switch_to_postcopy() override {
+    log::Trace trace("libvirt", "virDomainMigrateStartPostCopy", "vm='{}' host='{}'", s_->vm,
+                     s_->host);
     if (virDomainMigrateStartPostCopy(s_->dom.get(), 0) != 0)
       throw_libvirt(fmt::format("cannot switch the migration of '{}' to post-copy", s_->vm));
     std::lock_guard lock(s_->mu);
@@ -137,6 +148,7 @@ class LibvirtMigration : public LiveMigration {
   }
 
   void suspend_source() override {
+    log::Trace trace("libvirt", "virDomainSuspend", "vm='{}' host='{}'", s_->vm, s_->host);
     if (virDomainSuspend(s_->dom.get()) != 0)
       throw_libvirt(fmt::format("cannot pause '{}' on host '{}'", s_->vm, s_->host));
   }
@@ -178,6 +190,7 @@ std::vector<std::string> migration_params(const MigrationRequest& r) {
 LibvirtHost::LibvirtHost(Connection conn) : conn_(conn), storage_(conn) {}
 
 Domain LibvirtHost::find(const std::string& vm) {
+  log::Trace trace("libvirt", "virDomainLookupByName", "vm='{}' host='{}'", vm, conn_.host());
   virDomainPtr d = virDomainLookupByName(conn_.get(), vm.c_str());
   if (d == nullptr) {
     virErrorPtr e = virGetLastError();
@@ -232,6 +245,7 @@ bool LibvirtHost::vm_job_active(const std::string& vm) {
   Domain d = find(vm);
   if (!d) return false;
   virDomainJobInfo info{};
+  log::Trace trace("libvirt", "virDomainGetJobInfo", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainGetJobInfo(d.get(), &info) != 0) {
     virResetLastError();
     return false;
@@ -242,6 +256,7 @@ bool LibvirtHost::vm_job_active(const std::string& vm) {
 bool LibvirtHost::abort_job(const std::string& vm) {
   Domain d = find(vm);
   if (!d) return false;
+  log::Trace trace("libvirt", "virDomainAbortJob", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainAbortJob(d.get()) != 0) {
     virResetLastError();
     return false;
@@ -254,6 +269,8 @@ std::optional<CompletedMigration> LibvirtHost::completed_migration(const std::st
   if (!d) return std::nullopt;
   TypedParams p;
   int type = VIR_DOMAIN_JOB_NONE;
+  log::Trace trace("libvirt", "virDomainGetJobStats", "vm='{}' host='{}' flags=COMPLETED", vm,
+                   conn_.host());
   if (virDomainGetJobStats(d.get(), &type, p.out_params(), p.out_size(),
                            VIR_DOMAIN_JOB_STATS_COMPLETED) != 0) {
     virResetLastError();
@@ -280,6 +297,8 @@ void LibvirtHost::undefine(const std::string& vm) {
   // The definition only: the NVRAM file and the vTPM's state stay (they
   // were never copied); a managed-save image or snapshot metadata makes
   // libvirt refuse, which the caller reports, rather than drop them.
+  log::Trace trace("libvirt", "virDomainUndefineFlags",
+                   "vm='{}' host='{}' flags=KEEP_NVRAM|KEEP_TPM", vm, conn_.host());
   if (virDomainUndefineFlags(d.get(),
                              VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_KEEP_TPM) != 0)
     throw_libvirt(fmt::format("cannot undefine VM '{}' on host '{}'", vm, conn_.host()));
@@ -313,6 +332,9 @@ void LibvirtHost::snapshot_to_overlays(const std::string& vm,
           xml_escape(target), xml_escape(it->second));
   }
   std::string xml = fmt::format("<domainsnapshot><disks>{}</disks></domainsnapshot>", disks);
+  log::Trace trace("libvirt", "virDomainSnapshotCreateXML",
+                   "vm='{}' host='{}' overlays={} flags=DISK_ONLY|NO_METADATA|ATOMIC", vm,
+                   conn_.host(), overlays.size());
   Snapshot snap(virDomainSnapshotCreateXML(d.get(), xml.c_str(),
                                            VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY |
                                                VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
@@ -325,6 +347,9 @@ void LibvirtHost::snapshot_to_overlays(const std::string& vm,
 void LibvirtHost::commit_top(const std::string& vm, const std::string& target, Deadline deadline) {
   Domain d = conn_.domain(vm);
   std::string who = fmt::format("VM '{}' on host '{}'", vm, conn_.host());
+  log::Trace trace("libvirt", "virDomainBlockCommit",
+                   "vm='{}' host='{}' disk={} flags=ACTIVE deadline={}", vm, conn_.host(), target,
+                   human_duration(deadline.remaining()));
   if (virDomainBlockCommit(d.get(), target.c_str(), nullptr, nullptr, 0,
                            VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) != 0)
     throw_libvirt(
@@ -352,12 +377,16 @@ void LibvirtHost::commit_top(const std::string& vm, const std::string& target, D
 
 void LibvirtHost::save_state(const std::string& vm, const std::string& path) {
   Domain d = conn_.domain(vm);
+  log::Trace trace("libvirt", "virDomainSaveFlags", "vm='{}' host='{}' path='{}' flags=RUNNING", vm,
+                   conn_.host(), path);
   if (virDomainSaveFlags(d.get(), path.c_str(), nullptr, VIR_DOMAIN_SAVE_RUNNING) != 0)
     throw_libvirt(fmt::format("cannot save the state of VM '{}' on host '{}' to '{}'", vm,
                               conn_.host(), path));
 }
 
 std::string LibvirtHost::saved_xml(const std::string& path) {
+  log::Trace trace("libvirt", "virDomainSaveImageGetXMLDesc", "host='{}' path='{}'", conn_.host(),
+                   path);
   std::optional<std::string> x = take_string(
       virDomainSaveImageGetXMLDesc(conn_.get(), path.c_str(), VIR_DOMAIN_SAVE_IMAGE_XML_SECURE));
   if (!x)
@@ -366,6 +395,8 @@ std::string LibvirtHost::saved_xml(const std::string& path) {
 }
 
 void LibvirtHost::restore_state(const std::string& path, const std::string& xml, bool paused) {
+  log::Trace trace("libvirt", "virDomainRestoreFlags", "host='{}' path='{}' xml={} B paused={}",
+                   conn_.host(), path, xml.size(), paused);
   if (virDomainRestoreFlags(conn_.get(), path.c_str(), xml.empty() ? nullptr : xml.c_str(),
                             paused ? VIR_DOMAIN_SAVE_PAUSED : VIR_DOMAIN_SAVE_RUNNING) != 0)
     throw_libvirt(
@@ -375,6 +406,8 @@ void LibvirtHost::restore_state(const std::string& path, const std::string& xml,
 std::optional<std::string> LibvirtHost::managed_save_path(const std::string& vm) {
   Domain d = find(vm);
   if (!d) return std::nullopt;
+  log::Trace trace("libvirt", "virDomainHasManagedSaveImage", "vm='{}' host='{}'", vm,
+                   conn_.host());
   int r = virDomainHasManagedSaveImage(d.get(), 0);
   if (r < 0) throw_libvirt(fmt::format("cannot check VM '{}' for a saved state", vm));
   if (r == 0) return std::nullopt;
@@ -383,17 +416,20 @@ std::optional<std::string> LibvirtHost::managed_save_path(const std::string& vm)
 
 void LibvirtHost::managed_save(const std::string& vm) {
   Domain d = conn_.domain(vm);
+  log::Trace trace("libvirt", "virDomainManagedSave", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainManagedSave(d.get(), 0) != 0)
     throw_libvirt(fmt::format("cannot save VM '{}' on host '{}'", vm, conn_.host()));
 }
 
 void LibvirtHost::define(const std::string& xml) {
+  log::Trace trace("libvirt", "virDomainDefineXML", "host='{}' xml={} B", conn_.host(), xml.size());
   Domain d(virDomainDefineXML(conn_.get(), xml.c_str()));
   if (!d) throw_libvirt(fmt::format("cannot define the VM on host '{}'", conn_.host()));
 }
 
 void LibvirtHost::start(const std::string& vm) {
   Domain d = conn_.domain(vm);
+  log::Trace trace("libvirt", "virDomainCreate", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainCreate(d.get()) != 0)
     throw_libvirt(fmt::format("cannot start VM '{}' on host '{}'", vm, conn_.host()));
 }
@@ -401,6 +437,7 @@ void LibvirtHost::start(const std::string& vm) {
 void LibvirtHost::destroy(const std::string& vm) {
   Domain d = find(vm);
   if (!d || !domain_active(d.get())) return;
+  log::Trace trace("libvirt", "virDomainDestroy", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainDestroy(d.get()) != 0)
     throw_libvirt(fmt::format("cannot stop VM '{}' on host '{}'", vm, conn_.host()));
 }

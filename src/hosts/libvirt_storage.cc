@@ -44,6 +44,8 @@ LibvirtStorage::LibvirtStorage(Connection conn) : conn_(std::move(conn)) {}
 
 LibvirtStorage::~LibvirtStorage() {
   for (auto& p : transient_) {
+    log::Trace trace("libvirt", "virStoragePoolDestroy", "pool={} host='{}'", pool_name(p.get()),
+                     conn_.host());
     if (virStoragePoolDestroy(p.get()) != 0)
       log::warn("storage", "cannot remove the transient pool {} on '{}'", pool_name(p.get()),
                 conn_.host());
@@ -65,6 +67,8 @@ virStoragePoolPtr LibvirtStorage::pool_for(const std::string& dir_in) {
   // A running pool that covers the directory, refreshed; nullptr if none.
   auto covering = [&]() -> virStoragePoolPtr {
     virStoragePoolPtr* list = nullptr;
+    log::Trace trace("libvirt", "virConnectListAllStoragePools", "host='{}' dir='{}'", conn_.host(),
+                     dir);
     int n = virConnectListAllStoragePools(conn_.get(), &list, 0);
     if (n < 0) throw_libvirt(fmt::format("cannot list storage pools on host '{}'", conn_.host()));
     for (auto& p : take_list<Pool>(list, n)) {
@@ -92,6 +96,8 @@ virStoragePoolPtr LibvirtStorage::pool_for(const std::string& dir_in) {
     std::string xml =
         fmt::format("<pool type='dir'><name>{}</name><target><path>{}</path></target></pool>", name,
                     xml_escape(dir));
+    log::Trace trace("libvirt", "virStoragePoolCreateXML", "host='{}' pool={} type=dir target='{}'",
+                     conn_.host(), name, dir);
     virStoragePoolPtr created = virStoragePoolCreateXML(conn_.get(), xml.c_str(), 0);
     if (created != nullptr) {
       virStoragePoolRef(created);
@@ -111,6 +117,8 @@ Volume LibvirtStorage::volume(const std::string& path) {
   std::string dir = dirname_of(path);
   for (int attempt = 0;; ++attempt) {
     virStoragePoolPtr pool = pool_for(dir);
+    log::Trace trace("libvirt", "virStorageVolLookupByName", "host='{}' path='{}'", conn_.host(),
+                     path);
     virStorageVolPtr v = virStorageVolLookupByName(pool, basename_of(path).c_str());
     if (v != nullptr) return Volume(v);
     virResetLastError();
@@ -127,6 +135,7 @@ std::optional<std::uint64_t> LibvirtStorage::free_bytes(const std::string& dir) 
   for (int attempt = 0;; ++attempt) {
     virStoragePoolInfo info{};
     virStoragePoolPtr pool = pool_for(dir);
+    log::Trace trace("libvirt", "virStoragePoolGetInfo", "host='{}' dir='{}'", conn_.host(), dir);
     if (virStoragePoolGetInfo(pool, &info) == 0) return info.available;
     if (virStoragePoolIsActive(pool) == 1 || attempt == 4)
       throw_libvirt(
@@ -139,6 +148,7 @@ std::optional<std::uint64_t> LibvirtStorage::free_bytes(const std::string& dir) 
 void LibvirtStorage::remove(const std::string& path) {
   Volume v = volume(path);
   if (!v) return;
+  log::Trace trace("libvirt", "virStorageVolDelete", "host='{}' path='{}'", conn_.host(), path);
   if (virStorageVolDelete(v.get(), 0) != 0)
     throw_libvirt(fmt::format("cannot delete '{}' on host '{}'", path, conn_.host()));
 }
@@ -187,6 +197,8 @@ bool LibvirtStorage::same_dir(const std::string& a, const std::string& b) {
       "<volume><name>{}</name><capacity>0</capacity><target><format type='raw'/></target>"
       "</volume>",
       name);
+  log::Trace trace("libvirt", "virStorageVolCreateXML", "host='{}' probe={} dirs='{}' '{}'",
+                   conn_.host(), name, a, b);
   Volume probe(virStorageVolCreateXML(pool_for(a), xml.c_str(), 0));
   if (!probe)
     throw_libvirt(fmt::format("cannot create a probe file in '{}' on host '{}'", a, conn_.host()));
@@ -202,6 +214,7 @@ std::optional<std::uint64_t> LibvirtStorage::allocation(const std::string& path)
   Volume v = volume(path);
   if (!v) return std::nullopt;
   virStorageVolInfo info{};
+  log::Trace trace("libvirt", "virStorageVolGetInfo", "host='{}' path='{}'", conn_.host(), path);
   if (virStorageVolGetInfo(v.get(), &info) != 0) return std::nullopt;
   return info.allocation;
 }
@@ -255,6 +268,9 @@ void LibvirtStorage::create_image(const NewImage& image) {
       "<target><format type='{}'/>"
       "</target>{}</volume>",
       xml_escape(basename_of(path)), image.capacity, xml_escape(image.format), backing);
+  log::Trace trace("libvirt", "virStorageVolCreateXML",
+                   "host='{}' path='{}' format={} capacity={} B backing='{}'", conn_.host(), path,
+                   image.format, image.capacity, image.backing);
   Volume v(virStorageVolCreateXML(pool_for(dirname_of(path)), xml.c_str(), 0));
   if (!v)
     throw_libvirt(fmt::format("cannot create the {} image '{}' on host '{}'", image.format, path,

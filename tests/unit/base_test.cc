@@ -3,16 +3,33 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "base/deadline.h"
 #include "base/format.h"
+#include "base/log.h"
 #include "base/poll.h"
+#include "hosts/libvirt.h"
+#include "hosts/libvirt_host.h"
 
 namespace vmshift {
 namespace {
 
 using std::chrono::milliseconds;
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+
+// Sets the log level for one test.
+class LogLevel {
+ public:
+  explicit LogLevel(log::Level l) : before_(log::level()) { log::set_level(l); }
+  ~LogLevel() { log::set_level(before_); }
+
+ private:
+  log::Level before_;
+};
 
 // Test the byte counts people read in plans and results.
 TEST(HumanBytes, Units) {
@@ -66,6 +83,52 @@ TEST(PollUntil, GivesUpAtTheDeadline) {
   EXPECT_LT(took, milliseconds(120 + 400));
   // At 0, 50 and 100 ms, then at the deadline (120 ms).
   EXPECT_EQ(calls, 4);
+}
+
+// Test that a traced call logs its name and arguments when it begins, and
+// its duration when it ends, or that it failed.
+TEST(Trace, NameArgumentsAndDuration) {
+  LogLevel debug(log::Level::kDebug);
+  ::testing::internal::CaptureStderr();
+  {
+    log::Trace trace("libvirt", "virDomainBlockCopy", "vm='{}' bandwidth={} B/s", "g1", 1048576);
+    trace.result("rc={}", 0);
+  }
+  try {
+    log::Trace trace("libvirt", "virDomainSaveFlags", "vm='{}' path='{}'", "g1", "/x.save");
+    throw std::runtime_error("refused");
+  } catch (const std::runtime_error&) {
+  }
+  std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(out, HasSubstr("vmshift debug [libvirt]: virDomainBlockCopy vm='g1' "
+                             "bandwidth=1048576 B/s\n"));
+  EXPECT_THAT(out, ContainsRegex("virDomainBlockCopy vm='g1' bandwidth=1048576 B/s: rc=0, done "
+                                 "in [0-9.]+ (us|ms|s)\n"));
+  EXPECT_THAT(out, ContainsRegex("virDomainSaveFlags vm='g1' path='/x.save': failed after "
+                                 "[0-9.]+ (us|ms|s)\n"));
+}
+
+// Test that nothing is traced (or formatted) below debug level.
+TEST(Trace, SilentBelowDebug) {
+  LogLevel warn(log::Level::kWarn);
+  ::testing::internal::CaptureStderr();
+  { log::Trace trace("libvirt", "virDomainCreate", "vm='{}'", "g1"); }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+}
+
+// Test that a call into libvirt (its test driver) is traced with the VM,
+// the host and the duration.
+TEST(Trace, LibvirtCall) {
+  LogLevel debug(log::Level::kDebug);
+  hosts::LibvirtHost host(hosts::Connection::open("test:///default", "lab1"));
+  ::testing::internal::CaptureStderr();
+  std::optional<std::string> state = host.vm_state("test");
+  std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(state, "running");
+  EXPECT_THAT(out, HasSubstr("[libvirt]: virDomainLookupByName vm='test' host='lab1'\n"));
+  EXPECT_THAT(out, ContainsRegex("virDomainLookupByName vm='test' host='lab1': done in "
+                                 "[0-9.]+ (us|ms|s)\n"));
+  EXPECT_THAT(out, ContainsRegex("virDomainGetState vm='test': done in [0-9.]+ (us|ms|s)\n"));
 }
 
 }  // namespace
