@@ -5,19 +5,19 @@
 
 #include <memory>
 
+#include "base/format.h"
 #include "cli/command.h"
 #include "cli/table.h"
 #include "guest/libvirt_guest.h"
-#include "guest/libvirt_storage.h"
 #include "hosts/domain.h"
 #include "hosts/libvirt.h"
+#include "hosts/libvirt_storage.h"
 #include "hosts/xml.h"
 #include "migrate/live_storage.h"
 #include "qmp/json.h"
 
 namespace vmshift::cli {
 
-using migrate::human_bytes;
 using qmp::Json;
 
 int list_hosts(const hosts::Inventory& inv, bool json) {
@@ -32,7 +32,7 @@ int list_hosts(const hosts::Inventory& inv, bool json) {
       std::string cpu = caps.text("/capabilities/host/cpu/model");
       std::string arch = caps.text("/capabilities/host/cpu/arch");
       std::uint64_t mem = conn.free_memory();
-      guest::LibvirtStorage storage(conn);
+      hosts::LibvirtStorage storage(conn);
       std::string where;
       Json locations = Json::array();
       for (const auto& s : inv.storage_of(h.name)) {

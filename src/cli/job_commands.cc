@@ -14,6 +14,9 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/format.h"
+#include "base/log.h"
+#include "base/poll.h"
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
 #include "cli/command.h"
@@ -28,7 +31,6 @@ namespace vmshift::cli {
 
 using core::Job;
 using core::JobState;
-using migrate::human_bytes;
 using qmp::Json;
 
 namespace {
@@ -191,23 +193,21 @@ int jobs_cancel(core::JobStore& store, std::int64_t id) {
 
 int jobs_wait(core::JobStore& store, std::int64_t id, int timeout_s, bool json) {
   Deadline deadline = Deadline::after(std::chrono::seconds(timeout_s));
-  for (;;) {
-    Job j = store.get(id);
-    if (core::is_terminal(j.state)) {
-      if (json)
-        fmt::print("{}\n", job_json(j).dump());
-      else
-        fmt::print("job {} {}: {}\n", id, core::to_string(j.state),
-                   j.state == JobState::kCompleted ? j.result : j.error);
-      return exit_code(j.state);
-    }
-    if (deadline.expired()) {
-      fmt::print(stderr, "vmshift: job {} is still {} after {} s\n", id, core::to_string(j.state),
-                 timeout_s);
-      return 2;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  Job j;
+  if (!poll_until(deadline, std::chrono::milliseconds(250), [&] {
+        j = store.get(id);
+        return core::is_terminal(j.state);
+      })) {
+    fmt::print(stderr, "vmshift: job {} is still {} after {} s\n", id, core::to_string(j.state),
+               timeout_s);
+    return 2;
   }
+  if (json)
+    fmt::print("{}\n", job_json(j).dump());
+  else
+    fmt::print("job {} {}: {}\n", id, core::to_string(j.state),
+               j.state == JobState::kCompleted ? j.result : j.error);
+  return exit_code(j.state);
 }
 
 int jobs_run(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv, bool json,
@@ -251,14 +251,17 @@ Process spawn_job_process(core::JobStore& store, const std::string& store_path, 
   so.stdout_file = log.string();
   so.stderr_file = log.string();
   so.new_session = true;
+  // The job log always keeps the trace of every libvirt call; commands
+  // that relay the log show it only with --debug.
+  so.extra_env.push_back("VMSHIFT_DEBUG=1");
   so.extra_env.push_back("VMSHIFT_STATE_DIR=" +
                          std::filesystem::path(store_path).parent_path().string());
   Process p = spawn(argv, so);
   Deadline claim = Deadline::after(std::chrono::seconds(30));
-  while (store.get(id).state == JobState::kQueued &&
-         store.waiter(id) != std::optional<std::int64_t>(p.pid()) && p.running() &&
-         !claim.expired())
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  poll_until(claim, std::chrono::milliseconds(20), [&] {
+    return store.get(id).state != JobState::kQueued ||
+           store.waiter(id) == std::optional<std::int64_t>(p.pid()) || !p.running();
+  });
   return p;
 }
 
@@ -307,6 +310,7 @@ class Relay {
       } catch (const Error&) {
       }
     }
+    if (!event && text.starts_with("vmshift debug [") && !log::enabled(log::Level::kDebug)) return;
     try {
       if (event) return show(*event, text);
     } catch (const Error&) {

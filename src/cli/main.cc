@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "cli/command.h"
 
 int main(int argc, char** argv) {
@@ -17,10 +18,14 @@ int main(int argc, char** argv) {
   app.add_option("--config", config,
                  "Inventory file (default: $VMSHIFT_CONFIG, ~/.config/vmshift/config.toml, "
                  "/etc/vmshift/config.toml)");
+  bool debug = false;
+  app.add_flag("--debug", debug,
+               "Trace every libvirt call (arguments, duration) to stderr; as VMSHIFT_DEBUG=1");
   cli::Registry registry;
   cli::register_commands(app, registry);
 
   CLI11_PARSE(app, argc, argv);
+  if (debug) log::set_level(log::Level::kDebug);
   try {
     cli::Session session(config);
     return registry.dispatch(app, session);

@@ -7,6 +7,7 @@
 
 #include "base/bandwidth.h"
 #include "base/error.h"
+#include "base/format.h"
 #include "cli/command.h"
 #include "cli/job_commands.h"
 #include "cli/table.h"
@@ -19,7 +20,6 @@
 
 namespace vmshift::cli {
 
-using migrate::human_bytes;
 using qmp::Json;
 
 namespace {

@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/format.h"
 #include "migrate/live_storage.h"
 #include "qmp/json.h"
 
 namespace vmshift::cli {
 
-using migrate::human_bytes;
 using qmp::Json;
 
 Display choose_display(bool json) {

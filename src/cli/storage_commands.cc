@@ -8,14 +8,13 @@
 
 #include "base/bandwidth.h"
 #include "base/error.h"
+#include "base/format.h"
 #include "cli/command.h"
 #include "cli/job_commands.h"
 #include "core/runner.h"
 #include "hosts/libvirt.h"
 
 namespace vmshift::cli {
-
-using migrate::human_bytes;
 
 namespace {
 

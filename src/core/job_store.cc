@@ -20,6 +20,7 @@
 
 #include "base/deadline.h"
 #include "base/error.h"
+#include "base/poll.h"
 #include "base/unique_fd.h"
 
 // One JobStore is one SQLite connection: use it from one thread at a time,
@@ -534,20 +535,23 @@ void migrate(sqlite3* db) {
 // without its busy handler, when two connections that both read the file
 // want it (processes opening a new store together): so retry until deadline.
 std::string switch_to_wal(sqlite3* db, Deadline deadline) {
-  for (;;) {
+  std::string mode;
+  bool switched = poll_until(deadline, std::chrono::milliseconds(5 + ::getpid() % 20), [&] {
     sqlite3_stmt* raw = nullptr;
     int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &raw, nullptr);
     std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, &sqlite3_finalize);
     if (rc == SQLITE_OK) rc = sqlite3_step(stmt.get());
     if (rc == SQLITE_ROW) {
       const unsigned char* text = sqlite3_column_text(stmt.get(), 0);
-      return text != nullptr ? reinterpret_cast<const char*>(text) : "";
+      mode = text != nullptr ? reinterpret_cast<const char*>(text) : "";
+      return true;
     }
     bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
     if (!busy || deadline.expired()) fail(db, "could not switch to WAL mode");
-    stmt.reset();
-    std::this_thread::sleep_for(std::chrono::milliseconds(5 + ::getpid() % 20));
-  }
+    return false;
+  });
+  if (!switched) fail(db, "could not switch to WAL mode");
+  return mode;
 }
 
 // mkdir -p; directories it creates get mode 0700.

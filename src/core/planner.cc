@@ -8,7 +8,8 @@
 
 #include "base/bandwidth.h"
 #include "base/error.h"
-#include "guest/libvirt_storage.h"
+#include "base/format.h"
+#include "hosts/libvirt_storage.h"
 #include "hosts/xml.h"
 #include "migrate/quick_migration.h"
 
@@ -16,7 +17,6 @@ namespace vmshift::core {
 namespace {
 
 using migrate::DiskMove;
-using migrate::human_bytes;
 
 constexpr std::uint64_t kMemoryMargin = 64ull << 20;  // QEMU's own overhead on the destination
 
@@ -481,7 +481,7 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
     if (auto it = asked.find(di.target); it != asked.end() && !it->second.empty())
       dest_path = it->second;
     else if (into)
-      dest_path = into->path + "/" + guest::basename_of(di.path);
+      dest_path = into->path + "/" + hosts::basename_of(di.path);
     bool copy = copies && (!shared || dest_path != di.path);
     if (!copy) {
       plan.live.shared[di.target] = di.path;
@@ -535,7 +535,7 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   }
   std::vector<std::string> exist, no_dir, itself, in_use, replaced, dest_unknown;
   for (auto& m : plan.live.copies) {
-    std::string dir = guest::dirname_of(m.dest);
+    std::string dir = hosts::dirname_of(m.dest);
     try {
       dest.storage->free_bytes(dir);
     } catch (const Error& e) {
@@ -595,22 +595,22 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   // leftover of an interrupted run): libvirt would refuse, and vmshift never
   // deletes what it did not make.
   if (running(g.state) && (type == "qsm" || type == "quick")) {
-    std::vector<std::pair<guest::Storage*, std::string>> made;  // storage, path
+    std::vector<std::pair<hosts::Storage*, std::string>> made;  // storage, path
     std::string state_dir;
     if (type == "qsm" && !plan.live.copies.empty()) {
-      state_dir = guest::dirname_of(plan.live.copies.front().source);
+      state_dir = hosts::dirname_of(plan.live.copies.front().source);
       for (const auto& m : plan.live.copies) {
         made.emplace_back(g.source_storage, migrate::overlay_path(m.source));
         if (!same_host)
-          made.emplace_back(dest.storage, guest::dirname_of(m.dest) + "/" +
-                                              guest::basename_of(migrate::overlay_path(m.source)));
+          made.emplace_back(dest.storage, hosts::dirname_of(m.dest) + "/" +
+                                              hosts::basename_of(migrate::overlay_path(m.source)));
       }
       if (!same_host)
         made.emplace_back(
             dest.storage,
-            migrate::state_path(guest::dirname_of(plan.live.copies.front().dest), d.name));
+            migrate::state_path(hosts::dirname_of(plan.live.copies.front().dest), d.name));
     } else if (!plan.live.shared.empty()) {
-      state_dir = guest::dirname_of(plan.live.shared.begin()->second);
+      state_dir = hosts::dirname_of(plan.live.shared.begin()->second);
     }
     if (!state_dir.empty())
       made.emplace_back(g.source_storage, migrate::state_path(state_dir, d.name));
@@ -636,9 +636,9 @@ MigrationPlan plan_migration(const PlanRequest& req, const GuestView& g, const D
   if (running(g.state) && (type == "qsm" || type == "quick")) {
     std::string dir =
         type == "qsm" && !plan.live.copies.empty()
-            ? guest::dirname_of(plan.live.copies.front().dest)
+            ? hosts::dirname_of(plan.live.copies.front().dest)
             : (plan.live.shared.empty() ? std::string()
-                                        : guest::dirname_of(plan.live.shared.begin()->second));
+                                        : hosts::dirname_of(plan.live.shared.begin()->second));
     if (!dir.empty()) {
       need_per_dir[dir] += d.memory_bytes;
       disks_per_dir[dir].push_back("the saved state");

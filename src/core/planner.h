@@ -47,7 +47,7 @@ struct GuestView {
   std::optional<double> disk_write_bytes_per_s;
   std::string measure_note;                  // why a rate is missing
   unsigned long source_libvirt_version = 0;  // 9000000 for 9.0.0
-  guest::Storage* source_storage = nullptr;  // probes the source's files
+  hosts::Storage* source_storage = nullptr;  // probes the source's files
 };
 
 struct DestView {
@@ -63,7 +63,7 @@ struct DestView {
   std::string domcaps_error;  // the destination cannot run this emulator/machine
   std::string domcaps_xml;
   std::optional<std::string> cpu_incompatible;  // libvirt's verdict; "" = compatible
-  guest::Storage* storage = nullptr;            // probes the destination's files
+  hosts::Storage* storage = nullptr;            // probes the destination's files
   // With --force: the files that defined VMs use on every host that sees
   // the destination's storage, path -> who ("VM 'b' on host 'host1'"); and
   // why that could not be found out ("" = it was).

@@ -7,7 +7,9 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/format.h"
 #include "base/log.h"
+#include "base/poll.h"
 #include "guest/libvirt_guest.h"
 #include "hosts/domain.h"
 #include "hosts/xml.h"
@@ -16,7 +18,6 @@
 namespace vmshift::core {
 namespace {
 
-using migrate::human_bytes;
 using qmp::Json;
 
 constexpr double kAssumedLink = 1e9 / 8;  // 1 Gbit/s
@@ -46,7 +47,12 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
   Rates r;
   auto start = std::chrono::steady_clock::now();
   std::uint64_t written0 = written_bytes(dom, disks);
-  bool calc = virDomainStartDirtyRateCalc(dom, static_cast<int>(period.count()), 0) == 0;
+  bool calc = false;
+  {
+    log::Trace trace("libvirt", "virDomainStartDirtyRateCalc", "vm='{}' period={} s",
+                     hosts::domain_name(dom), period.count());
+    calc = virDomainStartDirtyRateCalc(dom, static_cast<int>(period.count()), 0) == 0;
+  }
   if (!calc) {
     virErrorPtr e = virGetLastError();
     r.note = fmt::format("libvirt cannot measure it: {}",
@@ -55,15 +61,18 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
     std::this_thread::sleep_for(period);
   }
   Deadline limit = Deadline::after(period + std::chrono::seconds(5));
-  while (calc) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Asked every 200 ms until it is measured, libvirt fails, or the limit.
+  bool over = !calc || poll_until(limit, std::chrono::milliseconds(200), [&] {
     virDomainPtr doms[] = {dom, nullptr};
-    virDomainStatsRecordPtr* records = nullptr;
-    int n = virDomainListGetStats(doms, VIR_DOMAIN_STATS_DIRTYRATE, &records, 0);
+    virDomainStatsRecordPtr* raw = nullptr;
+    log::Trace trace("libvirt", "virDomainListGetStats", "vm='{}' stats=DIRTYRATE",
+                     hosts::domain_name(dom));
+    int n = virDomainListGetStats(doms, VIR_DOMAIN_STATS_DIRTYRATE, &raw, 0);
+    hosts::StatsRecords records(raw);
     if (n < 0) {
       virResetLastError();
       r.note = "libvirt gave no dirty-rate statistics";
-      break;
+      return true;
     }
     int status = -1;
     long long mib = -1;
@@ -73,16 +82,13 @@ Rates measure(virDomainPtr dom, const std::vector<guest::DiskInfo>& disks,
       virTypedParamsGetLLong(records[0]->params, records[0]->nparams,
                              "dirtyrate.megabytes_per_second", &mib);
     }
-    virDomainStatsRecordListFree(records);
     if (status == VIR_DOMAIN_DIRTYRATE_MEASURED && mib >= 0) {
       r.dirty = static_cast<double>(mib) * 1024 * 1024;
-      break;
+      return true;
     }
-    if (limit.expired()) {
-      r.note = "the dirty-rate calculation did not finish in time";
-      break;
-    }
-  }
+    return false;
+  });
+  if (!over) r.note = "the dirty-rate calculation did not finish in time";
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::uint64_t written1 = written_bytes(dom, disks);
   if (elapsed > 0 && written1 >= written0)
@@ -102,6 +108,7 @@ std::string find_vm_host(const hosts::Inventory& inv, const std::string& vm) {
   for (const auto& h : inv.hosts()) {
     try {
       hosts::Connection c = hosts::Connection::open(h.uri, h.name);
+      log::Trace trace("libvirt", "virDomainLookupByName", "vm='{}' host='{}'", vm, h.name);
       virDomainPtr d = virDomainLookupByName(c.get(), vm.c_str());
       if (d == nullptr) {
         virResetLastError();
@@ -190,14 +197,12 @@ std::map<std::string, std::string> files_in_use(const hosts::Inventory& inv,
     const hosts::HostConfig& h = inv.host(name);
     hosts::Connection c = hosts::Connection::open(h.uri, h.name);
     virDomainPtr* list = nullptr;
+    log::Trace trace("libvirt", "virConnectListAllDomains", "host='{}'", name);
     int n = virConnectListAllDomains(c.get(), &list, 0);
     if (n < 0)
       hosts::throw_libvirt(
           fmt::format("cannot list the VMs of host '{}' to check which files they use", name));
-    std::vector<hosts::Domain> all;
-    for (int i = 0; i < n; ++i) all.emplace_back(list[i]);
-    std::free(list);
-    for (const auto& d : all) {
+    for (const auto& d : hosts::take_list<hosts::Domain>(list, n)) {
       const char* vm = virDomainGetName(d.get());
       std::string who = fmt::format("VM '{}' on host '{}'", vm != nullptr ? vm : "?", name);
       std::vector<unsigned> flags = {0};
@@ -224,7 +229,7 @@ Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStor
   pf.guest.state = hosts::domain_state(dom.get());
   pf.guest.domain = hosts::parse_domain(
       hosts::domain_xml(dom.get(), active ? 0 : static_cast<unsigned>(VIR_DOMAIN_XML_INACTIVE)));
-  pf.source_storage = std::make_unique<guest::LibvirtStorage>(src);
+  pf.source_storage = std::make_unique<hosts::LibvirtStorage>(src);
   pf.guest.source_storage = pf.source_storage.get();
   guest::LibvirtGuest lg(src, req.vm);
   std::vector<guest::DiskInfo> disks = lg.disks();
@@ -258,7 +263,7 @@ Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStor
     } catch (const Error& e) {
       pf.dest.domcaps_error = e.what();
     }
-    pf.dest_storage = std::make_unique<guest::LibvirtStorage>(dst);
+    pf.dest_storage = std::make_unique<hosts::LibvirtStorage>(dst);
     pf.dest.storage = pf.dest_storage.get();
   } catch (const Error& e) {
     pf.dest.error = e.what();

@@ -10,9 +10,9 @@
 
 #include "core/job_store.h"
 #include "core/planner.h"
-#include "guest/libvirt_storage.h"
 #include "hosts/inventory.h"
 #include "hosts/libvirt.h"
+#include "hosts/libvirt_storage.h"
 
 namespace vmshift::core {
 
@@ -22,8 +22,8 @@ struct Preflight {
   LinkRate link;
   MigrationPlan plan;
   // Keeps dest.storage valid (it may hold transient pools on the host).
-  std::unique_ptr<guest::LibvirtStorage> dest_storage;
-  std::unique_ptr<guest::LibvirtStorage> source_storage;
+  std::unique_ptr<hosts::LibvirtStorage> dest_storage;
+  std::unique_ptr<hosts::LibvirtStorage> source_storage;
 };
 
 struct PreflightOptions {

@@ -13,11 +13,12 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/poll.h"
 #include "core/preflight.h"
 #include "guest/libvirt_guest.h"
-#include "guest/libvirt_host.h"
 #include "guest/qmp_guest.h"
 #include "hosts/libvirt.h"
+#include "hosts/libvirt_host.h"
 #include "migrate/copy_files.h"
 #include "migrate/quick_migration.h"
 #include "qmp/json.h"
@@ -304,11 +305,9 @@ void StoreContext::checkpoint(std::string_view point) {
   const char* file = std::getenv("VMSHIFT_HOLD_FILE");
   obs_.note(fmt::format("held at {} (VMSHIFT_HOLD_AT) until cancelled{}", point,
                         file != nullptr ? fmt::format(" or '{}' is removed", file) : ""));
-  Deadline limit = Deadline::after(kHoldLimit);
-  while (!cancel_requested() && !limit.expired()) {
-    if (file != nullptr && !std::filesystem::exists(file)) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  poll_until(Deadline::after(kHoldLimit), std::chrono::milliseconds(100), [&] {
+    return cancel_requested() || (file != nullptr && !std::filesystem::exists(file));
+  });
 }
 
 void StoreContext::flush() {
@@ -317,21 +316,18 @@ void StoreContext::flush() {
 }
 
 bool StoreContext::finish(JobState state, const std::string& message, Deadline deadline) {
-  for (;;) {
+  return poll_until(deadline, std::chrono::milliseconds(500), [&] {
     write(true);
-    if (!has_pending()) {
-      try {
-        store_.finish(id_, state, message);
-        problem_.clear();
-        return true;
-      } catch (const Error& e) {
-        failed(e);
-      }
+    if (has_pending()) return false;
+    try {
+      store_.finish(id_, state, message);
+      problem_.clear();
+      return true;
+    } catch (const Error& e) {
+      failed(e);
+      return false;
     }
-    if (deadline.expired()) return false;
-    std::this_thread::sleep_for(
-        std::min<std::chrono::milliseconds>(deadline.remaining(), std::chrono::milliseconds(500)));
-  }
+  });
 }
 
 std::unique_ptr<guest::Guest> open_guest(const GuestSpec& spec, const hosts::Inventory& inv) {
@@ -438,7 +434,7 @@ std::vector<std::string> steps_of(const std::string& type) {
 
 // A libvirt host and its files through volume streams, for the copy engine.
 struct LibvirtSite {
-  guest::LibvirtHost host;
+  hosts::LibvirtHost host;
   migrate::Site site;
   explicit LibvirtSite(hosts::Connection conn)
       : host(std::move(conn)),
@@ -449,9 +445,9 @@ struct LibvirtSite {
   LibvirtSite& operator=(const LibvirtSite&) = delete;
 };
 
-guest::LibvirtHost open_host(const hosts::Inventory& inv, const std::string& name) {
+hosts::LibvirtHost open_host(const hosts::Inventory& inv, const std::string& name) {
   const hosts::HostConfig& h = inv.host(name);
-  return guest::LibvirtHost(hosts::Connection::open(h.uri, h.name));
+  return hosts::LibvirtHost(hosts::Connection::open(h.uri, h.name));
 }
 
 std::unique_ptr<LibvirtSite> open_site(const hosts::Inventory& inv, const std::string& name) {
@@ -556,8 +552,8 @@ migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& i
   migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
   migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
   if (auto refused = check_again(job, inv, ctx, options, plan)) return *refused;
-  guest::LibvirtHost src = open_host(inv, job.source_host);
-  guest::LibvirtHost dst = open_host(inv, job.dest_host);
+  hosts::LibvirtHost src = open_host(inv, job.source_host);
+  hosts::LibvirtHost dst = open_host(inv, job.dest_host);
   return migrate::run_live_migration(src, dst, plan, options, ctx);
 }
 
@@ -584,24 +580,29 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::
   LimitFn limits = limits_from(inv);
   std::string last_why;
   // Wait for a slot; renew the queued job's lease meanwhile.
-  for (;;) {
-    Job job = store.get(id);
-    if (is_terminal(job.state)) return {job.state, job.error.empty() ? job.result : job.error};
-    if (interrupted != nullptr && interrupted->load()) {
+  std::optional<Job> ended;  // it ended (was cancelled) while it waited
+  bool started = poll_until(queue_deadline, std::chrono::milliseconds(500), [&] {
+    for (;;) {
+      Job job = store.get(id);
+      if (is_terminal(job.state)) {
+        ended = job;
+        return true;
+      }
+      if (interrupted == nullptr || !interrupted->load()) break;
       store.request_cancel(id);
-      continue;
     }
-    if (store.try_start(id, limits)) break;
+    if (store.try_start(id, limits)) return true;
     std::string why = fmt::format("queued: waiting for a free slot, behind {}",
                                   describe_blockers(store.blocking(id)));
     if (why != last_why) obs.waiting(why);
     last_why = why;
-    if (queue_deadline.expired()) {
-      store.request_cancel(id);
-      std::string msg = "waited too long for a free slot (--queue-timeout); nothing was changed";
-      return {JobState::kCancelled, msg};
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    return false;
+  });
+  if (ended) return {ended->state, ended->error.empty() ? ended->result : ended->error};
+  if (!started) {
+    store.request_cancel(id);
+    std::string msg = "waited too long for a free slot (--queue-timeout); nothing was changed";
+    return {JobState::kCancelled, msg};
   }
 
   Job job = store.get(id);
@@ -699,8 +700,8 @@ migrate::Result recover_one(JobStore& store, const Job& job, const hosts::Invent
   Json params = Json::parse(job.params);
   migrate::Result r;
   if (is_live_migration(job.type)) {
-    guest::LibvirtHost src = open_host(inv, job.source_host);
-    guest::LibvirtHost dst = open_host(inv, job.dest_host);
+    hosts::LibvirtHost src = open_host(inv, job.source_host);
+    hosts::LibvirtHost dst = open_host(inv, job.dest_host);
     r = migrate::recover_live_migration(src, dst, job.state_data, ctx);
   } else if (job.type == "qsm" || job.type == "quick") {
     std::unique_ptr<LibvirtSite> src = open_site(inv, job.source_host);

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <thread>
-
+#include "base/log.h"
+#include "hosts/block_job.h"
 #include "hosts/xml.h"
 
 namespace vmshift::guest {
@@ -16,26 +16,6 @@ std::string disk_xpath(const std::string& target) {
 // Block-job calls go through QEMU's monitor, which stops answering when
 // QEMU's main loop blocks on storage that hangs; each is bounded.
 constexpr auto kAnswerTime = std::chrono::seconds(30);
-
-// A reference of its own to the domain, for a call that may outlive the
-// caller (hosts::call_within).
-std::shared_ptr<virDomain> shared_ref(virDomainPtr d) {
-  virDomainRef(d);
-  return {d, virDomainFree};
-}
-
-// virDomainGetBlockJobInfo by the deadline: 1 while the disk has a block
-// job (its figures in *out), 0 when it has none.
-int block_job_info(virDomainPtr d, const std::string& target, unsigned int flags, Deadline deadline,
-                   std::string_view what, virDomainBlockJobInfo* out) {
-  auto dom = shared_ref(d);
-  auto info = std::make_shared<virDomainBlockJobInfo>();
-  int r = hosts::call_within(deadline, what, [dom, target, flags, info] {
-    return virDomainGetBlockJobInfo(dom.get(), target.c_str(), info.get(), flags);
-  });
-  if (out != nullptr) *out = *info;
-  return r;
-}
 
 }  // namespace
 
@@ -72,6 +52,8 @@ std::vector<DiskInfo> LibvirtGuest::disks() {
     }
     if (active) {
       virDomainBlockInfo bi{};
+      log::Trace trace("libvirt", "virDomainGetBlockInfo", "vm='{}' host='{}' disk={}", name_,
+                       conn_.host(), info.target);
       if (virDomainGetBlockInfo(dom_.get(), info.target.c_str(), &bi, 0) != 0)
         hosts::throw_libvirt(fmt::format("cannot size disk {} of {}", info.target, describe()));
       info.capacity = bi.capacity;
@@ -101,6 +83,9 @@ void LibvirtGuest::start_copy(const CopyRequest& r) {
   unsigned int flags = VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB;
   if (r.shallow) flags |= VIR_DOMAIN_BLOCK_COPY_SHALLOW;
   if (r.sync_writes) flags |= VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES;
+  log::Trace trace("libvirt", "virDomainBlockCopy",
+                   "vm='{}' host='{}' disk={} dest='{}' format={} bandwidth={} B/s flags={:#x}",
+                   name_, conn_.host(), r.target, r.dest, r.format, r.bandwidth, flags);
   if (virDomainBlockCopy(dom_.get(), r.target.c_str(), dest_xml.c_str(), params, nparams, flags) !=
       0)
     hosts::throw_libvirt(
@@ -108,96 +93,25 @@ void LibvirtGuest::start_copy(const CopyRequest& r) {
 }
 
 CopyStatus LibvirtGuest::copy_status(const std::string& target) {
-  CopyStatus s;
-  virDomainBlockJobInfo info{};
-  int r = block_job_info(
-      dom_.get(), target, VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES, Deadline::after(kAnswerTime),
-      fmt::format("cannot read the copy job of disk {} of {}", target, describe()), &info);
-  if (r == 0) return s;
-  s.active = true;
-  s.done = info.cur;
-  s.total = info.end;
-  // libvirt marks a mirror that reached sync with <mirror ready='yes'>.
-  hosts::Xml xml = hosts::Xml::parse(hosts::domain_xml(dom_.get()));
-  s.ready = xml.text(disk_xpath(target) + "/mirror/@ready") == "yes";
-  return s;
+  hosts::BlockJobStatus j =
+      hosts::block_job_status(dom_.get(), describe(), target, Deadline::after(kAnswerTime));
+  return CopyStatus{.active = j.active, .ready = j.ready, .done = j.done, .total = j.total};
 }
 
 void LibvirtGuest::set_copy_bandwidth(const std::string& target, std::uint64_t bps) {
-  auto dom = shared_ref(dom_.get());
-  hosts::call_within(Deadline::after(kAnswerTime),
-                     fmt::format("cannot change the copy speed of disk {}", target),
-                     [dom, target, bps] {
-                       return virDomainBlockJobSetSpeed(dom.get(), target.c_str(), bps,
-                                                        VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES);
-                     });
+  hosts::set_block_job_speed(dom_.get(), target, bps, Deadline::after(kAnswerTime));
 }
 
 std::chrono::milliseconds LibvirtGuest::pivot(const std::string& target, Deadline deadline) {
-  // Asynchronous, and every call bounded, so that the deadline holds even
-  // when QEMU stops answering: the switch is done when the copy job is
-  // gone and the disk runs on another file than before.
-  auto start = std::chrono::steady_clock::now();
-  std::string before = active_path(target);
-  auto dom = shared_ref(dom_.get());
-  try {
-    hosts::call_within(deadline,
-                       fmt::format("cannot switch disk {} of {} to its copy", target, describe()),
-                       [dom, target] {
-                         return virDomainBlockJobAbort(
-                             dom.get(), target.c_str(),
-                             VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT | VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC);
-                       });
-    std::string follow =
-        fmt::format("cannot follow the switch of disk {} of {}", target, describe());
-    while (block_job_info(dom_.get(), target, 0, deadline, follow, nullptr) != 0) {
-      if (deadline.expired()) throw Error(ErrorCode::kTimeout, "its copy job is still ending");
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::kTimeout) throw;
-    // Asked of QEMU, the switch may still happen.
-    throw Error(ErrorCode::kTimeout,
-                fmt::format("the switch of disk {} of {} to its copy did not finish in time ({}); "
-                            "the disk was on '{}' when it began",
-                            target, describe(), e.what(), before));
-  }
-  if (active_path(target) == before)
-    throw Error(ErrorCode::kCommandFailed,
-                fmt::format("the switch of disk {} of {} to its copy failed: the disk still "
-                            "runs on '{}'",
-                            target, describe(), before));
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               start);
+  return hosts::pivot_block_job(dom_.get(), describe(), target, deadline);
 }
 
 void LibvirtGuest::abort_copy(const std::string& target, Deadline deadline) {
-  std::string what = fmt::format("cannot cancel the copy of disk {} of {}", target, describe());
-  int r = 0;
-  try {
-    r = block_job_info(dom_.get(), target, 0, deadline, what, nullptr);
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::kTimeout) throw;
-    return;  // no job to end
-  }
-  if (r == 0) return;
-  auto dom = shared_ref(dom_.get());
-  hosts::call_within(deadline, what, [dom, target] {
-    return virDomainBlockJobAbort(dom.get(), target.c_str(), 0);
-  });
-  // The abort is synchronous for copy jobs; confirm, polling with the deadline.
-  while (block_job_info(dom_.get(), target, 0, deadline, what, nullptr) > 0) {
-    if (deadline.expired())
-      throw Error(ErrorCode::kTimeout,
-                  fmt::format("the copy job of disk {} of {} did not end after cancelling", target,
-                              describe()));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  hosts::abort_block_job(dom_.get(), describe(), target, deadline);
 }
 
 std::string LibvirtGuest::active_path(const std::string& target) {
-  hosts::Xml xml = hosts::Xml::parse(hosts::domain_xml(dom_.get()));
-  return xml.text(disk_xpath(target) + "/source/@file");
+  return hosts::disk_source(dom_.get(), target);
 }
 
 std::string LibvirtGuest::persist_paths(const std::map<std::string, std::string>& paths) {
@@ -218,10 +132,11 @@ std::string LibvirtGuest::persist_paths(const std::map<std::string, std::string>
   }
   if (!changed) return "the persistent definition already uses the new paths";
   std::string text = xml.to_string();
-  virDomainPtr d = virDomainDefineXML(conn_.get(), text.c_str());
-  if (d == nullptr)
+  log::Trace trace("libvirt", "virDomainDefineXML", "vm='{}' host='{}' xml={} B", name_,
+                   conn_.host(), text.size());
+  hosts::Domain d(virDomainDefineXML(conn_.get(), text.c_str()));
+  if (!d)
     hosts::throw_libvirt(fmt::format("cannot update the persistent definition of {}", describe()));
-  virDomainFree(d);
   return "the persistent definition was updated to the new paths";
 }
 

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "guest/guest.h"
-#include "guest/libvirt_storage.h"
 #include "hosts/libvirt.h"
+#include "hosts/libvirt_storage.h"
 
 namespace vmshift::guest {
 
@@ -19,7 +19,7 @@ class LibvirtGuest : public Guest {
   std::string describe() const override;
   std::string state() override;
   std::vector<DiskInfo> disks() override;
-  Storage& storage() override { return storage_; }
+  hosts::Storage& storage() override { return storage_; }
 
   void start_copy(const CopyRequest& request) override;
   CopyStatus copy_status(const std::string& target) override;
@@ -33,7 +33,7 @@ class LibvirtGuest : public Guest {
   hosts::Connection conn_;
   std::string name_;
   hosts::Domain dom_;
-  LibvirtStorage storage_;
+  hosts::LibvirtStorage storage_;
 };
 
 }  // namespace vmshift::guest

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "guest/guest.h"
-#include "guest/local_storage.h"
+#include "hosts/local_storage.h"
 #include "qmp/client.h"
 
 namespace vmshift::guest {
@@ -20,7 +20,7 @@ class QmpGuest : public Guest {
   std::string describe() const override;
   std::string state() override;
   std::vector<DiskInfo> disks() override;
-  Storage& storage() override { return storage_; }
+  hosts::Storage& storage() override { return storage_; }
 
   void start_copy(const CopyRequest& request) override;
   CopyStatus copy_status(const std::string& target) override;
@@ -46,7 +46,7 @@ class QmpGuest : public Guest {
 
   std::string socket_;
   qmp::Client qmp_;
-  LocalStorage storage_;
+  hosts::LocalStorage storage_;
   std::map<std::string, Disk> disks_;
   std::map<std::string, std::string> old_nodes_;  // target -> source node, for blockdev-del
   std::map<std::string, std::string> new_nodes_;  // target -> destination node

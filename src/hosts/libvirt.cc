@@ -10,6 +10,9 @@
 #include <mutex>
 #include <thread>
 
+#include "base/format.h"
+#include "base/log.h"
+
 namespace vmshift::hosts {
 namespace {
 
@@ -134,6 +137,58 @@ int call_within(Deadline deadline, std::string_view what, std::function<int()> c
   return st->rc;
 }
 
+std::optional<std::string> take_string(char* s) {
+  if (s == nullptr) return std::nullopt;
+  std::string out = s;
+  std::free(s);
+  return out;
+}
+
+TypedParams::TypedParams() { init_libvirt(); }
+
+void TypedParams::add(const char* name, const std::string& value) {
+  if (virTypedParamsAddString(&params_, &n_, &max_, name, value.c_str()) < 0)
+    throw_libvirt(fmt::format("cannot set the migration parameter {}", name));
+}
+
+void TypedParams::add(const char* name, unsigned long long value) {
+  if (virTypedParamsAddULLong(&params_, &n_, &max_, name, value) < 0)
+    throw_libvirt(fmt::format("cannot set the migration parameter {}", name));
+}
+
+void TypedParams::add(const char* name, int value) {
+  if (virTypedParamsAddInt(&params_, &n_, &max_, name, value) < 0)
+    throw_libvirt(fmt::format("cannot set the migration parameter {}", name));
+}
+
+std::uint64_t TypedParams::ull(const char* name) const {
+  unsigned long long v = 0;
+  return virTypedParamsGetULLong(params_, n_, name, &v) == 1 ? v : 0;
+}
+
+std::vector<std::string> TypedParams::describe() const {
+  std::vector<std::string> out;
+  for (int i = 0; i < n_; ++i) {
+    const virTypedParameter& t = params_[i];
+    std::string value;
+    switch (t.type) {
+      case VIR_TYPED_PARAM_STRING:
+        value = t.value.s;
+        break;
+      case VIR_TYPED_PARAM_ULLONG:
+        value = std::to_string(t.value.ul);
+        break;
+      case VIR_TYPED_PARAM_INT:
+        value = std::to_string(t.value.i);
+        break;
+      default:
+        value = "?";
+    }
+    out.push_back(fmt::format("{}={}", t.field, value));
+  }
+  return out;
+}
+
 Connection Connection::open(const std::string& uri, const std::string& host) {
   init_libvirt();
   // libvirt bounds no part of the handshake: a host whose libvirtd accepts
@@ -142,6 +197,8 @@ Connection Connection::open(const std::string& uri, const std::string& host) {
   auto opened = std::make_shared<virConnectPtr>(nullptr);
   std::string what = fmt::format("cannot connect to host '{}' ({})", host, uri);
   try {
+    log::Trace trace("libvirt", "virConnectOpen", "host='{}' uri='{}' deadline={}", host, uri,
+                     human_duration(kOpenTime));
     call_within(
         Deadline::after(kOpenTime), what,
         [opened, uri] {
@@ -178,6 +235,7 @@ Connection Connection::open(const std::string& uri, const std::string& host) {
 }
 
 Domain Connection::domain(const std::string& name) const {
+  log::Trace trace("libvirt", "virDomainLookupByName", "vm='{}' host='{}'", name, host_);
   virDomainPtr d = virDomainLookupByName(get(), name.c_str());
   if (d == nullptr) {
     virErrorPtr e = virGetLastError();
@@ -196,12 +254,10 @@ namespace {
 template <typename F>
 void for_each_domain(virConnectPtr conn, const std::string& host, F&& f) {
   virDomainPtr* list = nullptr;
+  log::Trace trace("libvirt", "virConnectListAllDomains", "host='{}'", host);
   int n = virConnectListAllDomains(conn, &list, 0);
   if (n < 0) throw_libvirt(fmt::format("cannot list VMs on host '{}'", host));
-  std::vector<Domain> all;
-  for (int i = 0; i < n; ++i) all.emplace_back(list[i]);
-  std::free(list);
-  for (const auto& d : all) f(d.get());
+  for (const auto& d : take_list<Domain>(list, n)) f(d.get());
 }
 
 }  // namespace
@@ -213,22 +269,21 @@ std::vector<std::string> Connection::domain_names() const {
 }
 
 std::string Connection::hostname() const {
-  char* h = virConnectGetHostname(get());
-  if (h == nullptr) throw_libvirt(fmt::format("cannot get the hostname of '{}'", host_));
-  std::string s = h;
-  std::free(h);
-  return s;
+  log::Trace trace("libvirt", "virConnectGetHostname", "host='{}'", host_);
+  std::optional<std::string> h = take_string(virConnectGetHostname(get()));
+  if (!h) throw_libvirt(fmt::format("cannot get the hostname of '{}'", host_));
+  return *h;
 }
 
 std::string Connection::capabilities() const {
-  char* x = virConnectGetCapabilities(get());
-  if (x == nullptr) throw_libvirt(fmt::format("cannot get the capabilities of '{}'", host_));
-  std::string s = x;
-  std::free(x);
-  return s;
+  log::Trace trace("libvirt", "virConnectGetCapabilities", "host='{}'", host_);
+  std::optional<std::string> x = take_string(virConnectGetCapabilities(get()));
+  if (!x) throw_libvirt(fmt::format("cannot get the capabilities of '{}'", host_));
+  return *x;
 }
 
 std::uint64_t Connection::free_memory() const {
+  log::Trace trace("libvirt", "virNodeGetFreeMemory", "host='{}'", host_);
   unsigned long long m = virNodeGetFreeMemory(get());
   if (m == 0) throw_libvirt(fmt::format("cannot get the free memory of '{}'", host_));
   return m;
@@ -247,19 +302,23 @@ const char* or_null(const std::string& s) { return s.empty() ? nullptr : s.c_str
 std::string Connection::domain_capabilities(const std::string& emulator, const std::string& arch,
                                             const std::string& machine,
                                             const std::string& virt_type) const {
-  char* x = virConnectGetDomainCapabilities(get(), or_null(emulator), or_null(arch),
-                                            or_null(machine), or_null(virt_type), 0);
-  if (x == nullptr)
+  log::Trace trace("libvirt", "virConnectGetDomainCapabilities",
+                   "host='{}' emulator='{}' arch={} machine={} virttype={}", host_, emulator, arch,
+                   machine, virt_type);
+  std::optional<std::string> x = take_string(virConnectGetDomainCapabilities(
+      get(), or_null(emulator), or_null(arch), or_null(machine), or_null(virt_type), 0));
+  if (!x)
     throw_libvirt(fmt::format("host '{}' cannot run a {} guest of machine type {} with {}", host_,
                               virt_type, machine, emulator.empty() ? "its QEMU" : emulator));
-  std::string s = x;
-  std::free(x);
-  return s;
+  return *x;
 }
 
 std::string Connection::cpu_incompatibility(const std::string& cpu_xml, const std::string& emulator,
                                             const std::string& arch, const std::string& machine,
                                             const std::string& virt_type) const {
+  log::Trace trace("libvirt", "virConnectCompareHypervisorCPU",
+                   "host='{}' emulator='{}' arch={} machine={} virttype={} cpu={} B", host_,
+                   emulator, arch, machine, virt_type, cpu_xml.size());
   int r = virConnectCompareHypervisorCPU(get(), or_null(emulator), or_null(arch), or_null(machine),
                                          or_null(virt_type), cpu_xml.c_str(), 0);
   if (r == VIR_CPU_COMPARE_IDENTICAL || r == VIR_CPU_COMPARE_SUPERSET) return "";
@@ -280,32 +339,30 @@ std::string Connection::cpu_incompatibility(const std::string& cpu_xml, const st
 
 std::vector<std::pair<std::string, bool>> Connection::networks() const {
   virNetworkPtr* list = nullptr;
+  log::Trace trace("libvirt", "virConnectListAllNetworks", "host='{}'", host_);
   int n = virConnectListAllNetworks(get(), &list, 0);
   if (n < 0) throw_libvirt(fmt::format("cannot list the networks of host '{}'", host_));
   std::vector<std::pair<std::string, bool>> out;
-  for (int i = 0; i < n; ++i) {
-    const char* name = virNetworkGetName(list[i]);
-    out.emplace_back(name != nullptr ? name : "?", virNetworkIsActive(list[i]) == 1);
-    virNetworkFree(list[i]);
+  for (const Network& net : take_list<Network>(list, n)) {
+    const char* name = virNetworkGetName(net.get());
+    out.emplace_back(name != nullptr ? name : "?", virNetworkIsActive(net.get()) == 1);
   }
-  std::free(list);
   return out;
 }
 
 std::optional<std::vector<std::string>> Connection::interfaces() const {
   virInterfacePtr* list = nullptr;
+  log::Trace trace("libvirt", "virConnectListAllInterfaces", "host='{}'", host_);
   int n = virConnectListAllInterfaces(get(), &list, 0);
   if (n < 0) {
     virResetLastError();
     return std::nullopt;
   }
   std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) {
-    const char* name = virInterfaceGetName(list[i]);
+  for (const Interface& i : take_list<Interface>(list, n)) {
+    const char* name = virInterfaceGetName(i.get());
     if (name != nullptr) out.emplace_back(name);
-    virInterfaceFree(list[i]);
   }
-  std::free(list);
   return out;
 }
 
@@ -314,14 +371,15 @@ std::string baseline_cpu(const Connection& conn, const std::vector<std::string>&
                          const std::string& machine, const std::string& virt_type) {
   std::vector<const char*> xmls;
   for (const auto& x : cpu_xmls) xmls.push_back(x.c_str());
-  char* r = virConnectBaselineHypervisorCPU(
+  log::Trace trace("libvirt", "virConnectBaselineHypervisorCPU",
+                   "host='{}' cpus={} arch={} machine={} virttype={}", conn.host(), cpu_xmls.size(),
+                   arch, machine, virt_type);
+  std::optional<std::string> r = take_string(virConnectBaselineHypervisorCPU(
       conn.get(), or_null(emulator), or_null(arch), or_null(machine), or_null(virt_type),
-      xmls.data(), static_cast<unsigned int>(xmls.size()), VIR_CONNECT_BASELINE_CPU_MIGRATABLE);
-  if (r == nullptr)
+      xmls.data(), static_cast<unsigned int>(xmls.size()), VIR_CONNECT_BASELINE_CPU_MIGRATABLE));
+  if (!r)
     throw_libvirt(fmt::format("cannot compute a CPU model common to {} hosts", cpu_xmls.size()));
-  std::string s = r;
-  std::free(r);
-  return s;
+  return *r;
 }
 
 std::string domain_uuid(virDomainPtr dom) {
@@ -332,12 +390,11 @@ std::string domain_uuid(virDomainPtr dom) {
 }
 
 std::string domain_xml(virDomainPtr dom, unsigned int flags) {
-  char* x = virDomainGetXMLDesc(dom, flags);
-  if (x == nullptr)
-    throw_libvirt(fmt::format("cannot read the definition of VM '{}'", domain_name(dom)));
-  std::string s = x;
-  std::free(x);
-  return s;
+  log::Trace trace("libvirt", "virDomainGetXMLDesc", "vm='{}' flags={:#x}", domain_name(dom),
+                   flags);
+  std::optional<std::string> x = take_string(virDomainGetXMLDesc(dom, flags));
+  if (!x) throw_libvirt(fmt::format("cannot read the definition of VM '{}'", domain_name(dom)));
+  return *x;
 }
 
 std::string domain_name(virDomainPtr dom) {
@@ -347,6 +404,7 @@ std::string domain_name(virDomainPtr dom) {
 
 std::string domain_state(virDomainPtr dom) {
   int state = 0, reason = 0;
+  log::Trace trace("libvirt", "virDomainGetState", "vm='{}'", domain_name(dom));
   if (virDomainGetState(dom, &state, &reason, 0) != 0)
     throw_libvirt(fmt::format("cannot get the state of VM '{}'", domain_name(dom)));
   switch (state) {
@@ -370,6 +428,7 @@ std::string domain_state(virDomainPtr dom) {
 }
 
 bool domain_active(virDomainPtr dom) {
+  log::Trace trace("libvirt", "virDomainIsActive", "vm='{}'", domain_name(dom));
   int r = virDomainIsActive(dom);
   if (r < 0) throw_libvirt(fmt::format("cannot get the state of VM '{}'", domain_name(dom)));
   return r == 1;

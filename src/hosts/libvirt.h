@@ -7,6 +7,7 @@
 #include <libvirt/virterror.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -51,9 +52,71 @@ struct PoolFree {
 struct VolFree {
   void operator()(virStorageVolPtr v) const { virStorageVolFree(v); }
 };
+struct NetworkFree {
+  void operator()(virNetworkPtr n) const { virNetworkFree(n); }
+};
+struct InterfaceFree {
+  void operator()(virInterfacePtr i) const { virInterfaceFree(i); }
+};
+struct SnapshotFree {
+  void operator()(virDomainSnapshotPtr s) const { virDomainSnapshotFree(s); }
+};
+struct StatsRecordsFree {
+  void operator()(virDomainStatsRecordPtr* r) const { virDomainStatsRecordListFree(r); }
+};
 using Domain = std::unique_ptr<virDomain, DomainFree>;
 using Pool = std::unique_ptr<virStoragePool, PoolFree>;
 using Volume = std::unique_ptr<virStorageVol, VolFree>;
+using Network = std::unique_ptr<virNetwork, NetworkFree>;
+using Interface = std::unique_ptr<virInterface, InterfaceFree>;
+using Snapshot = std::unique_ptr<virDomainSnapshot, SnapshotFree>;
+// A list of domain statistics records (virDomainListGetStats).
+using StatsRecords = std::unique_ptr<virDomainStatsRecordPtr[], StatsRecordsFree>;
+
+// Takes a string libvirt allocated for the caller: copies it, frees it.
+// nullptr (libvirt's failure) gives nullopt.
+std::optional<std::string> take_string(char* s);
+
+// Takes an array of n handles libvirt allocated (virConnectListAll*):
+// each goes into its owner, the array is freed.
+template <typename Owner, typename Handle>
+std::vector<Owner> take_list(Handle* list, int n) {
+  std::vector<Owner> out;
+  for (int i = 0; i < n; ++i) out.emplace_back(list[i]);
+  std::free(list);  // NOLINT: libvirt allocates the array with malloc
+  return out;
+}
+
+// virTypedParameter arrays, freed with the owner (virTypedParamsFree):
+// the ones vmshift builds for a call, and the ones libvirt returns.
+class TypedParams {
+ public:
+  TypedParams();
+  TypedParams(const TypedParams&) = delete;
+  TypedParams& operator=(const TypedParams&) = delete;
+  ~TypedParams() { virTypedParamsFree(params_, n_); }
+
+  // Each throws as throw_libvirt, naming the parameter.
+  void add(const char* name, const std::string& value);
+  void add(const char* name, unsigned long long value);
+  void add(const char* name, int value);
+  virTypedParameterPtr get() const { return params_; }
+  int size() const { return n_; }
+  // Takes over an array libvirt returned.
+  virTypedParameterPtr* out_params() { return &params_; }
+  int* out_size() { return &n_; }
+
+  // The value of a parameter; 0 if absent.
+  std::uint64_t ull(const char* name) const;
+  bool has(const char* name) const { return virTypedParamsGet(params_, n_, name) != nullptr; }
+  // "name=value" of each parameter, in order, for tests and logs.
+  std::vector<std::string> describe() const;
+
+ private:
+  virTypedParameterPtr params_ = nullptr;
+  int n_ = 0;
+  int max_ = 0;
+};
 
 // A libvirt connection to one host. Copies share it; the last closes it.
 class Connection {

@@ -6,7 +6,8 @@
 #include <atomic>
 
 #include "base/error.h"
-#include "guest/libvirt_storage.h"
+#include "base/format.h"
+#include "hosts/libvirt_storage.h"
 #include "migrate/live_storage.h"
 
 namespace vmshift::migrate {
@@ -28,7 +29,7 @@ class JobObserver : public transfer::CopyObserver {
   void chunk_done(const transfer::Journal&) override { save_(); }
   bool cancel_requested() override { return job_.cancel_requested(); }
   // Where the file the engine makes is recorded.
-  void record_into(std::vector<Created>* created, guest::MigrationHost* host, std::string path) {
+  void record_into(std::vector<Created>* created, hosts::MigrationHost* host, std::string path) {
     created_ = created;
     host_ = host;
     path_ = std::move(path);
@@ -41,7 +42,7 @@ class JobObserver : public transfer::CopyObserver {
 
  private:
   std::vector<Created>* created_ = nullptr;
-  guest::MigrationHost* host_ = nullptr;
+  hosts::MigrationHost* host_ = nullptr;
   std::string path_;
   JobContext& job_;
   std::string phase_;
@@ -149,13 +150,13 @@ bool same_file_across(Site& from, const std::string& from_path, Site& to,
   if (!to.host.storage().exists(to_path)) return false;
   if (from.host.name() == to.host.name())
     return from_path == to_path || to.host.storage().same_file(from_path, to_path);
-  if (guest::basename_of(from_path) != guest::basename_of(to_path)) return false;
+  if (hosts::basename_of(from_path) != hosts::basename_of(to_path)) return false;
   // Two hosts: the same directory if a probe made through one appears
   // through the other.
   static std::atomic<int> counter{0};
   std::string name = fmt::format(".vmshift-probe-{}-{}", ::getpid(), ++counter);
-  std::string probe_to = guest::dirname_of(to_path) + "/" + name;
-  std::string probe_from = guest::dirname_of(from_path) + "/" + name;
+  std::string probe_to = hosts::dirname_of(to_path) + "/" + name;
+  std::string probe_from = hosts::dirname_of(from_path) + "/" + name;
   to.host.storage().create_image({.path = probe_to, .format = "raw", .capacity = 0});
   Created mine = record_created(to.host.storage(), to.host.name(), probe_to);
   bool seen = false;

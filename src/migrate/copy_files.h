@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "guest/migration.h"
+#include "hosts/migration.h"
 #include "migrate/context.h"
 #include "migrate/created.h"
 #include "qmp/json.h"
@@ -25,7 +25,7 @@ using FileOpener = std::function<std::unique_ptr<transfer::Endpoint>(const std::
 
 // A host and how to read and write its files.
 struct Site {
-  guest::MigrationHost& host;
+  hosts::MigrationHost& host;
   FileOpener open;
 };
 

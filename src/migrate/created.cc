@@ -18,7 +18,7 @@ std::string on_host(const std::string& host) {
 }  // namespace
 
 // 64-bit device and inode numbers go as strings: JSON integers are signed.
-Json to_json(const guest::FileIdentity& id) {
+Json to_json(const hosts::FileIdentity& id) {
   return Json::object()
       .set("basis", Json::string(id.basis))
       .set("device", Json::string(std::to_string(id.device)))
@@ -27,8 +27,8 @@ Json to_json(const guest::FileIdentity& id) {
       .set("key", Json::string(id.key));
 }
 
-guest::FileIdentity identity_from_json(const Json& j) {
-  guest::FileIdentity id;
+hosts::FileIdentity identity_from_json(const Json& j) {
+  hosts::FileIdentity id;
   id.basis = j.get_string("basis");
   id.device = std::stoull(j.get_string("device"));
   id.inode = std::stoull(j.get_string("inode"));
@@ -64,8 +64,8 @@ std::vector<Created> created_list_from_json(const std::optional<Json>& j) {
   return out;
 }
 
-Created record_created(guest::Storage& storage, const std::string& host, const std::string& path) {
-  std::optional<guest::FileIdentity> id = storage.identity(path);
+Created record_created(hosts::Storage& storage, const std::string& host, const std::string& path) {
+  std::optional<hosts::FileIdentity> id = storage.identity(path);
   if (!id)
     throw Error(ErrorCode::kNotFound,
                 fmt::format("'{}'{} is not there right after it was made", path, on_host(host)));
@@ -78,7 +78,7 @@ bool has_created(const std::vector<Created>& all, const std::string& host,
                      [&](const Created& c) { return c.host == host && c.path == path; });
 }
 
-std::optional<std::string> remove_created(guest::Storage& storage, const Created& c) {
+std::optional<std::string> remove_created(hosts::Storage& storage, const Created& c) {
   try {
     if (storage.remove_if_same(c.path, c.identity)) return std::nullopt;
     return fmt::format("left '{}' in place{}: it is not the file this job created", c.path,
@@ -88,7 +88,7 @@ std::optional<std::string> remove_created(guest::Storage& storage, const Created
   }
 }
 
-void remove_all_created(guest::Storage& storage, const std::string& host, std::vector<Created>& all,
+void remove_all_created(hosts::Storage& storage, const std::string& host, std::vector<Created>& all,
                         std::vector<std::string>& problems) {
   std::vector<Created> kept;
   for (const auto& c : all) {

@@ -6,6 +6,8 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/format.h"
+#include "base/poll.h"
 #include "hosts/domain.h"
 #include "migrate/created.h"
 
@@ -69,21 +71,19 @@ bool active(const std::optional<std::string>& state) {
 // While libvirt tears down the destination side of a failed or cancelled
 // migration, the VM shows there as paused: waits (bounded) until it is
 // gone, as long as the VM runs on the source. Returns the destination's state.
-std::optional<std::string> settled_dest_state(guest::MigrationHost& src, guest::MigrationHost& dst,
+std::optional<std::string> settled_dest_state(hosts::MigrationHost& src, hosts::MigrationHost& dst,
                                               const std::string& vm) {
-  Deadline limit = Deadline::after(kSettle);
-  for (;;) {
-    std::optional<std::string> d = dst.vm_state(vm);
-    if (!d || *d != "paused" || limit.expired()) return d;
-    std::optional<std::string> s = src.vm_state(vm);
-    if (!active(s)) return d;
-    std::this_thread::sleep_for(kPoll);
-  }
+  std::optional<std::string> d;
+  poll_until(Deadline::after(kSettle), kPoll, [&] {
+    d = dst.vm_state(vm);
+    return !d || *d != "paused" || !active(src.vm_state(vm));
+  });
+  return d;
 }
 
 // Removes what this job made on the destination, unless the VM runs there.
 // Returns problems as sentences.
-std::vector<std::string> undo_destination(guest::MigrationHost& src, guest::MigrationHost& dst,
+std::vector<std::string> undo_destination(hosts::MigrationHost& src, hosts::MigrationHost& dst,
                                           const std::string& vm, std::vector<Created>& created) {
   auto paths = [&] {
     std::vector<std::string> v;
@@ -123,7 +123,7 @@ std::vector<std::string> undo_destination(guest::MigrationHost& src, guest::Migr
   return problems;
 }
 
-std::string delete_sources(guest::MigrationHost& src, const std::vector<DiskMove>& copies,
+std::string delete_sources(hosts::MigrationHost& src, const std::vector<DiskMove>& copies,
                            bool keep) {
   if (copies.empty()) return "no source files to delete (shared storage)";
   if (keep) return fmt::format("source files kept on host '{}' (--keep-source)", src.name());
@@ -154,11 +154,11 @@ std::vector<std::string> live_migration_steps() {
   return {"check", "prepare", "migrate", "verify", "cleanup"};
 }
 
-guest::MigrationRequest migration_request(const LiveMigrationPlan& plan,
+hosts::MigrationRequest migration_request(const LiveMigrationPlan& plan,
                                           const LiveMigrationOptions& o,
                                           const std::string& dest_xml,
                                           const std::string& persist_xml) {
-  guest::MigrationRequest r;
+  hosts::MigrationRequest r;
   r.dest_peer_uri = plan.dest_peer_uri;
   r.migrate_uri = plan.migrate_uri;
   for (const auto& m : plan.copies) r.copy_disks.push_back(m.target);
@@ -177,7 +177,7 @@ guest::MigrationRequest migration_request(const LiveMigrationPlan& plan,
   return r;
 }
 
-Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
+Result run_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
                           const LiveMigrationPlan& plan, const LiveMigrationOptions& o,
                           JobContext& job) {
   Saved saved;
@@ -226,7 +226,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
       // --force replaces only the file the plan found (no defined VM uses
       // it, no source of the move), and only while it is still that file.
       clear_destination(dst.storage(), m, o.force);
-      guest::NewImage image{.path = m.dest, .format = m.format, .capacity = m.capacity};
+      hosts::NewImage image{.path = m.dest, .format = m.format, .capacity = m.capacity};
       if (o.shallow && !m.backing.empty()) {
         image.backing = m.backing.front();
         image.backing_format = m.backing_format;
@@ -263,7 +263,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
   job.step(kMigrate, StepState::kRunning);
   saved.phase = "migrate";
   job.save_state(saved.dump());
-  std::unique_ptr<guest::LiveMigration> mig;
+  std::unique_ptr<hosts::LiveMigration> mig;
   try {
     mig = src.start_migration(vm, migration_request(plan, o, dest_xml, persist_xml));
   } catch (const Error& e) {
@@ -287,7 +287,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
   auto best_time = start;
   bool cancelled = false, timed_out_action_taken = false;
   std::string timeout_note;
-  guest::MigrationStats last;
+  hosts::MigrationStats last;
   std::optional<std::string> outcome;
   for (;;) {
     outcome = mig->wait(Deadline::after(kPoll));
@@ -302,7 +302,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
         mig->abort();
       }
     }
-    guest::MigrationStats s = mig->stats();
+    hosts::MigrationStats s = mig->stats();
     if (!s.active || s.memory_total + s.disk_total == 0) continue;  // still setting up
     last = s;
     std::uint64_t total = s.memory_total + s.disk_total;
@@ -389,7 +389,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
     return fail_before_switch(kMigrate, fmt::format("The migration failed: {}", *outcome),
                               Outcome::kFailed);
   }
-  std::optional<guest::CompletedMigration> done = dst.completed_migration(vm);
+  std::optional<hosts::CompletedMigration> done = dst.completed_migration(vm);
   saved.phase = "switched";
   if (done) saved.memory_bps = done->memory_bps;
   job.save_state(saved.dump());
@@ -461,7 +461,7 @@ Result run_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
   return Result{Outcome::kCompleted, fmt::format("{}; {}", summary, cleanup)};
 }
 
-Result recover_live_migration(guest::MigrationHost& src, guest::MigrationHost& dst,
+Result recover_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
                               const std::string& state_text, JobContext& job) {
   Saved saved = Saved::parse(state_text);
   const std::string& vm = saved.vm;
@@ -474,7 +474,7 @@ Result recover_live_migration(guest::MigrationHost& src, guest::MigrationHost& d
   if (src.vm_job_active(vm)) {
     bool aborted = src.abort_job(vm);
     Deadline limit = Deadline::after(aborted ? kAbortWait : kRecoveryWait);
-    while (src.vm_job_active(vm) && !limit.expired()) std::this_thread::sleep_for(kPoll);
+    poll_until(limit, kPoll, [&] { return !src.vm_job_active(vm); });
     if (src.vm_job_active(vm))
       throw Error(ErrorCode::kTimeout,
                   fmt::format("a migration of '{}' still runs on host '{}'", vm, src.name()));

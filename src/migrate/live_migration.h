@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "guest/migration.h"
+#include "hosts/migration.h"
 #include "migrate/context.h"
 #include "migrate/live_storage.h"
 #include "migrate/prediction.h"
@@ -69,14 +69,14 @@ struct LiveMigrationPlan {
 
 std::vector<std::string> live_migration_steps();
 
-Result run_live_migration(guest::MigrationHost& source, guest::MigrationHost& dest,
+Result run_live_migration(hosts::MigrationHost& source, hosts::MigrationHost& dest,
                           const LiveMigrationPlan& plan, const LiveMigrationOptions& options,
                           JobContext& job);
 
 // Finishes or undoes a job whose process died, from the state it saved.
 // The migration itself may still be running in the source's libvirtd: it
 // is waited for (bounded) first.
-Result recover_live_migration(guest::MigrationHost& source, guest::MigrationHost& dest,
+Result recover_live_migration(hosts::MigrationHost& source, hosts::MigrationHost& dest,
                               const std::string& saved_state, JobContext& job);
 
 qmp::Json to_json(const LiveMigrationOptions& options);
@@ -85,7 +85,7 @@ qmp::Json to_json(const LiveMigrationPlan& plan);
 LiveMigrationPlan live_plan_from_json(const qmp::Json& json);
 
 // The request libvirt gets for a plan and options (tested on its own).
-guest::MigrationRequest migration_request(const LiveMigrationPlan& plan,
+hosts::MigrationRequest migration_request(const LiveMigrationPlan& plan,
                                           const LiveMigrationOptions& options,
                                           const std::string& dest_xml,
                                           const std::string& persist_xml);

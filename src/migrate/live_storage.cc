@@ -9,14 +9,15 @@
 #include <thread>
 
 #include "base/error.h"
-#include "guest/libvirt_storage.h"
+#include "base/format.h"
+#include "hosts/libvirt_storage.h"
 #include "migrate/created.h"
 
 namespace vmshift::migrate {
 namespace {
 
-using guest::basename_of;
-using guest::dirname_of;
+using hosts::basename_of;
+using hosts::dirname_of;
 using qmp::Json;
 
 enum Step : std::size_t { kCheck, kCopy, kPivot, kVerify, kPersist, kCleanup };
@@ -177,24 +178,13 @@ DiskMove disk_move_from_json(const Json& j) {
   return m;
 }
 
-std::string human_bytes(std::uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
-}
-
 // A bandwidth shared by n copies (at least 1 byte/s each: 0 means unlimited).
 static std::uint64_t share(std::uint64_t bandwidth, std::size_t n) {
   if (bandwidth == 0 || n == 0) return bandwidth;
   return std::max<std::uint64_t>(1, bandwidth / n);
 }
 
-void clear_destination(guest::Storage& storage, const DiskMove& m, bool force) {
+void clear_destination(hosts::Storage& storage, const DiskMove& m, bool force) {
   if (!storage.exists(m.dest)) return;
   if (!force || !m.replace_existing || !m.replaces)
     throw Error(ErrorCode::kAlreadyExists,

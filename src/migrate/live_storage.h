@@ -49,7 +49,7 @@ struct DiskMove {
   // that is no source of the move; it is replaced only if the file there
   // still has this identity when the job starts copying.
   bool replace_existing = false;
-  std::optional<guest::FileIdentity> replaces;
+  std::optional<hosts::FileIdentity> replaces;
 };
 
 // The move of a disk to dest: its target, source, format, size and backing
@@ -76,7 +76,7 @@ LiveStoragePlan plan_live_storage(guest::Guest& guest, const LiveStorageOptions&
 // Makes way for a copy into m.dest: nothing there, or (with force) the
 // file the checks let --force replace, removed only while it is still
 // that file. Throws Error(kAlreadyExists) for any other file, left in place.
-void clear_destination(guest::Storage& storage, const DiskMove& m, bool force);
+void clear_destination(hosts::Storage& storage, const DiskMove& m, bool force);
 
 std::vector<std::string> live_storage_steps();
 
@@ -89,7 +89,5 @@ Result recover_live_storage(guest::Guest& guest, const std::string& saved_state,
 // For the job record: what a process needs to run the job.
 qmp::Json to_json(const LiveStorageOptions& options);
 LiveStorageOptions options_from_json(const qmp::Json& json);
-
-std::string human_bytes(std::uint64_t bytes);
 
 }  // namespace vmshift::migrate

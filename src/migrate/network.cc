@@ -6,8 +6,9 @@
 #include <set>
 
 #include "base/error.h"
-#include "guest/libvirt_storage.h"
+#include "base/format.h"
 #include "hosts/domain.h"
+#include "hosts/libvirt_storage.h"
 #include "migrate/quick_migration.h"
 
 namespace vmshift::migrate {
@@ -93,14 +94,14 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
   // resume copies again.
   auto started_meanwhile = [&](std::size_t step, bool defined_there) -> std::optional<Result> {
     std::optional<std::string> now = src.host.vm_state(vm);
-    if (!guest::running(now)) return std::nullopt;
+    if (!hosts::running(now)) return std::nullopt;
     job.step(step, StepState::kFailed,
              fmt::format("the VM is {} on host '{}'", *now, src.host.name()));
     bool remove_copies = true;
     std::string about;
     if (defined_there) {
       try {
-        if (guest::running(dst.host.vm_state(vm))) {
+        if (hosts::running(dst.host.vm_state(vm))) {
           remove_copies = false;
           about = fmt::format("; it runs on host '{}' too: stop one of them", dst.host.name());
         } else {
@@ -252,7 +253,7 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
   } else {
     try {
       for (const auto& [t, p] : src.host.vm_disks(vm, true)) in_use.insert(p);
-      if (guest::running(src.host.vm_state(vm)))
+      if (hosts::running(src.host.vm_state(vm)))
         for (const auto& [t, p] : src.host.vm_disks(vm, false)) in_use.insert(p);
       source_gone = true;
     } catch (const Error& e) {

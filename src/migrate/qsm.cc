@@ -4,8 +4,9 @@
 #include <thread>
 
 #include "base/error.h"
-#include "guest/libvirt_storage.h"
+#include "base/format.h"
 #include "hosts/domain.h"
+#include "hosts/libvirt_storage.h"
 #include "migrate/created.h"
 #include "migrate/quick_migration.h"
 
@@ -114,7 +115,7 @@ struct Saved {
   }
 };
 
-void remove_quietly(guest::Storage& s, const std::string& path, std::vector<std::string>& problems,
+void remove_quietly(hosts::Storage& s, const std::string& path, std::vector<std::string>& problems,
                     const std::string& host) {
   try {
     if (s.exists(path)) s.remove(path);
@@ -125,7 +126,7 @@ void remove_quietly(guest::Storage& s, const std::string& path, std::vector<std:
 }
 
 // The paths of `paths` that have no file now, on a storage.
-std::vector<std::string> absent(guest::Storage& s, const std::vector<std::string>& paths) {
+std::vector<std::string> absent(hosts::Storage& s, const std::vector<std::string>& paths) {
   std::vector<std::string> out;
   for (const auto& p : paths)
     if (!s.exists(p)) out.push_back(p);
@@ -168,7 +169,7 @@ class Qsm {
   }
   // Deletes a file this job created on a host, if it still is that file;
   // a file it did not create stays.
-  void remove_mine(guest::MigrationHost& host, const std::string& path,
+  void remove_mine(hosts::MigrationHost& host, const std::string& path,
                    std::vector<std::string>& problems) {
     std::vector<Created> mine, rest;
     for (const auto& c : s_.created)
@@ -180,7 +181,7 @@ class Qsm {
   }
   // Records the files of `paths` that a call (libvirt's snapshot or save)
   // just made where there was none before (`were_absent`).
-  void record_made(guest::MigrationHost& host, const std::vector<std::string>& were_absent) {
+  void record_made(hosts::MigrationHost& host, const std::vector<std::string>& were_absent) {
     for (const auto& p : were_absent)
       if (host.storage().exists(p) && !has_created(s_.created, host.name(), p))
         s_.created.push_back(record_created(host.storage(), host.name(), p));
@@ -228,7 +229,7 @@ class Qsm {
   // was (on its overlays), then merges them back.
   std::vector<std::string> restore_on_source() {
     std::vector<std::string> problems;
-    if (!guest::running(src_.host.vm_state(s_.vm))) {
+    if (!hosts::running(src_.host.vm_state(s_.vm))) {
       try {
         src_.host.restore_state(s_.state_src, s_.saved_xml, false);
       } catch (const Error& e) {
@@ -291,7 +292,7 @@ class Qsm {
     std::optional<std::string> state = dst_.host.vm_state(s_.vm);
     live = dst_.host.vm_disks(s_.vm, false);
     std::vector<std::string> wrong;
-    if (!guest::running(state))
+    if (!hosts::running(state))
       wrong.push_back(fmt::format("the VM is {} on host '{}'", state.value_or("not defined"),
                                   dst_.host.name()));
     for (const auto& d : s_.disks)
@@ -506,7 +507,7 @@ class Qsm {
       record_made(src_.host, no_state_yet);
       s_.saved_xml = src_.host.saved_xml(s_.state_src);
     } catch (const Error& e) {
-      bool stopped = !guest::running(src_.host.vm_state(vm));
+      bool stopped = !hosts::running(src_.host.vm_state(vm));
       return undo(kSave, fmt::format("Saving the VM's state failed: {}", e.what()),
                   Outcome::kFailed, stopped);
     }
@@ -563,7 +564,7 @@ class Qsm {
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kCancelled)
         return undo(kRestore, "Cancelled by request during the pause", Outcome::kCancelled, true);
-      if (!guest::running(dst_.host.vm_state(vm)))
+      if (!hosts::running(dst_.host.vm_state(vm)))
         return undo(
             kRestore,
             fmt::format("Restoring the VM on host '{}' failed: {}", dst_.host.name(), e.what()),
@@ -590,14 +591,14 @@ class Qsm {
     if (ph == "undone")
       return {Outcome::kRolledBack, "the job had undone its work before its process died"};
     // On one host, "at the destination" means running on the new files.
-    bool at_dst = guest::running(dst_.host.vm_state(s_.vm));
+    bool at_dst = hosts::running(dst_.host.vm_state(s_.vm));
     if (at_dst && !s_.other_host) {
       std::map<std::string, std::string> live = dst_.host.vm_disks(s_.vm, false);
       for (const auto& d : s_.disks)
         at_dst = at_dst && (live[d.target] == d.dest || live[d.target] == d.overlay_dst) &&
                  ph != "snapshot" && ph != "copy";
     }
-    bool at_src = !at_dst && guest::running(src_.host.vm_state(s_.vm));
+    bool at_src = !at_dst && hosts::running(src_.host.vm_state(s_.vm));
     if (at_dst && ph != "snapshot" && ph != "copy")
       return finish("completed by recovery after its vmshift process died");
     if (at_src) {
@@ -658,14 +659,14 @@ Result run_qsm(Site& src, Site& dst, const LiveMigrationPlan& plan, const LiveMi
   for (const auto& m : plan.copies) {
     Disk d{m.target, m.source, m.dest, m.format, overlay_path(m.source), overlay_path(m.source)};
     if (s.other_host)
-      d.overlay_dst = guest::dirname_of(m.dest) + "/" + guest::basename_of(d.overlay_src);
+      d.overlay_dst = hosts::dirname_of(m.dest) + "/" + hosts::basename_of(d.overlay_src);
     s.disks.push_back(d);
     s.bases.push_back(FileCopy{.from = m.source, .to = m.dest});
     if (s.other_host) s.rest.push_back(FileCopy{.from = d.overlay_src, .to = d.overlay_dst});
   }
   if (s.disks.empty()) return {Outcome::kFailed, "Refused: no disk to move. Nothing was changed."};
-  s.state_src = state_path(guest::dirname_of(s.disks[0].base), plan.vm);
-  s.state_dst = s.other_host ? state_path(guest::dirname_of(s.disks[0].dest), plan.vm) : "";
+  s.state_src = state_path(hosts::dirname_of(s.disks[0].base), plan.vm);
+  s.state_dst = s.other_host ? state_path(hosts::dirname_of(s.disks[0].dest), plan.vm) : "";
   if (s.other_host) s.rest.push_back(FileCopy{.from = s.state_src, .to = s.state_dst});
   s.predicted_pause_ms = plan.prediction.pause.count();
   return Qsm(src, dst, job, s).run(plan, o);

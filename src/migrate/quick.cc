@@ -5,7 +5,7 @@
 #include <functional>
 
 #include "base/error.h"
-#include "guest/libvirt_storage.h"
+#include "hosts/libvirt_storage.h"
 #include "migrate/quick_migration.h"
 
 namespace vmshift::migrate {
@@ -48,7 +48,7 @@ void undo_report(std::string& problems, const std::function<void()>& report) {
 
 // The VM is saved: restores it on the source. Returns what went wrong.
 std::string restore_on_source(Site& src, const Saved& s) {
-  if (guest::running(src.host.vm_state(s.vm))) return "";
+  if (hosts::running(src.host.vm_state(s.vm))) return "";
   try {
     src.host.restore_state(s.state, s.saved_xml, false);
     src.host.storage().remove(s.state);
@@ -64,7 +64,7 @@ std::string restore_on_source(Site& src, const Saved& s) {
 Result finish(Site& src, Site& dst, Saved& s, JobContext& job, const std::string& pause_note) {
   job.step(kVerify, StepState::kRunning);
   std::optional<std::string> state = dst.host.vm_state(s.vm);
-  if (!guest::running(state)) {
+  if (!hosts::running(state)) {
     job.step(kVerify, StepState::kFailed, "not running");
     return {Outcome::kFailed,
             fmt::format("After the restore the VM is {} on host '{}'. Nothing was deleted.",
@@ -125,7 +125,7 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
             "changed."};
   Saved s;
   s.vm = plan.vm;
-  s.state = state_path(guest::dirname_of(plan.shared.begin()->second), plan.vm);
+  s.state = state_path(hosts::dirname_of(plan.shared.begin()->second), plan.vm);
   job.step(kCheck, StepState::kDone,
            fmt::format("the state goes through '{}'; pause predicted {} ms", s.state,
                        plan.prediction.pause.count()));
@@ -140,7 +140,7 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
   } catch (const Error& e) {
     std::string unrecorded;
     undo_report(unrecorded, [&] { job.step(kSave, StepState::kFailed, e.what()); });
-    std::string more = guest::running(src.host.vm_state(s.vm)) ? "" : restore_on_source(src, s);
+    std::string more = hosts::running(src.host.vm_state(s.vm)) ? "" : restore_on_source(src, s);
     s.phase = "undone";
     undo_report(unrecorded, [&] { job.save_state(s.dump()); });
     more += unrecorded;
@@ -162,7 +162,7 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
     dst.host.restore_state(s.state, s.saved_xml, false);
   } catch (const Error& e) {
     bool cancelled = e.code() == ErrorCode::kCancelled;
-    if (cancelled || !guest::running(dst.host.vm_state(s.vm))) {
+    if (cancelled || !hosts::running(dst.host.vm_state(s.vm))) {
       std::string unrecorded;
       undo_report(unrecorded, [&] {
         job.step(kRestore, cancelled ? StepState::kUndone : StepState::kFailed, e.what());
@@ -199,9 +199,9 @@ Result recover_quick(Site& src, Site& dst, const std::string& text, JobContext& 
   Saved s = Saved::parse(text);
   if (s.phase == "done")
     return {Outcome::kCompleted, "the job had finished before its process died"};
-  if (guest::running(dst.host.vm_state(s.vm)))
+  if (hosts::running(dst.host.vm_state(s.vm)))
     return finish(src, dst, s, job, "completed by recovery after its vmshift process died");
-  if (guest::running(src.host.vm_state(s.vm)))
+  if (hosts::running(src.host.vm_state(s.vm)))
     return {Outcome::kRolledBack, fmt::format("The vmshift process running this job died before "
                                               "the VM was saved; it runs on host '{}', unchanged.",
                                               src.host.name())};

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "base/log.h"
 
 namespace vmshift::transfer {
 namespace {
@@ -83,7 +84,7 @@ class Writer : public RangeWriter {
 
 }  // namespace
 
-LibvirtVolume::LibvirtVolume(guest::LibvirtStorage& storage, std::string path)
+LibvirtVolume::LibvirtVolume(hosts::LibvirtStorage& storage, std::string path)
     : storage_(storage), path_(std::move(path)) {}
 
 std::string LibvirtVolume::describe() const {
@@ -121,6 +122,8 @@ void LibvirtVolume::remove() { storage_.remove(path_); }
 
 std::unique_ptr<RangeReader> LibvirtVolume::read(std::uint64_t offset, std::uint64_t length) {
   Stream s = new_stream(storage_.connection());
+  log::Trace trace("libvirt", "virStorageVolDownload", "{} offset={} B length={} B", describe(),
+                   offset, length);
   if (virStorageVolDownload(vol().get(), s.get(), offset, length,
                             VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) != 0)
     hosts::throw_libvirt(fmt::format("cannot read {}", describe()));
@@ -129,6 +132,8 @@ std::unique_ptr<RangeReader> LibvirtVolume::read(std::uint64_t offset, std::uint
 
 std::unique_ptr<RangeWriter> LibvirtVolume::write(std::uint64_t offset, std::uint64_t length) {
   Stream s = new_stream(storage_.connection());
+  log::Trace trace("libvirt", "virStorageVolUpload", "{} offset={} B length={} B", describe(),
+                   offset, length);
   if (virStorageVolUpload(vol().get(), s.get(), offset, length,
                           VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) != 0)
     hosts::throw_libvirt(fmt::format("cannot write {}", describe()));

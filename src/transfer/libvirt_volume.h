@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include "guest/libvirt_storage.h"
+#include "hosts/libvirt_storage.h"
 #include "transfer/endpoint.h"
 
 namespace vmshift::transfer {
@@ -14,7 +14,7 @@ namespace vmshift::transfer {
 class LibvirtVolume : public Endpoint {
  public:
   // storage must outlive this endpoint.
-  LibvirtVolume(guest::LibvirtStorage& storage, std::string path);
+  LibvirtVolume(hosts::LibvirtStorage& storage, std::string path);
   std::string describe() const override;
   bool exists() override;
   std::uint64_t length() override;
@@ -26,7 +26,7 @@ class LibvirtVolume : public Endpoint {
 
  private:
   hosts::Volume vol();  // throws Error(kNotFound)
-  guest::LibvirtStorage& storage_;
+  hosts::LibvirtStorage& storage_;
   std::string path_;
 };
 

@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "base/error.h"
-#include "guest/local_storage.h"
+#include "hosts/local_storage.h"
 #include "hosts/xml.h"
 
 namespace vmshift::testing {
@@ -34,7 +34,7 @@ std::pair<std::string, FakeVm> vm_from_xml(const std::string& text) {
   return {xml.text("/domain/name"), vm};
 }
 
-class FakeMigration : public guest::LiveMigration {
+class FakeMigration : public hosts::LiveMigration {
  public:
   FakeMigration(FakeHost& src, FakeHost& dst, std::string vm, Script script, std::string dest_xml,
                 Events& events)
@@ -44,8 +44,8 @@ class FakeMigration : public guest::LiveMigration {
         script_(std::move(script)),
         dest_xml_(std::move(dest_xml)),
         events_(events) {}
-  guest::MigrationStats stats() override {
-    guest::MigrationStats s;
+  hosts::MigrationStats stats() override {
+    hosts::MigrationStats s;
     s.active = !ended_;
     s.memory_total = 1000;
     s.memory_processed = script_.stalls ? 500 : std::min(1000, 300 * polls_);
@@ -128,11 +128,11 @@ std::optional<std::uint64_t> FakeStorage::allocation(const std::string& path) {
   return static_cast<std::uint64_t>(st.st_blocks) * 512;
 }
 
-std::optional<guest::FileIdentity> FakeStorage::identity(const std::string& path) {
-  return guest::local_identity(host_.real(path));
+std::optional<hosts::FileIdentity> FakeStorage::identity(const std::string& path) {
+  return hosts::local_identity(host_.real(path));
 }
 
-void FakeStorage::create_image(const guest::NewImage& image) {
+void FakeStorage::create_image(const hosts::NewImage& image) {
   host_.log(fmt::format("create {} {} {}{}", image.path, image.format, image.capacity,
                         image.backing.empty() ? "" : " on " + image.backing));
   host_.maybe_fail("create");
@@ -227,8 +227,8 @@ void FakeHost::undefine(const std::string& vm) {
   vms.erase(vm);
 }
 
-std::unique_ptr<guest::LiveMigration> FakeHost::start_migration(
-    const std::string& vm, const guest::MigrationRequest& request) {
+std::unique_ptr<hosts::LiveMigration> FakeHost::start_migration(
+    const std::string& vm, const hosts::MigrationRequest& request) {
   log("start");
   requests.push_back(request);
   if (!start_error.empty()) throw Error(ErrorCode::kCommandFailed, start_error);

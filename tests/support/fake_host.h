@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "guest/migration.h"
+#include "hosts/migration.h"
 #include "support/temp_dir.h"
 #include "transfer/local_file.h"
 
@@ -25,7 +25,7 @@ using Events = std::vector<std::string>;
 class FakeHost;
 
 // The storage of a FakeHost: real files under its root.
-class FakeStorage : public guest::Storage {
+class FakeStorage : public hosts::Storage {
  public:
   FakeStorage(FakeHost& host) : host_(host) {}
   bool exists(const std::string& path) override;
@@ -33,9 +33,9 @@ class FakeStorage : public guest::Storage {
   void remove(const std::string& path) override;
   bool same_file(const std::string& a, const std::string& b) override { return a == b; }
   std::optional<std::uint64_t> allocation(const std::string& path) override;
-  void create_image(const guest::NewImage& image) override;
+  void create_image(const hosts::NewImage& image) override;
   // Device, inode and birth time of the real file, as LocalStorage.
-  std::optional<guest::FileIdentity> identity(const std::string& path) override;
+  std::optional<hosts::FileIdentity> identity(const std::string& path) override;
 
  private:
   FakeHost& host_;
@@ -59,7 +59,7 @@ struct FakeVm {
   std::map<std::string, std::string> backing;  // target -> backing file
 };
 
-class FakeHost : public guest::MigrationHost {
+class FakeHost : public hosts::MigrationHost {
  public:
   FakeHost(std::string name, Events& events);
 
@@ -82,19 +82,19 @@ class FakeHost : public guest::MigrationHost {
   std::string xml_of(const std::string& vm) const;
 
   std::string name() const override { return name_; }
-  guest::Storage& storage() override { return storage_; }
+  hosts::Storage& storage() override { return storage_; }
   std::optional<std::string> vm_state(const std::string& vm) override;
   bool vm_persistent(const std::string& vm) override;
   std::map<std::string, std::string> vm_disks(const std::string& vm, bool persistent) override;
   std::string vm_xml(const std::string& vm, bool persistent) override;
   bool vm_job_active(const std::string&) override { return job_active; }
   bool abort_job(const std::string&) override;
-  std::optional<guest::CompletedMigration> completed_migration(const std::string&) override {
+  std::optional<hosts::CompletedMigration> completed_migration(const std::string&) override {
     return completed;
   }
   void undefine(const std::string& vm) override;
-  std::unique_ptr<guest::LiveMigration> start_migration(
-      const std::string& vm, const guest::MigrationRequest& request) override;
+  std::unique_ptr<hosts::LiveMigration> start_migration(
+      const std::string& vm, const hosts::MigrationRequest& request) override;
   void snapshot_to_overlays(const std::string& vm,
                             const std::map<std::string, std::string>& overlays) override;
   void commit_top(const std::string& vm, const std::string& target, Deadline deadline) override;
@@ -108,12 +108,12 @@ class FakeHost : public guest::MigrationHost {
   void destroy(const std::string& vm) override;
 
   std::map<std::string, FakeVm> vms;
-  std::optional<guest::CompletedMigration> completed;
+  std::optional<hosts::CompletedMigration> completed;
   bool job_active = false;
   std::string start_error;
   Script script;
   FakeHost* peer = nullptr;
-  std::vector<guest::MigrationRequest> requests;
+  std::vector<hosts::MigrationRequest> requests;
   // Operations that throw: "snapshot", "commit", "save", "restore", "define", "create",
   // "undefine".
   std::set<std::string> fail;

@@ -39,7 +39,7 @@ class LiveMigrationTest : public ::testing::Test {
     src_.peer = &dst_;
     src_.vms["g1"] = FakeVm{.disks = {{"vda", "/local/g1-vda.qcow2"}}};
     src_.put_file("/local/g1-vda.qcow2", 4096);
-    dst_.completed = guest::CompletedMigration{.downtime_ms = 180,
+    dst_.completed = hosts::CompletedMigration{.downtime_ms = 180,
                                                .elapsed_ms = 2000,
                                                .data_total = 1000,
                                                .data_processed = 900,
@@ -84,7 +84,7 @@ TEST_F(LiveMigrationTest, SharedStorageCompletes) {
   EXPECT_EQ(job_.paused, 180ms);
   EXPECT_THAT(events_, ElementsAre("host1 start"));
   ASSERT_EQ(src_.requests.size(), 1u);
-  const guest::MigrationRequest& req = src_.requests[0];
+  const hosts::MigrationRequest& req = src_.requests[0];
   EXPECT_EQ(req.dest_peer_uri, "qemu+tcp://host2/system");
   EXPECT_EQ(req.migrate_uri, "tcp://10.77.0.2");
   EXPECT_TRUE(req.copy_disks.empty());
@@ -105,7 +105,7 @@ TEST_F(LiveMigrationTest, LiveVsmCreatesCopiesAndCleansUp) {
   ASSERT_EQ(r.outcome, Outcome::kCompleted) << r.message;
   EXPECT_THAT(events_, ElementsAre("host2 create /other/g1-vda.qcow2 qcow2 67108864", "host1 start",
                                    "host1 remove /local/g1-vda.qcow2"));
-  const guest::MigrationRequest& req = src_.requests.at(0);
+  const hosts::MigrationRequest& req = src_.requests.at(0);
   EXPECT_EQ(req.copy_disks, std::vector<std::string>{"vda"});
   EXPECT_THAT(req.dest_xml, HasSubstr("/other/g1-vda.qcow2"));
   EXPECT_THAT(req.persist_xml, HasSubstr("/other/g1-vda.qcow2"));
@@ -341,7 +341,7 @@ TEST_F(LiveMigrationTest, RecoveryDoesNotTakeAPausedDestinationForDone) {
 
   // With the migration known complete, a paused destination is done.
   events_.clear();
-  dst_.completed = guest::CompletedMigration{.downtime_ms = 100};
+  dst_.completed = hosts::CompletedMigration{.downtime_ms = 100};
   FakeJob second;
   r = recover_live_migration(src_, dst_, saved, second);
   EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.message;

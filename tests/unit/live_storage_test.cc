@@ -17,8 +17,9 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/format.h"
 #include "base/subprocess.h"
-#include "guest/local_storage.h"
+#include "hosts/local_storage.h"
 #include "support/fake_job.h"
 #include "support/scoped_env.h"
 #include "support/temp_dir.h"
@@ -38,7 +39,7 @@ using testing::TempDir;
 using Events = std::vector<std::string>;
 
 // Real files, but a free space the test chooses, and removals recorded.
-class FakeStorage : public guest::LocalStorage {
+class FakeStorage : public hosts::LocalStorage {
  public:
   explicit FakeStorage(Events& events) : events_(events) {}
   std::optional<std::uint64_t> free_bytes(const std::string& dir) override {
@@ -65,7 +66,7 @@ class FakeGuest : public guest::Guest {
   std::string describe() const override { return "VM 'fake'"; }
   std::string state() override { return state_; }
   std::vector<guest::DiskInfo> disks() override { return disks_; }
-  guest::Storage& storage() override { return storage_; }
+  hosts::Storage& storage() override { return storage_; }
 
   void start_copy(const guest::CopyRequest& r) override {
     events.push_back("start " + r.target);
@@ -254,8 +255,8 @@ TEST_F(LiveStoragePlanTest, BackingChainIsCopiedIntoThePlan) {
   std::ofstream(src("base.qcow2")) << std::string(256 << 10, 'b');
   std::ofstream(src("base0.qcow2")) << std::string(128 << 10, 'c');
   guest_.disks_[0].backing = {src("base.qcow2"), src("base0.qcow2")};
-  std::uint64_t chain = *guest::LocalStorage().allocation(src("base.qcow2")) +
-                        *guest::LocalStorage().allocation(src("base0.qcow2"));
+  std::uint64_t chain = *hosts::LocalStorage().allocation(src("base.qcow2")) +
+                        *hosts::LocalStorage().allocation(src("base0.qcow2"));
   ASSERT_GT(chain, 0u);
 
   LiveStoragePlan full = plan_live_storage(guest_, to(dir_.file("dst")));
@@ -540,7 +541,7 @@ std::string read_all(const std::string& path) {
 // file among them, leaving that file as it was.
 TEST(LocalStorageCreate, RefusesAnExistingPathOrALink) {
   TempDir dir;
-  guest::LocalStorage st;
+  hosts::LocalStorage st;
   st.create_image({.path = dir.file("a.qcow2"), .format = "qcow2", .capacity = 8 << 20});
   RunResult info = run_checked(Argv{"qemu-img", "info", "--output=json", dir.file("a.qcow2")},
                                Deadline::after(std::chrono::seconds(30)));
@@ -583,7 +584,7 @@ TEST(LocalStorageCreate, LinkPlantedDuringTheCreateIsNotFollowed) {
   testing::ScopedEnv env_path("PATH", dir.file("bin") + ":" + ::getenv("PATH"));
   testing::ScopedEnv env_at("PLANT_AT", path);
   testing::ScopedEnv env_victim("VICTIM", dir.file("victim"));
-  guest::LocalStorage st;
+  hosts::LocalStorage st;
   for (const char* format : {"qcow2", "raw"}) {
     SCOPED_TRACE(format);
     std::filesystem::remove(path);
@@ -903,14 +904,6 @@ TEST_F(LiveStoragePlanTest, CleanupLeavesBackingFiles) {
   EXPECT_TRUE(std::filesystem::exists(src("base.qcow2")));
   EXPECT_THAT(r.message, HasSubstr("backing files left in place"));
   EXPECT_THAT(r.message, HasSubstr(src("base.qcow2")));
-}
-
-// Test the byte counts people read in plans and results.
-TEST(HumanBytes, Units) {
-  EXPECT_EQ(human_bytes(0), "0 B");
-  EXPECT_EQ(human_bytes(1023), "1023 B");
-  EXPECT_EQ(human_bytes(1536), "1.5 KiB");
-  EXPECT_EQ(human_bytes(10ull << 30), "10.0 GiB");
 }
 
 }  // namespace

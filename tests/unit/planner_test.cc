@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "base/error.h"
-#include "guest/libvirt_host.h"
 #include "hosts/domain.h"
+#include "hosts/libvirt_host.h"
 #include "migrate/prediction.h"
 
 namespace vmshift::core {
@@ -34,7 +34,7 @@ std::string data(const std::string& name) {
 
 // The destination's files: which exist, and free space per directory (a
 // directory not listed does not exist).
-class FakeStorage : public guest::Storage {
+class FakeStorage : public hosts::Storage {
  public:
   std::set<std::string> files;
   std::map<std::string, std::uint64_t> dirs;
@@ -48,10 +48,10 @@ class FakeStorage : public guest::Storage {
   void remove(const std::string& path) override { files.erase(path); }
   bool same_file(const std::string& a, const std::string& b) override { return a == b; }
   std::optional<std::uint64_t> allocation(const std::string&) override { return 0; }
-  void create_image(const guest::NewImage& image) override { files.insert(image.path); }
-  std::optional<guest::FileIdentity> identity(const std::string& path) override {
+  void create_image(const hosts::NewImage& image) override { files.insert(image.path); }
+  std::optional<hosts::FileIdentity> identity(const std::string& path) override {
     if (!exists(path)) return std::nullopt;
-    return guest::FileIdentity{.basis = "test", .key = path};
+    return hosts::FileIdentity{.basis = "test", .key = path};
   }
 };
 
@@ -767,13 +767,13 @@ TEST(LinkRate, Parse) {
 
 // Test the libvirt flags and typed parameters a migration request becomes.
 TEST(MigrationRequest, FlagsAndParameters) {
-  guest::MigrationRequest r;
+  hosts::MigrationRequest r;
   r.dest_peer_uri = "qemu+tcp://host2/system";
   r.migrate_uri = "tcp://10.77.0.2";
   unsigned int base = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
                       VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_ABORT_ON_ERROR;
-  EXPECT_EQ(guest::migration_flags(r), base);
-  EXPECT_EQ(guest::migration_params(r), std::vector<std::string>{"migrate_uri=tcp://10.77.0.2"});
+  EXPECT_EQ(hosts::migration_flags(r), base);
+  EXPECT_EQ(hosts::migration_params(r), std::vector<std::string>{"migrate_uri=tcp://10.77.0.2"});
 
   r.copy_disks = {"vda", "vdb"};
   r.dest_xml = "<domain/>";
@@ -785,14 +785,14 @@ TEST(MigrationRequest, FlagsAndParameters) {
   r.tls = true;
   r.shared_storage_vouched = true;
   r.copy_top_only = true;
-  EXPECT_EQ(guest::migration_flags(r) & VIR_MIGRATE_NON_SHARED_DISK, 0u);
-  EXPECT_NE(guest::migration_flags(r) & VIR_MIGRATE_NON_SHARED_INC, 0u);
+  EXPECT_EQ(hosts::migration_flags(r) & VIR_MIGRATE_NON_SHARED_DISK, 0u);
+  EXPECT_NE(hosts::migration_flags(r) & VIR_MIGRATE_NON_SHARED_INC, 0u);
   r.copy_top_only = false;
-  EXPECT_EQ(guest::migration_flags(r), base | VIR_MIGRATE_NON_SHARED_DISK |
+  EXPECT_EQ(hosts::migration_flags(r), base | VIR_MIGRATE_NON_SHARED_DISK |
                                            VIR_MIGRATE_AUTO_CONVERGE | VIR_MIGRATE_POSTCOPY |
                                            VIR_MIGRATE_TLS | VIR_MIGRATE_PARALLEL |
                                            VIR_MIGRATE_COMPRESSED | VIR_MIGRATE_UNSAFE);
-  EXPECT_EQ(guest::migration_params(r),
+  EXPECT_EQ(hosts::migration_params(r),
             (std::vector<std::string>{"migrate_uri=tcp://10.77.0.2", "destination_xml=<domain/>",
                                       "migrate_disks=vda", "migrate_disks=vdb", "bandwidth=100",
                                       "compression=xbzrle", "parallel.connections=4"}));
@@ -802,14 +802,14 @@ TEST(MigrationRequest, FlagsAndParameters) {
 // one libvirt cannot take (it has no bytes/s flavour) is refused, not
 // rounded.
 TEST(MigrationRequest, BandwidthInWholeMiBOnly) {
-  guest::MigrationRequest r;
+  hosts::MigrationRequest r;
   r.bandwidth = 1 * kMiB;
-  EXPECT_EQ(guest::migration_params(r), std::vector<std::string>{"bandwidth=1"});
-  EXPECT_EQ(guest::migration_bandwidth_mib(7 * kMiB), 7u);
+  EXPECT_EQ(hosts::migration_params(r), std::vector<std::string>{"bandwidth=1"});
+  EXPECT_EQ(hosts::migration_bandwidth_mib(7 * kMiB), 7u);
   for (std::uint64_t bytes : {kMiB / 2, 3 * kMiB / 2, kMiB + 1, std::uint64_t{1}}) {
     r.bandwidth = bytes;
     try {
-      guest::migration_params(r);
+      hosts::migration_params(r);
       ADD_FAILURE() << bytes << " bytes/s reached libvirt";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
@@ -817,7 +817,7 @@ TEST(MigrationRequest, BandwidthInWholeMiBOnly) {
     }
   }
   r.bandwidth = kMiB / 2;
-  EXPECT_THAT([&] { guest::migration_params(r); },
+  EXPECT_THAT([&] { hosts::migration_params(r); },
               testing::ThrowsMessage<Error>(HasSubstr("0.5 MiB/s cannot be honoured")));
 }
 

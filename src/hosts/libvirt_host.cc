@@ -1,4 +1,4 @@
-#include "guest/libvirt_host.h"
+#include "hosts/libvirt_host.h"
 
 #include <fmt/format.h>
 
@@ -7,50 +7,14 @@
 #include <thread>
 
 #include "base/bandwidth.h"
+#include "base/format.h"
 #include "base/log.h"
-#include "guest/libvirt_guest.h"
+#include "base/poll.h"
+#include "hosts/block_job.h"
 #include "hosts/xml.h"
 
-namespace vmshift::guest {
+namespace vmshift::hosts {
 namespace {
-
-// virTypedParameter arrays that libvirt allocates, freed with the owner.
-class TypedParams {
- public:
-  TypedParams() { hosts::init_libvirt(); }
-  TypedParams(const TypedParams&) = delete;
-  TypedParams& operator=(const TypedParams&) = delete;
-  ~TypedParams() { virTypedParamsFree(params_, n_); }
-
-  void add(const char* name, const std::string& value) {
-    if (virTypedParamsAddString(&params_, &n_, &max_, name, value.c_str()) < 0)
-      hosts::throw_libvirt(fmt::format("cannot set the migration parameter {}", name));
-  }
-  void add(const char* name, unsigned long long value) {
-    if (virTypedParamsAddULLong(&params_, &n_, &max_, name, value) < 0)
-      hosts::throw_libvirt(fmt::format("cannot set the migration parameter {}", name));
-  }
-  void add(const char* name, int value) {
-    if (virTypedParamsAddInt(&params_, &n_, &max_, name, value) < 0)
-      hosts::throw_libvirt(fmt::format("cannot set the migration parameter {}", name));
-  }
-  virTypedParameterPtr get() const { return params_; }
-  int size() const { return n_; }
-  // Takes over an array libvirt returned.
-  virTypedParameterPtr* out_params() { return &params_; }
-  int* out_size() { return &n_; }
-
-  std::uint64_t ull(const char* name) const {
-    unsigned long long v = 0;
-    return virTypedParamsGetULLong(params_, n_, name, &v) == 1 ? v : 0;
-  }
-  bool has(const char* name) const { return virTypedParamsGet(params_, n_, name) != nullptr; }
-
- private:
-  virTypedParameterPtr params_ = nullptr;
-  int n_ = 0;
-  int max_ = 0;
-};
 
 void fill_params(const MigrationRequest& r, TypedParams& p) {
   if (!r.migrate_uri.empty()) p.add(VIR_MIGRATE_PARAM_URI, r.migrate_uri);
@@ -67,8 +31,8 @@ void fill_params(const MigrationRequest& r, TypedParams& p) {
 // The shared state of a migration and the thread that runs it; the thread
 // holds its own reference, so it may outlive the LiveMigration object.
 struct Shared {
-  hosts::Connection conn;
-  hosts::Domain dom;
+  Connection conn;
+  Domain dom;
   std::string vm;
   std::string host;
   std::mutex mu;
@@ -86,6 +50,9 @@ class LibvirtMigration : public LiveMigration {
     auto params = std::make_shared<TypedParams>();
     fill_params(r, *params);
     std::thread([s = s_, params, dconnuri, flags] {
+      log::Trace trace("libvirt", "virDomainMigrateToURI3",
+                       "vm='{}' host='{}' dconnuri='{}' flags={:#x} {}", s->vm, s->host, dconnuri,
+                       flags, fmt::join(params->describe(), " "));
       int rc = virDomainMigrateToURI3(s->dom.get(), dconnuri.c_str(), params->get(),
                                       static_cast<unsigned int>(params->size()), flags);
       std::string why;
@@ -113,6 +80,7 @@ class LibvirtMigration : public LiveMigration {
     MigrationStats st;
     TypedParams p;
     int type = VIR_DOMAIN_JOB_NONE;
+    log::Trace trace("libvirt", "virDomainGetJobStats", "vm='{}' host='{}'", s_->vm, s_->host);
     if (virDomainGetJobStats(s_->dom.get(), &type, p.out_params(), p.out_size(), 0) != 0) {
       virResetLastError();  // the domain may be gone from the source already
       return st;
@@ -137,6 +105,9 @@ class LibvirtMigration : public LiveMigration {
     }
     if (st.active && !downtime_set_ && max_downtime_.count() > 0) {
       // Set once the job runs: libvirt applies it to the running migration.
+      log::Trace downtime_trace("libvirt", "virDomainMigrateSetMaxDowntime",
+                                "vm='{}' host='{}' downtime={} ms", s_->vm, s_->host,
+                                max_downtime_.count());
       if (virDomainMigrateSetMaxDowntime(
               s_->dom.get(), static_cast<unsigned long long>(max_downtime_.count()), 0) != 0) {
         virErrorPtr e = virGetLastError();
@@ -161,6 +132,7 @@ class LibvirtMigration : public LiveMigration {
   }
 
   void abort() override {
+    log::Trace trace("libvirt", "virDomainAbortJob", "vm='{}' host='{}'", s_->vm, s_->host);
     if (virDomainAbortJob(s_->dom.get()) != 0) {
       // No job (it ended meanwhile) is not an error here.
       virResetLastError();
@@ -168,15 +140,18 @@ class LibvirtMigration : public LiveMigration {
   }
 
   void switch_to_postcopy() override {
+    log::Trace trace("libvirt", "virDomainMigrateStartPostCopy", "vm='{}' host='{}'", s_->vm,
+                     s_->host);
     if (virDomainMigrateStartPostCopy(s_->dom.get(), 0) != 0)
-      hosts::throw_libvirt(fmt::format("cannot switch the migration of '{}' to post-copy", s_->vm));
+      throw_libvirt(fmt::format("cannot switch the migration of '{}' to post-copy", s_->vm));
     std::lock_guard lock(s_->mu);
     s_->postcopy = true;
   }
 
   void suspend_source() override {
+    log::Trace trace("libvirt", "virDomainSuspend", "vm='{}' host='{}'", s_->vm, s_->host);
     if (virDomainSuspend(s_->dom.get()) != 0)
-      hosts::throw_libvirt(fmt::format("cannot pause '{}' on host '{}'", s_->vm, s_->host));
+      throw_libvirt(fmt::format("cannot pause '{}' on host '{}'", s_->vm, s_->host));
   }
 
  private:
@@ -218,48 +193,30 @@ std::uint64_t migration_bandwidth_mib(std::uint64_t bytes_per_s) {
 std::vector<std::string> migration_params(const MigrationRequest& r) {
   TypedParams p;
   fill_params(r, p);
-  std::vector<std::string> out;
-  for (int i = 0; i < p.size(); ++i) {
-    const virTypedParameter& t = p.get()[i];
-    std::string value;
-    switch (t.type) {
-      case VIR_TYPED_PARAM_STRING:
-        value = t.value.s;
-        break;
-      case VIR_TYPED_PARAM_ULLONG:
-        value = std::to_string(t.value.ul);
-        break;
-      case VIR_TYPED_PARAM_INT:
-        value = std::to_string(t.value.i);
-        break;
-      default:
-        value = "?";
-    }
-    out.push_back(fmt::format("{}={}", t.field, value));
-  }
-  return out;
+  return p.describe();
 }
 
-LibvirtHost::LibvirtHost(hosts::Connection conn) : conn_(conn), storage_(conn) {}
+LibvirtHost::LibvirtHost(Connection conn) : conn_(conn), storage_(conn) {}
 
-hosts::Domain LibvirtHost::find(const std::string& vm) {
+Domain LibvirtHost::find(const std::string& vm) {
+  log::Trace trace("libvirt", "virDomainLookupByName", "vm='{}' host='{}'", vm, conn_.host());
   virDomainPtr d = virDomainLookupByName(conn_.get(), vm.c_str());
   if (d == nullptr) {
     virErrorPtr e = virGetLastError();
     if (e != nullptr && e->code == VIR_ERR_NO_DOMAIN) {
       virResetLastError();
-      return hosts::Domain();
+      return Domain();
     }
-    hosts::throw_libvirt(fmt::format("cannot look up VM '{}' on host '{}'", vm, conn_.host()));
+    throw_libvirt(fmt::format("cannot look up VM '{}' on host '{}'", vm, conn_.host()));
   }
-  return hosts::Domain(d);
+  return Domain(d);
 }
 
 std::optional<std::string> LibvirtHost::vm_state(const std::string& vm) {
-  hosts::Domain d = find(vm);
+  Domain d = find(vm);
   if (!d) return std::nullopt;
   try {
-    return hosts::domain_state(d.get());
+    return domain_state(d.get());
   } catch (const Error&) {
     // Gone between the lookup and the question (e.g. the destination side
     // of a cancelled migration): not defined here any more.
@@ -269,14 +226,13 @@ std::optional<std::string> LibvirtHost::vm_state(const std::string& vm) {
 }
 
 bool LibvirtHost::vm_persistent(const std::string& vm) {
-  hosts::Domain d = find(vm);
+  Domain d = find(vm);
   return d && virDomainIsPersistent(d.get()) == 1;
 }
 
 std::map<std::string, std::string> LibvirtHost::vm_disks(const std::string& vm, bool persistent) {
-  hosts::Domain d = conn_.domain(vm);
-  hosts::Xml xml =
-      hosts::Xml::parse(hosts::domain_xml(d.get(), persistent ? VIR_DOMAIN_XML_INACTIVE : 0));
+  Domain d = conn_.domain(vm);
+  Xml xml = Xml::parse(domain_xml(d.get(), persistent ? VIR_DOMAIN_XML_INACTIVE : 0));
   std::map<std::string, std::string> out;
   int n = xml.count("/domain/devices/disk[@device='disk']");
   for (int i = 1; i <= n; ++i) {
@@ -289,15 +245,16 @@ std::map<std::string, std::string> LibvirtHost::vm_disks(const std::string& vm, 
 }
 
 std::string LibvirtHost::vm_xml(const std::string& vm, bool persistent) {
-  hosts::Domain d = conn_.domain(vm);
-  return hosts::domain_xml(d.get(), VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_SECURE |
-                                        (persistent ? VIR_DOMAIN_XML_INACTIVE : 0));
+  Domain d = conn_.domain(vm);
+  return domain_xml(d.get(), VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_SECURE |
+                                 (persistent ? VIR_DOMAIN_XML_INACTIVE : 0));
 }
 
 bool LibvirtHost::vm_job_active(const std::string& vm) {
-  hosts::Domain d = find(vm);
+  Domain d = find(vm);
   if (!d) return false;
   virDomainJobInfo info{};
+  log::Trace trace("libvirt", "virDomainGetJobInfo", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainGetJobInfo(d.get(), &info) != 0) {
     virResetLastError();
     return false;
@@ -306,8 +263,9 @@ bool LibvirtHost::vm_job_active(const std::string& vm) {
 }
 
 bool LibvirtHost::abort_job(const std::string& vm) {
-  hosts::Domain d = find(vm);
+  Domain d = find(vm);
   if (!d) return false;
+  log::Trace trace("libvirt", "virDomainAbortJob", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainAbortJob(d.get()) != 0) {
     virResetLastError();
     return false;
@@ -316,10 +274,12 @@ bool LibvirtHost::abort_job(const std::string& vm) {
 }
 
 std::optional<CompletedMigration> LibvirtHost::completed_migration(const std::string& vm) {
-  hosts::Domain d = find(vm);
+  Domain d = find(vm);
   if (!d) return std::nullopt;
   TypedParams p;
   int type = VIR_DOMAIN_JOB_NONE;
+  log::Trace trace("libvirt", "virDomainGetJobStats", "vm='{}' host='{}' flags=COMPLETED", vm,
+                   conn_.host());
   if (virDomainGetJobStats(d.get(), &type, p.out_params(), p.out_size(),
                            VIR_DOMAIN_JOB_STATS_COMPLETED) != 0) {
     virResetLastError();
@@ -338,17 +298,19 @@ std::optional<CompletedMigration> LibvirtHost::completed_migration(const std::st
 }
 
 void LibvirtHost::undefine(const std::string& vm) {
-  hosts::Domain d = find(vm);
+  Domain d = find(vm);
   if (!d) return;
-  if (hosts::domain_active(d.get()))
+  if (domain_active(d.get()))
     throw Error(ErrorCode::kFailedPrecondition,
                 fmt::format("VM '{}' runs on host '{}': not removing it", vm, conn_.host()));
   // The definition only: the NVRAM file and the vTPM's state stay (they
   // were never copied); a managed-save image or snapshot metadata makes
   // libvirt refuse, which the caller reports, rather than drop them.
+  log::Trace trace("libvirt", "virDomainUndefineFlags",
+                   "vm='{}' host='{}' flags=KEEP_NVRAM|KEEP_TPM", vm, conn_.host());
   if (virDomainUndefineFlags(d.get(),
                              VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_KEEP_TPM) != 0)
-    hosts::throw_libvirt(fmt::format("cannot undefine VM '{}' on host '{}'", vm, conn_.host()));
+    throw_libvirt(fmt::format("cannot undefine VM '{}' on host '{}'", vm, conn_.host()));
 }
 
 std::unique_ptr<LiveMigration> LibvirtHost::start_migration(const std::string& vm,
@@ -358,7 +320,7 @@ std::unique_ptr<LiveMigration> LibvirtHost::start_migration(const std::string& v
   s->dom = conn_.domain(vm);
   s->vm = vm;
   s->host = conn_.host();
-  if (!hosts::domain_active(s->dom.get()))
+  if (!domain_active(s->dom.get()))
     throw Error(ErrorCode::kFailedPrecondition,
                 fmt::format("VM '{}' is not running on host '{}'", vm, conn_.host()));
   return std::make_unique<LibvirtMigration>(std::move(s), request);
@@ -366,115 +328,127 @@ std::unique_ptr<LiveMigration> LibvirtHost::start_migration(const std::string& v
 
 void LibvirtHost::snapshot_to_overlays(const std::string& vm,
                                        const std::map<std::string, std::string>& overlays) {
-  hosts::Domain d = conn_.domain(vm);
+  Domain d = conn_.domain(vm);
   std::string disks;
   for (const auto& [target, path] : vm_disks(vm, false)) {
     (void)path;
     auto it = overlays.find(target);
     if (it == overlays.end())
-      disks += fmt::format("<disk name='{}' snapshot='no'/>", hosts::xml_escape(target));
+      disks += fmt::format("<disk name='{}' snapshot='no'/>", xml_escape(target));
     else
       disks += fmt::format(
           "<disk name='{}' snapshot='external'><driver type='qcow2'/><source file='{}'/></disk>",
-          hosts::xml_escape(target), hosts::xml_escape(it->second));
+          xml_escape(target), xml_escape(it->second));
   }
   std::string xml = fmt::format("<domainsnapshot><disks>{}</disks></domainsnapshot>", disks);
-  virDomainSnapshotPtr snap = virDomainSnapshotCreateXML(
-      d.get(), xml.c_str(),
-      VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
-          VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC);
+  log::Trace trace("libvirt", "virDomainSnapshotCreateXML",
+                   "vm='{}' host='{}' overlays={} flags=DISK_ONLY|NO_METADATA|ATOMIC", vm,
+                   conn_.host(), overlays.size());
+  Snapshot snap(virDomainSnapshotCreateXML(d.get(), xml.c_str(),
+                                           VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY |
+                                               VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
+                                               VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC));
   if (snap == nullptr)
-    hosts::throw_libvirt(
+    throw_libvirt(
         fmt::format("cannot snapshot the disks of VM '{}' on host '{}'", vm, conn_.host()));
-  virDomainSnapshotFree(snap);
 }
 
 void LibvirtHost::commit_top(const std::string& vm, const std::string& target, Deadline deadline) {
-  LibvirtGuest g(conn_, vm);
-  hosts::Domain d = conn_.domain(vm);
+  Domain d = conn_.domain(vm);
+  std::string who = fmt::format("VM '{}' on host '{}'", vm, conn_.host());
+  log::Trace trace("libvirt", "virDomainBlockCommit",
+                   "vm='{}' host='{}' disk={} flags=ACTIVE deadline={}", vm, conn_.host(), target,
+                   human_duration(deadline.remaining()));
   if (virDomainBlockCommit(d.get(), target.c_str(), nullptr, nullptr, 0,
                            VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) != 0)
-    hosts::throw_libvirt(
+    throw_libvirt(
         fmt::format("cannot merge the top layer of disk {} of VM '{}' on host "
                     "'{}'",
                     target, vm, conn_.host()));
-  for (;;) {
-    CopyStatus st = g.copy_status(target);
+  bool ready = poll_until(deadline, std::chrono::milliseconds(100), [&] {
+    BlockJobStatus st =
+        block_job_status(d.get(), who, target, Deadline::after(std::chrono::seconds(30)));
     if (!st.active)
       throw Error(
           ErrorCode::kCommandFailed,
           fmt::format("the merge of disk {} of VM '{}' ended before its switch", target, vm));
-    if (st.ready) break;
-    if (deadline.expired()) {
-      g.abort_copy(target, Deadline::after(std::chrono::seconds(60)));
-      throw Error(ErrorCode::kTimeout,
-                  fmt::format("the merge of disk {} of VM '{}' was not done in time; it was "
-                              "cancelled (the disk still runs on its top layer)",
-                              target, vm));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return st.ready;
+  });
+  if (!ready) {
+    abort_block_job(d.get(), who, target, Deadline::after(std::chrono::seconds(60)));
+    throw Error(ErrorCode::kTimeout,
+                fmt::format("the merge of disk {} of VM '{}' was not done in time; it was "
+                            "cancelled (the disk still runs on its top layer)",
+                            target, vm));
   }
-  g.pivot(target, deadline);
+  pivot_block_job(d.get(), who, target, deadline);
 }
 
 void LibvirtHost::save_state(const std::string& vm, const std::string& path) {
-  hosts::Domain d = conn_.domain(vm);
+  Domain d = conn_.domain(vm);
+  log::Trace trace("libvirt", "virDomainSaveFlags", "vm='{}' host='{}' path='{}' flags=RUNNING", vm,
+                   conn_.host(), path);
   if (virDomainSaveFlags(d.get(), path.c_str(), nullptr, VIR_DOMAIN_SAVE_RUNNING) != 0)
-    hosts::throw_libvirt(fmt::format("cannot save the state of VM '{}' on host '{}' to '{}'", vm,
-                                     conn_.host(), path));
+    throw_libvirt(fmt::format("cannot save the state of VM '{}' on host '{}' to '{}'", vm,
+                              conn_.host(), path));
 }
 
 std::string LibvirtHost::saved_xml(const std::string& path) {
-  char* x =
-      virDomainSaveImageGetXMLDesc(conn_.get(), path.c_str(), VIR_DOMAIN_SAVE_IMAGE_XML_SECURE);
-  if (x == nullptr)
-    hosts::throw_libvirt(
-        fmt::format("cannot read the saved state '{}' on host '{}'", path, conn_.host()));
-  std::string s = x;
-  std::free(x);
-  return s;
+  log::Trace trace("libvirt", "virDomainSaveImageGetXMLDesc", "host='{}' path='{}'", conn_.host(),
+                   path);
+  std::optional<std::string> x = take_string(
+      virDomainSaveImageGetXMLDesc(conn_.get(), path.c_str(), VIR_DOMAIN_SAVE_IMAGE_XML_SECURE));
+  if (!x)
+    throw_libvirt(fmt::format("cannot read the saved state '{}' on host '{}'", path, conn_.host()));
+  return *x;
 }
 
 void LibvirtHost::restore_state(const std::string& path, const std::string& xml, bool paused) {
+  log::Trace trace("libvirt", "virDomainRestoreFlags", "host='{}' path='{}' xml={} B paused={}",
+                   conn_.host(), path, xml.size(), paused);
   if (virDomainRestoreFlags(conn_.get(), path.c_str(), xml.empty() ? nullptr : xml.c_str(),
                             paused ? VIR_DOMAIN_SAVE_PAUSED : VIR_DOMAIN_SAVE_RUNNING) != 0)
-    hosts::throw_libvirt(
+    throw_libvirt(
         fmt::format("cannot restore the saved state '{}' on host '{}'", path, conn_.host()));
 }
 
 std::optional<std::string> LibvirtHost::managed_save_path(const std::string& vm) {
-  hosts::Domain d = find(vm);
+  Domain d = find(vm);
   if (!d) return std::nullopt;
+  log::Trace trace("libvirt", "virDomainHasManagedSaveImage", "vm='{}' host='{}'", vm,
+                   conn_.host());
   int r = virDomainHasManagedSaveImage(d.get(), 0);
-  if (r < 0) hosts::throw_libvirt(fmt::format("cannot check VM '{}' for a saved state", vm));
+  if (r < 0) throw_libvirt(fmt::format("cannot check VM '{}' for a saved state", vm));
   if (r == 0) return std::nullopt;
   return fmt::format("/var/lib/libvirt/qemu/save/{}.save", vm);
 }
 
 void LibvirtHost::managed_save(const std::string& vm) {
-  hosts::Domain d = conn_.domain(vm);
+  Domain d = conn_.domain(vm);
+  log::Trace trace("libvirt", "virDomainManagedSave", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainManagedSave(d.get(), 0) != 0)
-    hosts::throw_libvirt(fmt::format("cannot save VM '{}' on host '{}'", vm, conn_.host()));
+    throw_libvirt(fmt::format("cannot save VM '{}' on host '{}'", vm, conn_.host()));
 }
 
 void LibvirtHost::define(const std::string& xml) {
-  virDomainPtr d = virDomainDefineXML(conn_.get(), xml.c_str());
-  if (d == nullptr)
-    hosts::throw_libvirt(fmt::format("cannot define the VM on host '{}'", conn_.host()));
-  virDomainFree(d);
+  log::Trace trace("libvirt", "virDomainDefineXML", "host='{}' xml={} B", conn_.host(), xml.size());
+  Domain d(virDomainDefineXML(conn_.get(), xml.c_str()));
+  if (!d) throw_libvirt(fmt::format("cannot define the VM on host '{}'", conn_.host()));
 }
 
 void LibvirtHost::start(const std::string& vm) {
-  hosts::Domain d = conn_.domain(vm);
+  Domain d = conn_.domain(vm);
+  log::Trace trace("libvirt", "virDomainCreate", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainCreate(d.get()) != 0)
-    hosts::throw_libvirt(fmt::format("cannot start VM '{}' on host '{}'", vm, conn_.host()));
+    throw_libvirt(fmt::format("cannot start VM '{}' on host '{}'", vm, conn_.host()));
 }
 
 void LibvirtHost::destroy(const std::string& vm) {
-  hosts::Domain d = find(vm);
-  if (!d || !hosts::domain_active(d.get())) return;
+  Domain d = find(vm);
+  if (!d || !domain_active(d.get())) return;
+  log::Trace trace("libvirt", "virDomainDestroy", "vm='{}' host='{}'", vm, conn_.host());
   if (virDomainDestroy(d.get()) != 0)
-    hosts::throw_libvirt(fmt::format("cannot stop VM '{}' on host '{}'", vm, conn_.host()));
+    throw_libvirt(fmt::format("cannot stop VM '{}' on host '{}'", vm, conn_.host()));
 }
 
-}  // namespace vmshift::guest
+}  // namespace vmshift::hosts

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "base/deadline.h"
-#include "guest/guest.h"
+#include "hosts/storage.h"
 
-namespace vmshift::guest {
+namespace vmshift::hosts {
 
 struct MigrationRequest {
   // How the source host's libvirtd reaches the destination's (peer-to-peer).
@@ -149,4 +149,4 @@ class MigrationHost {
   virtual void destroy(const std::string& vm) = 0;
 };
 
-}  // namespace vmshift::guest
+}  // namespace vmshift::hosts

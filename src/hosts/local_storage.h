@@ -1,9 +1,9 @@
 // Files vmshift can see itself (a bare QEMU guest on this machine).
 #pragma once
 
-#include "guest/guest.h"
+#include "hosts/storage.h"
 
-namespace vmshift::guest {
+namespace vmshift::hosts {
 
 class LocalStorage : public Storage {
  public:
@@ -22,4 +22,4 @@ class LocalStorage : public Storage {
 // and birth time where the file system keeps it. nullopt if there is none.
 std::optional<FileIdentity> local_identity(const std::string& path);
 
-}  // namespace vmshift::guest
+}  // namespace vmshift::hosts

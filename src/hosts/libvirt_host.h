@@ -7,15 +7,15 @@
 #include <memory>
 #include <string>
 
-#include "guest/libvirt_storage.h"
-#include "guest/migration.h"
 #include "hosts/libvirt.h"
+#include "hosts/libvirt_storage.h"
+#include "hosts/migration.h"
 
-namespace vmshift::guest {
+namespace vmshift::hosts {
 
 class LibvirtHost : public MigrationHost {
  public:
-  explicit LibvirtHost(hosts::Connection conn);
+  explicit LibvirtHost(Connection conn);
 
   std::string name() const override { return conn_.host(); }
   Storage& storage() override { return storage_; }
@@ -42,13 +42,13 @@ class LibvirtHost : public MigrationHost {
   void start(const std::string& vm) override;
   void destroy(const std::string& vm) override;
 
-  const hosts::Connection& connection() const { return conn_; }
+  const Connection& connection() const { return conn_; }
   LibvirtStorage& libvirt_storage() { return storage_; }
 
  private:
-  hosts::Domain find(const std::string& vm);  // null if none
+  Domain find(const std::string& vm);  // null if none
 
-  hosts::Connection conn_;
+  Connection conn_;
   LibvirtStorage storage_;
 };
 
@@ -62,4 +62,4 @@ std::vector<std::string> migration_params(const MigrationRequest& request);
 // Error(kInvalidArgument) for a rate that is not a whole number of MiB/s.
 std::uint64_t migration_bandwidth_mib(std::uint64_t bytes_per_s);
 
-}  // namespace vmshift::guest
+}  // namespace vmshift::hosts

@@ -7,14 +7,14 @@
 #include <string>
 #include <vector>
 
-#include "guest/guest.h"
 #include "hosts/libvirt.h"
+#include "hosts/storage.h"
 
-namespace vmshift::guest {
+namespace vmshift::hosts {
 
 class LibvirtStorage : public Storage {
  public:
-  explicit LibvirtStorage(hosts::Connection conn);
+  explicit LibvirtStorage(Connection conn);
   ~LibvirtStorage() override;
   LibvirtStorage(const LibvirtStorage&) = delete;
   LibvirtStorage& operator=(const LibvirtStorage&) = delete;
@@ -31,20 +31,20 @@ class LibvirtStorage : public Storage {
 
   // The volume of a file (its directory gets a transient pool if no pool
   // covers it); null if there is no such file.
-  hosts::Volume volume_at(const std::string& path) { return volume(path); }
-  const hosts::Connection& connection() const { return conn_; }
+  Volume volume_at(const std::string& path) { return volume(path); }
+  const Connection& connection() const { return conn_; }
 
  private:
   virStoragePoolPtr pool_for(const std::string& dir);
-  hosts::Volume volume(const std::string& path);  // null if none
+  Volume volume(const std::string& path);  // null if none
   bool same_dir(const std::string& a, const std::string& b);
 
-  hosts::Connection conn_;
-  std::map<std::string, hosts::Pool> pools_;  // directory -> pool
-  std::vector<hosts::Pool> transient_;        // pools this object created
+  Connection conn_;
+  std::map<std::string, Pool> pools_;  // directory -> pool
+  std::vector<Pool> transient_;        // pools this object created
 };
 
 std::string dirname_of(const std::string& path);
 std::string basename_of(const std::string& path);
 
-}  // namespace vmshift::guest
+}  // namespace vmshift::hosts

@@ -1,4 +1,4 @@
-#include "guest/local_storage.h"
+#include "hosts/local_storage.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -12,7 +12,7 @@
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
 
-namespace vmshift::guest {
+namespace vmshift::hosts {
 
 std::string FileIdentity::describe() const {
   if (basis == "inode")
@@ -112,4 +112,4 @@ void LocalStorage::create_image(const NewImage& image) {
                             image.path));
 }
 
-}  // namespace vmshift::guest
+}  // namespace vmshift::hosts

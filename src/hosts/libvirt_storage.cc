@@ -1,4 +1,4 @@
-#include "guest/libvirt_storage.h"
+#include "hosts/libvirt_storage.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -10,15 +10,13 @@
 #include "base/log.h"
 #include "hosts/xml.h"
 
-namespace vmshift::guest {
+namespace vmshift::hosts {
 namespace {
 
 std::string pool_target(virStoragePoolPtr p) {
-  char* x = virStoragePoolGetXMLDesc(p, 0);
-  if (x == nullptr) return "";
-  std::string xml = x;
-  std::free(x);
-  std::string path = hosts::Xml::parse(xml).text("/pool/target/path");
+  std::optional<std::string> xml = take_string(virStoragePoolGetXMLDesc(p, 0));
+  if (!xml) return "";
+  std::string path = Xml::parse(*xml).text("/pool/target/path");
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   return path;
 }
@@ -42,10 +40,12 @@ std::string basename_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-LibvirtStorage::LibvirtStorage(hosts::Connection conn) : conn_(std::move(conn)) {}
+LibvirtStorage::LibvirtStorage(Connection conn) : conn_(std::move(conn)) {}
 
 LibvirtStorage::~LibvirtStorage() {
   for (auto& p : transient_) {
+    log::Trace trace("libvirt", "virStoragePoolDestroy", "pool={} host='{}'", pool_name(p.get()),
+                     conn_.host());
     if (virStoragePoolDestroy(p.get()) != 0)
       log::warn("storage", "cannot remove the transient pool {} on '{}'", pool_name(p.get()),
                 conn_.host());
@@ -67,13 +67,11 @@ virStoragePoolPtr LibvirtStorage::pool_for(const std::string& dir_in) {
   // A running pool that covers the directory, refreshed; nullptr if none.
   auto covering = [&]() -> virStoragePoolPtr {
     virStoragePoolPtr* list = nullptr;
+    log::Trace trace("libvirt", "virConnectListAllStoragePools", "host='{}' dir='{}'", conn_.host(),
+                     dir);
     int n = virConnectListAllStoragePools(conn_.get(), &list, 0);
-    if (n < 0)
-      hosts::throw_libvirt(fmt::format("cannot list storage pools on host '{}'", conn_.host()));
-    std::vector<hosts::Pool> all;
-    for (int i = 0; i < n; ++i) all.emplace_back(list[i]);
-    std::free(list);
-    for (auto& p : all) {
+    if (n < 0) throw_libvirt(fmt::format("cannot list storage pools on host '{}'", conn_.host()));
+    for (auto& p : take_list<Pool>(list, n)) {
       if (pool_target(p.get()) != dir) continue;
       int active = virStoragePoolIsActive(p.get());
       if (active == 0 && virStoragePoolIsPersistent(p.get()) == 1)
@@ -97,31 +95,35 @@ virStoragePoolPtr LibvirtStorage::pool_for(const std::string& dir_in) {
     std::string name = fmt::format("vmshift-{}-{}", ::getpid(), ++counter);
     std::string xml =
         fmt::format("<pool type='dir'><name>{}</name><target><path>{}</path></target></pool>", name,
-                    hosts::xml_escape(dir));
+                    xml_escape(dir));
+    log::Trace trace("libvirt", "virStoragePoolCreateXML", "host='{}' pool={} type=dir target='{}'",
+                     conn_.host(), name, dir);
     virStoragePoolPtr created = virStoragePoolCreateXML(conn_.get(), xml.c_str(), 0);
     if (created != nullptr) {
       virStoragePoolRef(created);
       transient_.emplace_back(created);
-      pools_.emplace(dir, hosts::Pool(created));
+      pools_.emplace(dir, Pool(created));
       return created;
     }
     // Refused: most likely another process made one meanwhile; look again.
     if (attempt == 4)
-      hosts::throw_libvirt(fmt::format(
-          "cannot reach directory '{}' on host '{}' (it may not exist)", dir, conn_.host()));
+      throw_libvirt(fmt::format("cannot reach directory '{}' on host '{}' (it may not exist)", dir,
+                                conn_.host()));
     virResetLastError();
   }
 }
 
-hosts::Volume LibvirtStorage::volume(const std::string& path) {
+Volume LibvirtStorage::volume(const std::string& path) {
   std::string dir = dirname_of(path);
   for (int attempt = 0;; ++attempt) {
     virStoragePoolPtr pool = pool_for(dir);
+    log::Trace trace("libvirt", "virStorageVolLookupByName", "host='{}' path='{}'", conn_.host(),
+                     path);
     virStorageVolPtr v = virStorageVolLookupByName(pool, basename_of(path).c_str());
-    if (v != nullptr) return hosts::Volume(v);
+    if (v != nullptr) return Volume(v);
     virResetLastError();
     // Not there, unless the pool was a borrowed one that ended meanwhile.
-    if (virStoragePoolIsActive(pool) == 1 || attempt == 4) return hosts::Volume(nullptr);
+    if (virStoragePoolIsActive(pool) == 1 || attempt == 4) return Volume(nullptr);
     virResetLastError();
     pools_.erase(dir);
   }
@@ -133,9 +135,10 @@ std::optional<std::uint64_t> LibvirtStorage::free_bytes(const std::string& dir) 
   for (int attempt = 0;; ++attempt) {
     virStoragePoolInfo info{};
     virStoragePoolPtr pool = pool_for(dir);
+    log::Trace trace("libvirt", "virStoragePoolGetInfo", "host='{}' dir='{}'", conn_.host(), dir);
     if (virStoragePoolGetInfo(pool, &info) == 0) return info.available;
     if (virStoragePoolIsActive(pool) == 1 || attempt == 4)
-      hosts::throw_libvirt(
+      throw_libvirt(
           fmt::format("cannot get the free space of '{}' on host '{}'", dir, conn_.host()));
     virResetLastError();
     pools_.erase(dir);  // a borrowed pool that ended
@@ -143,10 +146,11 @@ std::optional<std::uint64_t> LibvirtStorage::free_bytes(const std::string& dir) 
 }
 
 void LibvirtStorage::remove(const std::string& path) {
-  hosts::Volume v = volume(path);
+  Volume v = volume(path);
   if (!v) return;
+  log::Trace trace("libvirt", "virStorageVolDelete", "host='{}' path='{}'", conn_.host(), path);
   if (virStorageVolDelete(v.get(), 0) != 0)
-    hosts::throw_libvirt(fmt::format("cannot delete '{}' on host '{}'", path, conn_.host()));
+    throw_libvirt(fmt::format("cannot delete '{}' on host '{}'", path, conn_.host()));
 }
 
 // libvirt shows neither real paths nor inodes, so: two directories are the
@@ -159,15 +163,14 @@ void LibvirtStorage::remove(const std::string& path) {
 // soon as no write falls between them; two files never do.
 bool LibvirtStorage::same_file(const std::string& a, const std::string& b) {
   if (a == b) return exists(a);
-  hosts::Volume va = volume(a);
-  hosts::Volume vb = volume(b);
+  Volume va = volume(a);
+  Volume vb = volume(b);
   if (!va || !vb) return false;
   if (basename_of(a) == basename_of(b) && same_dir(dirname_of(a), dirname_of(b))) return true;
-  auto fingerprint = [&](hosts::Volume& v) {
-    char* x = virStorageVolGetXMLDesc(v.get(), 0);
-    if (x == nullptr) return std::string();
-    hosts::Xml xml = hosts::Xml::parse(x);
-    std::free(x);
+  auto fingerprint = [&](Volume& v) {
+    std::optional<std::string> x = take_string(virStorageVolGetXMLDesc(v.get(), 0));
+    if (!x) return std::string();
+    Xml xml = Xml::parse(*x);
     std::string mtime = xml.text("/volume/target/timestamps/mtime");
     std::string ctime = xml.text("/volume/target/timestamps/ctime");
     if (mtime.empty() || ctime.empty()) return std::string();
@@ -194,11 +197,12 @@ bool LibvirtStorage::same_dir(const std::string& a, const std::string& b) {
       "<volume><name>{}</name><capacity>0</capacity><target><format type='raw'/></target>"
       "</volume>",
       name);
-  hosts::Volume probe(virStorageVolCreateXML(pool_for(a), xml.c_str(), 0));
+  log::Trace trace("libvirt", "virStorageVolCreateXML", "host='{}' probe={} dirs='{}' '{}'",
+                   conn_.host(), name, a, b);
+  Volume probe(virStorageVolCreateXML(pool_for(a), xml.c_str(), 0));
   if (!probe)
-    hosts::throw_libvirt(
-        fmt::format("cannot create a probe file in '{}' on host '{}'", a, conn_.host()));
-  hosts::Volume seen(virStorageVolLookupByName(pool_for(b), name.c_str()));
+    throw_libvirt(fmt::format("cannot create a probe file in '{}' on host '{}'", a, conn_.host()));
+  Volume seen(virStorageVolLookupByName(pool_for(b), name.c_str()));
   if (!seen) virResetLastError();
   if (virStorageVolDelete(probe.get(), 0) != 0)
     log::warn("storage", "cannot delete the probe file {}/{} on '{}'", a, name, conn_.host());
@@ -207,9 +211,10 @@ bool LibvirtStorage::same_dir(const std::string& a, const std::string& b) {
 }
 
 std::optional<std::uint64_t> LibvirtStorage::allocation(const std::string& path) {
-  hosts::Volume v = volume(path);
+  Volume v = volume(path);
   if (!v) return std::nullopt;
   virStorageVolInfo info{};
+  log::Trace trace("libvirt", "virStorageVolGetInfo", "host='{}' path='{}'", conn_.host(), path);
   if (virStorageVolGetInfo(v.get(), &info) != 0) return std::nullopt;
   return info.allocation;
 }
@@ -220,20 +225,17 @@ std::optional<std::uint64_t> LibvirtStorage::allocation(const std::string& path)
 // The format would not do: libvirt probes it, and a raw volume the copy
 // engine fills with a qcow2 image shows as qcow2 afterwards.
 std::optional<FileIdentity> LibvirtStorage::identity(const std::string& path) {
-  hosts::Volume v = volume(path);
+  Volume v = volume(path);
   if (!v) return std::nullopt;
   FileIdentity id;
   id.basis = "libvirt-volume";
   const char* key = virStorageVolGetKey(v.get());
   if (key == nullptr)
-    hosts::throw_libvirt(
-        fmt::format("cannot read the key of '{}' on host '{}'", path, conn_.host()));
+    throw_libvirt(fmt::format("cannot read the key of '{}' on host '{}'", path, conn_.host()));
   id.key = key;
-  char* x = virStorageVolGetXMLDesc(v.get(), 0);
-  if (x == nullptr)
-    hosts::throw_libvirt(fmt::format("cannot describe '{}' on host '{}'", path, conn_.host()));
-  hosts::Xml xml = hosts::Xml::parse(x);
-  std::free(x);
+  std::optional<std::string> x = take_string(virStorageVolGetXMLDesc(v.get(), 0));
+  if (!x) throw_libvirt(fmt::format("cannot describe '{}' on host '{}'", path, conn_.host()));
+  Xml xml = Xml::parse(*x);
   std::string btime = xml.text("/volume/target/timestamps/btime");
   if (!btime.empty()) {
     // "seconds.nanoseconds"
@@ -258,20 +260,21 @@ void LibvirtStorage::create_image(const NewImage& image) {
   // allocates all of a raw volume when <allocation> is left out).
   std::string backing;
   if (!image.backing.empty())
-    backing =
-        fmt::format("<backingStore><path>{}</path><format type='{}'/></backingStore>",
-                    hosts::xml_escape(image.backing),
-                    hosts::xml_escape(image.backing_format.empty() ? "raw" : image.backing_format));
+    backing = fmt::format("<backingStore><path>{}</path><format type='{}'/></backingStore>",
+                          xml_escape(image.backing),
+                          xml_escape(image.backing_format.empty() ? "raw" : image.backing_format));
   std::string xml = fmt::format(
       "<volume><name>{}</name><capacity unit='bytes'>{}</capacity><allocation>0</allocation>"
       "<target><format type='{}'/>"
       "</target>{}</volume>",
-      hosts::xml_escape(basename_of(path)), image.capacity, hosts::xml_escape(image.format),
-      backing);
-  hosts::Volume v(virStorageVolCreateXML(pool_for(dirname_of(path)), xml.c_str(), 0));
+      xml_escape(basename_of(path)), image.capacity, xml_escape(image.format), backing);
+  log::Trace trace("libvirt", "virStorageVolCreateXML",
+                   "host='{}' path='{}' format={} capacity={} B backing='{}'", conn_.host(), path,
+                   image.format, image.capacity, image.backing);
+  Volume v(virStorageVolCreateXML(pool_for(dirname_of(path)), xml.c_str(), 0));
   if (!v)
-    hosts::throw_libvirt(fmt::format("cannot create the {} image '{}' on host '{}'", image.format,
-                                     path, conn_.host()));
+    throw_libvirt(fmt::format("cannot create the {} image '{}' on host '{}'", image.format, path,
+                              conn_.host()));
 }
 
-}  // namespace vmshift::guest
+}  // namespace vmshift::hosts
