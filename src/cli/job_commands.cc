@@ -17,6 +17,7 @@
 #include "base/unique_fd.h"
 #include "cli/progress.h"
 #include "cli/table.h"
+#include "core/preflight.h"
 #include "core/runner.h"
 #include "hosts/libvirt.h"
 #include "migrate/live_storage.h"
@@ -227,7 +228,8 @@ int jobs_run(const std::string& store_path, std::int64_t id, const hosts::Invent
 
 namespace {
 
-// Where the VM is: --qmp, --host, or the one inventory host that has it.
+// Where the VM is: --qmp, --host, or the inventory host that has it (the
+// one where it runs, as for every command).
 core::GuestSpec resolve_guest(const MoveStorageArgs& a, const hosts::Inventory& inv) {
   if (a.qmp) return core::GuestSpec{"qmp", "local", a.vm.value_or(""), *a.qmp};
   if (!a.vm) throw Error(ErrorCode::kInvalidArgument, "name the VM (or give --qmp SOCKET)");
@@ -235,27 +237,7 @@ core::GuestSpec resolve_guest(const MoveStorageArgs& a, const hosts::Inventory& 
     inv.host(*a.host);
     return core::GuestSpec{"libvirt", *a.host, *a.vm, ""};
   }
-  std::vector<std::string> found, unreachable;
-  for (const auto& h : inv.hosts()) {
-    try {
-      hosts::Connection c = hosts::Connection::open(h.uri, h.name);
-      for (const auto& n : c.domain_names())
-        if (n == *a.vm) found.push_back(h.name);
-    } catch (const Error& e) {
-      unreachable.push_back(h.name);
-    }
-  }
-  if (found.size() == 1) return core::GuestSpec{"libvirt", found[0], *a.vm, ""};
-  if (found.empty())
-    throw Error(
-        ErrorCode::kNotFound,
-        fmt::format("no VM named '{}' on any host of the inventory {}{}", *a.vm, inv.source(),
-                    unreachable.empty()
-                        ? ""
-                        : fmt::format(" (unreachable: {})", fmt::join(unreachable, ", "))));
-  throw Error(ErrorCode::kInvalidArgument,
-              fmt::format("VM '{}' is defined on {}: say which with --host", *a.vm,
-                          fmt::join(found, " and ")));
+  return core::GuestSpec{"libvirt", core::find_vm_host(inv, *a.vm), *a.vm, ""};
 }
 
 migrate::LiveStorageOptions options_from(const MoveStorageArgs& a) {
