@@ -1,6 +1,6 @@
-// The planner's rules (type choice, every preflight check), the prediction
-// arithmetic, the domain facts read from recorded libvirt XML, host rating
-// and the libvirt migration flags, without any host.
+// The planner's rules (type choice, every preflight check) on whole
+// migrations over fake storage, the domain facts read from recorded libvirt
+// XML, host rating and the libvirt migration flags, without any host.
 #include "core/planner.h"
 
 #include <gmock/gmock.h>
