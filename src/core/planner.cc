@@ -1,12 +1,12 @@
+// The planner's rules: no I/O here (no Storage, Connection or Guest call);
+// what the hosts said comes in the Facts (core/preflight).
 #include "core/planner.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <map>
-#include <set>
 
-#include "base/error.h"
 #include "guest/libvirt_storage.h"
 #include "hosts/xml.h"
 #include "migrate/quick_migration.h"
@@ -38,7 +38,6 @@ class Checks {
   void fail(std::string name, std::string reason) {
     v_.push_back({std::move(name), CheckStatus::kFail, std::move(reason)});
   }
-  void add(Check c) { v_.push_back(std::move(c)); }
   std::vector<Check> take() { return std::move(v_); }
 
  private:
