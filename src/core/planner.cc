@@ -469,6 +469,10 @@ std::vector<Check> check_name(const Facts& f, const Layout& l) {
   return checks.take();
 }
 
+std::vector<Check> check_cpu(const Facts& f, const Layout&) {
+  return {check_cpu(f.guest.domain, f.dest)};
+}
+
 std::vector<Check> check_machine(const Facts& f, const Layout&) {
   Checks checks;
   const hosts::DomainFacts& d = f.guest.domain;
@@ -930,7 +934,7 @@ MigrationPlan plan_migration(const Facts& f) {
   add(std::move(dest));
   if (!reachable) return plan;
   add(check_name(f, l));
-  checks.push_back(check_cpu(f.guest.domain, f.dest));
+  add(check_cpu(f, l));
   add(check_machine(f, l));
   add(check_memory(f, l));
   add(check_tcg(f, l));

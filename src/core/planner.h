@@ -212,6 +212,7 @@ std::vector<Check> check_type(const Facts& facts, const Layout& layout);  // sta
 // disks move there); when it fails, the plan has no other check.
 std::vector<Check> check_destination(const Facts& facts, const Layout& layout);
 std::vector<Check> check_name(const Facts& facts, const Layout& layout);
+std::vector<Check> check_cpu(const Facts& facts, const Layout& layout);  // the check_cpu below
 std::vector<Check> check_machine(const Facts& facts, const Layout& layout);
 std::vector<Check> check_memory(const Facts& facts, const Layout& layout);
 std::vector<Check> check_tcg(const Facts& facts, const Layout& layout);  // refused options

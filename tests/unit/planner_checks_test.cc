@@ -162,6 +162,16 @@ TEST_F(CheckTest, Name) {
   EXPECT_CHECK(one(check_name), kFail, "already has a VM named 'g1'");
 }
 
+// (The CPU models against recorded domain capabilities: PlannerTest.CpuModels.)
+TEST_F(CheckTest, Cpu) {
+  auto cpu = [](const Facts& f, const Layout& l) { return check_cpu(f, l); };
+  EXPECT_CHECK(one(cpu), kPass, "the hypervisor's default CPU model");
+  f_.guest.domain.cpu_mode = "host-passthrough";
+  EXPECT_CHECK(one(cpu), kWarn, "safe only between hosts with identical CPUs");
+  f_.dest.cpu_incompatible = "Host CPU does not provide required features: svm";
+  EXPECT_CHECK(one(cpu), kFail, "host 'host2' cannot provide the guest's CPU");
+}
+
 TEST_F(CheckTest, Machine) {
   EXPECT_CHECK(one(check_machine), kPass, "runs kvm guests of machine type pc-q35-7.2");
   f_.dest.domcaps_error = "no such machine type";
