@@ -148,7 +148,9 @@ struct Facts {
 };
 
 // The transfer type and where each disk goes, decided from the facts
-// before any check: what the checks look at.
+// before any check: what the checks look at. lay_out reads no probe, so
+// files_to_probe (before the probes) and plan_migration (after) see the
+// same layout.
 struct Layout {
   std::string type;  // "live", "live-vsm", "network", "quick", "qsm"
   std::string why;
