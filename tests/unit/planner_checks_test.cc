@@ -328,6 +328,27 @@ TEST_F(CheckTest, Disks) {
   EXPECT_CHECK(one(disks), kFail, "has no directory /local for disk vda");
 }
 
+// Test that a copy never lands on a file of the VM itself, seen through a
+// link, nor on one of which it cannot be told, with or without --force.
+TEST_F(CheckTest, DisksNeverOntoTheirOwnFile) {
+  f_.request.options.storage = "local2";  // from shared storage to host2's own
+  f_.request.options.force = true;
+  dir("/local", 1 * kGiB);
+  exists("/local/g1-vda.qcow2");
+  f_.dest_files.identities["/local/g1-vda.qcow2"] = {guest::FileIdentity{.basis = "inode"}, ""};
+  auto disks = [](const auto& f, const auto& l) { return check_disks(f, l, assess_copies(f, l)); };
+  std::pair<std::string, std::string> pair{"/shared/g1-vda.qcow2", "/local/g1-vda.qcow2"};
+  f_.dest_files.same[pair] = {false, ""};
+  EXPECT_CHECK(one(disks), kPass, "copied to host 'host2'");  // another file: --force replaces it
+  f_.dest_files.same[pair] = {true, ""};
+  EXPECT_CHECK(one(disks), kFail,
+               "/local/g1-vda.qcow2 (disk vda) is the disk's own file '/shared/g1-vda.qcow2' "
+               "(through a link)");
+  f_.dest_files.same[pair] = {false, "connection reset"};
+  EXPECT_CHECK(one(disks), kFail, "is the disk's own file");
+  EXPECT_FALSE(assess_copies(f_, layout()).copies.at(0).replace_existing);
+}
+
 TEST_F(CheckTest, Replace) {
   disk_on("local");
   dir("/local", 1 * kGiB);
