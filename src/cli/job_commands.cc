@@ -22,6 +22,7 @@
 #include "cli/command.h"
 #include "cli/progress.h"
 #include "cli/table.h"
+#include "core/preflight.h"
 #include "core/runner.h"
 #include "hosts/libvirt.h"
 #include "migrate/live_storage.h"

@@ -227,7 +227,7 @@ int rate(const std::string& vm, std::optional<std::string> host, const hosts::In
       pf.guest.dirty_bytes_per_s = measured->dirty_bytes_per_s;
       pf.guest.disk_write_bytes_per_s = measured->disk_write_bytes_per_s;
       pf.guest.measure_note = measured->measure_note;
-      pf.plan = core::plan_migration(req, pf.guest, pf.dest, inv, pf.link);
+      pf.plan = core::plan_migration(pf);
     }
     rows.push_back({h.name, std::move(pf), {}});
   }

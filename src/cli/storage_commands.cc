@@ -11,6 +11,7 @@
 #include "base/format.h"
 #include "cli/command.h"
 #include "cli/job_commands.h"
+#include "core/preflight.h"
 #include "core/runner.h"
 #include "hosts/libvirt.h"
 
@@ -26,27 +27,7 @@ core::GuestSpec resolve_guest(const MoveStorageArgs& a, const hosts::Inventory& 
     inv.host(*a.host);
     return core::GuestSpec{"libvirt", *a.host, *a.vm, ""};
   }
-  std::vector<std::string> found, unreachable;
-  for (const auto& h : inv.hosts()) {
-    try {
-      hosts::Connection c = hosts::Connection::open(h.uri, h.name);
-      for (const auto& n : c.domain_names())
-        if (n == *a.vm) found.push_back(h.name);
-    } catch (const Error& e) {
-      unreachable.push_back(h.name);
-    }
-  }
-  if (found.size() == 1) return core::GuestSpec{"libvirt", found[0], *a.vm, ""};
-  if (found.empty())
-    throw Error(
-        ErrorCode::kNotFound,
-        fmt::format("no VM named '{}' on any host of the inventory {}{}", *a.vm, inv.source(),
-                    unreachable.empty()
-                        ? ""
-                        : fmt::format(" (unreachable: {})", fmt::join(unreachable, ", "))));
-  throw Error(ErrorCode::kInvalidArgument,
-              fmt::format("VM '{}' is defined on {}: say which with --host", *a.vm,
-                          fmt::join(found, " and ")));
+  return core::GuestSpec{"libvirt", core::find_vm_host(inv, *a.vm), *a.vm, ""};
 }
 
 }  // namespace

@@ -103,23 +103,13 @@ std::string peer_uri_of(const hosts::HostConfig& h) {
 
 }  // namespace
 
-std::string find_vm_host(const hosts::Inventory& inv, const std::string& vm) {
+std::string choose_vm_host(const std::string& vm, const std::vector<VmSighting>& sightings,
+                           const std::string& inventory_source) {
   std::vector<std::string> defined, active, unreachable;
-  for (const auto& h : inv.hosts()) {
-    try {
-      hosts::Connection c = hosts::Connection::open(h.uri, h.name);
-      log::Trace trace("libvirt", "virDomainLookupByName", "vm='{}' host='{}'", vm, h.name);
-      virDomainPtr d = virDomainLookupByName(c.get(), vm.c_str());
-      if (d == nullptr) {
-        virResetLastError();
-        continue;
-      }
-      hosts::Domain dom(d);
-      defined.push_back(h.name);
-      if (hosts::domain_active(dom.get())) active.push_back(h.name);
-    } catch (const Error&) {
-      unreachable.push_back(h.name);
-    }
+  for (const auto& s : sightings) {
+    if (s.unreachable) unreachable.push_back(s.host);
+    if (s.defined) defined.push_back(s.host);
+    if (s.active) active.push_back(s.host);
   }
   if (active.size() == 1) return active.front();
   if (active.size() > 1)
@@ -131,11 +121,81 @@ std::string find_vm_host(const hosts::Inventory& inv, const std::string& vm) {
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("VM '{}' is defined on {}: say which with --host", vm,
                             fmt::join(defined, " and ")));
-  throw Error(ErrorCode::kNotFound,
-              fmt::format("no VM named '{}' on any host of the inventory {}{}", vm, inv.source(),
-                          unreachable.empty()
-                              ? ""
-                              : fmt::format(" (unreachable: {})", fmt::join(unreachable, ", "))));
+  throw Error(
+      ErrorCode::kNotFound,
+      fmt::format("no VM named '{}' on any host of the inventory {}{}", vm, inventory_source,
+                  unreachable.empty()
+                      ? ""
+                      : fmt::format(" (unreachable: {})", fmt::join(unreachable, ", "))));
+}
+
+std::string find_vm_host(const hosts::Inventory& inv, const std::string& vm) {
+  std::vector<VmSighting> sightings;
+  for (const auto& h : inv.hosts()) {
+    VmSighting s{.host = h.name};
+    try {
+      hosts::Connection c = hosts::Connection::open(h.uri, h.name);
+      log::Trace trace("libvirt", "virDomainLookupByName", "vm='{}' host='{}'", vm, h.name);
+      virDomainPtr d = virDomainLookupByName(c.get(), vm.c_str());
+      if (d == nullptr) {
+        virResetLastError();
+      } else {
+        hosts::Domain dom(d);
+        s.defined = true;
+        s.active = hosts::domain_active(dom.get());
+      }
+    } catch (const Error&) {
+      s.unreachable = true;
+    }
+    sightings.push_back(s);
+  }
+  return choose_vm_host(vm, sightings, inv.source());
+}
+
+FileFacts probe_files(const ProbeList& probes, hosts::Storage& storage) {
+  FileFacts out;
+  auto exists = [&](const std::string& path) -> const FileProbe& {
+    auto it = out.files.find(path);
+    if (it != out.files.end()) return it->second;
+    FileProbe p;
+    try {
+      p.exists = storage.exists(path);
+    } catch (const Error& e) {
+      p.error = e.what();
+    }
+    return out.files.emplace(path, p).first->second;
+  };
+  for (const auto& f : probes.files) exists(f);
+  for (const auto& d : probes.dirs) {
+    DirProbe p;
+    try {
+      p.free_bytes = storage.free_bytes(d);
+    } catch (const Error& e) {
+      p.error = e.what();
+    }
+    out.dirs.emplace(d, p);
+  }
+  for (const auto& [a, b] : probes.same) {
+    if (!exists(b).exists) continue;
+    SameFileProbe p;
+    try {
+      p.same = storage.same_file(a, b);
+    } catch (const Error& e) {
+      p.error = e.what();
+    }
+    out.same.emplace(std::make_pair(a, b), p);
+  }
+  for (const auto& path : probes.identities) {
+    if (!exists(path).exists) continue;
+    IdentityProbe p;
+    try {
+      p.identity = storage.identity(path);
+    } catch (const Error& e) {
+      p.error = e.what();
+    }
+    out.identities.emplace(path, p);
+  }
+  return out;
 }
 
 LinkRate link_rate(const hosts::Inventory& inv, const std::string& a, const std::string& b,
@@ -220,17 +280,20 @@ std::map<std::string, std::string> files_in_use(const hosts::Inventory& inv,
 Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStore* history,
                     const PreflightOptions& opts) {
   Preflight pf;
+  Facts& f = pf;
+  f.request = req;
+  f.inventory = inv;
+  GuestView& g = f.guest;
+  DestView& dest = f.dest;
   const hosts::HostConfig& src_cfg = inv.host(req.source_host);
   hosts::Connection src = hosts::Connection::open(src_cfg.uri, src_cfg.name);
   hosts::Domain dom = src.domain(req.vm);
-  if (virConnectGetLibVersion(src.get(), &pf.guest.source_libvirt_version) != 0)
-    virResetLastError();
+  if (virConnectGetLibVersion(src.get(), &g.source_libvirt_version) != 0) virResetLastError();
   bool active = hosts::domain_active(dom.get());
-  pf.guest.state = hosts::domain_state(dom.get());
-  pf.guest.domain = hosts::parse_domain(
+  g.state = hosts::domain_state(dom.get());
+  g.domain = hosts::parse_domain(
       hosts::domain_xml(dom.get(), active ? 0 : static_cast<unsigned>(VIR_DOMAIN_XML_INACTIVE)));
-  pf.source_storage = std::make_unique<hosts::LibvirtStorage>(src);
-  pf.guest.source_storage = pf.source_storage.get();
+  hosts::LibvirtStorage source_storage(src);
   guest::LibvirtGuest lg(src, req.vm);
   std::vector<guest::DiskInfo> disks = lg.disks();
   for (const auto& d : disks) {
@@ -238,67 +301,73 @@ Preflight preflight(const hosts::Inventory& inv, const PlanRequest& req, JobStor
     pd.info = d;
     for (const auto& b : d.backing) pd.chain_allocation += lg.storage().allocation(b).value_or(0);
     if (!d.path.empty()) pd.location = inv.storage_for(req.source_host, d.path);
-    pf.guest.disks.push_back(pd);
+    g.disks.push_back(pd);
   }
 
-  // The destination.
+  // The destination. Its storage probes the destination's files (it may
+  // hold transient pools on the host while it lives).
   const std::string& dest_name = req.options.dest_host;
-  pf.dest.host = dest_name;
+  dest.host = dest_name;
+  std::unique_ptr<hosts::LibvirtStorage> dest_storage;
   try {
     const hosts::HostConfig& dst_cfg = inv.host(dest_name);
-    pf.dest.peer_uri = peer_uri_of(dst_cfg);
-    if (dst_cfg.migration_address) pf.dest.migrate_uri = "tcp://" + *dst_cfg.migration_address;
+    dest.peer_uri = peer_uri_of(dst_cfg);
+    if (dst_cfg.migration_address) dest.migrate_uri = "tcp://" + *dst_cfg.migration_address;
     hosts::Connection dst = hosts::Connection::open(dst_cfg.uri, dst_cfg.name);
-    pf.dest.free_memory = dst.free_memory();
-    pf.dest.domain_names = dst.domain_names();
-    pf.dest.domain_uuids = dst.domain_uuids();
-    pf.dest.networks = dst.networks();
-    pf.dest.interfaces = dst.interfaces();
-    const hosts::DomainFacts& d = pf.guest.domain;
+    dest.free_memory = dst.free_memory();
+    dest.domain_names = dst.domain_names();
+    dest.domain_uuids = dst.domain_uuids();
+    dest.networks = dst.networks();
+    dest.interfaces = dst.interfaces();
+    const hosts::DomainFacts& d = g.domain;
     try {
-      pf.dest.domcaps_xml = dst.domain_capabilities(d.emulator, d.arch, d.machine, d.virt_type);
+      dest.domcaps_xml = dst.domain_capabilities(d.emulator, d.arch, d.machine, d.virt_type);
       if (!d.cpu_xml.empty())
-        pf.dest.cpu_incompatible =
+        dest.cpu_incompatible =
             dst.cpu_incompatibility(d.cpu_xml, d.emulator, d.arch, d.machine, d.virt_type);
     } catch (const Error& e) {
-      pf.dest.domcaps_error = e.what();
+      dest.domcaps_error = e.what();
     }
-    pf.dest_storage = std::make_unique<hosts::LibvirtStorage>(dst);
-    pf.dest.storage = pf.dest_storage.get();
+    dest_storage = std::make_unique<hosts::LibvirtStorage>(dst);
   } catch (const Error& e) {
-    pf.dest.error = e.what();
+    dest.error = e.what();
   }
 
-  pf.link = link_rate(inv, req.source_host, dest_name, history);
-  if (active && opts.measure && pf.dest.error.empty()) {
+  f.link = link_rate(inv, req.source_host, dest_name, history);
+  if (active && opts.measure && dest.error.empty()) {
     Rates r = measure(dom.get(), disks, opts.measure_time);
-    pf.guest.dirty_bytes_per_s = r.dirty;
-    pf.guest.disk_write_bytes_per_s = r.disk_writes;
-    pf.guest.measure_note = r.note;
+    g.dirty_bytes_per_s = r.dirty;
+    g.disk_write_bytes_per_s = r.disk_writes;
+    g.measure_note = r.note;
   } else if (active && !opts.measure) {
-    pf.guest.measure_note = "not measured: --no-measure";
+    g.measure_note = "not measured: --no-measure";
   }
   // --force: which files the VMs of every host that sees a destination use.
-  if (req.options.force && pf.dest.error.empty()) {
+  if (req.options.force && dest.error.empty()) {
     std::vector<std::string> dirs;
     if (req.options.storage)
       for (const auto& st : inv.storage())
         if (st.name == *req.options.storage) dirs.push_back(st.path + "/");
     for (const auto& [t, p] : req.options.disks)
       if (!p.empty()) dirs.push_back(p);
-    for (const auto& pd : pf.guest.disks)
+    for (const auto& pd : g.disks)
       if (!pd.info.path.empty()) dirs.push_back(pd.info.path);
     std::vector<std::string> names;
     for (const auto& d : dirs)
       for (const auto& h : hosts_seeing(inv, dest_name, d))
         if (std::find(names.begin(), names.end(), h) == names.end()) names.push_back(h);
     try {
-      pf.dest.in_use = files_in_use(inv, names);
+      dest.in_use = files_in_use(inv, names);
     } catch (const Error& e) {
-      pf.dest.in_use_error = e.what();
+      dest.in_use_error = e.what();
     }
   }
-  pf.plan = plan_migration(req, pf.guest, pf.dest, inv, pf.link);
+  // The files and directories the plan depends on, on each host.
+  Probes probes = files_to_probe(f);
+  f.source_files = probe_files(probes.source, source_storage);
+  if (dest_storage) f.dest_files = probe_files(probes.dest, *dest_storage);
+
+  pf.plan = plan_migration(f);
   return pf;
 }
 

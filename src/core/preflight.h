@@ -1,5 +1,7 @@
 // Gathers what the planner needs from the two hosts (libvirt only: works
-// from a machine that sees neither host's files), then plans.
+// from a machine that sees neither host's files), then plans: every probe
+// of a host (domain lookups, storage, free space, dirty rate, files in use)
+// is made here, and the planner decides from the Facts alone.
 #pragma once
 
 #include <map>
@@ -16,14 +18,10 @@
 
 namespace vmshift::core {
 
-struct Preflight {
-  GuestView guest;
-  DestView dest;
-  LinkRate link;
+// The facts gathered (the files probed included), and the plan made from
+// them; plan_migration(preflight) plans again with changed facts.
+struct Preflight : Facts {
   MigrationPlan plan;
-  // Keeps dest.storage valid (it may hold transient pools on the host).
-  std::unique_ptr<hosts::LibvirtStorage> dest_storage;
-  std::unique_ptr<hosts::LibvirtStorage> source_storage;
 };
 
 struct PreflightOptions {
@@ -33,9 +31,29 @@ struct PreflightOptions {
   std::chrono::seconds measure_time{1};
 };
 
-// The inventory host that has the VM (the one where it runs, if several
-// define it). Throws Error(kNotFound) naming the hosts tried.
+// What one inventory host said about a VM.
+struct VmSighting {
+  std::string host;
+  bool defined = false;
+  bool active = false;
+  bool unreachable = false;
+};
+
+// The host of a VM, for every command that names a VM without --host:
+// the host where it runs; else the one host that defines it. Throws
+// Error naming the hosts when it runs on several
+// (kFailedPrecondition), when several define it and it runs on none
+// (kInvalidArgument: say which with --host), and when none has it
+// (kNotFound, with the hosts that did not answer).
+std::string choose_vm_host(const std::string& vm, const std::vector<VmSighting>& sightings,
+                           const std::string& inventory_source);
+
+// choose_vm_host over what each host of the inventory says.
 std::string find_vm_host(const hosts::Inventory& inventory, const std::string& vm);
+
+// Makes the probes on one host's storage; a probe that throws keeps the
+// error (its check then fails with "cannot check: ...").
+FileFacts probe_files(const ProbeList& probes, hosts::Storage& storage);
 
 // The link rate between two hosts: the inventory's link_rate (the lower of
 // the two), else what the newest completed migration between them

@@ -15,6 +15,11 @@
 //
 // It converges only if D < B; if not, the prediction says so (the migration
 // would need auto-converge, post-copy or a higher bandwidth).
+//
+// QSM and quick migrations pause the guest while its state is saved, moved
+// and restored (predict_quick); a network migration copies the disks of a
+// VM that is off the whole time (predict_network). predict() picks the
+// model of a transfer type: every prediction vmshift makes is made here.
 #pragma once
 
 #include <chrono>
@@ -50,5 +55,41 @@ inline constexpr std::chrono::milliseconds kMigrationSetup{1100};
 inline constexpr std::chrono::milliseconds kSwitchOverhead{150};
 
 Prediction predict_live(const LiveInput& in);
+
+// The pause a QSM or quick migration will take, and its total time.
+struct QuickInput {
+  std::uint64_t ram_bytes = 0;
+  std::uint64_t disk_bytes = 0;       // bases to copy while the VM runs
+  double disk_write_bytes_per_s = 0;  // how fast the overlays grow meanwhile
+  double link_bytes_per_s = 0;        // while the VM runs (--bandwidth applies)
+  double pause_link_bytes_per_s = 0;  // during the pause (never limited); 0: as above
+  bool other_host = true;             // overlays and state travel
+  bool copies = true;                 // false: quick migration (shared storage)
+};
+Prediction predict_quick(const QuickInput& in);
+
+// A network migration: the disks copied at the link rate, the VM off
+// throughout (its outage is the whole move).
+Prediction predict_network(std::uint64_t disk_bytes, double link_bytes_per_s);
+
+// The rate a transfer gets: the link's, or the --bandwidth limit when lower
+// (bandwidth 0: no limit).
+double limited_rate(double link_bytes_per_s, std::uint64_t bandwidth);
+
+// What a planned transfer of any type moves.
+struct TransferInput {
+  std::string type;  // "live", "live-vsm", "qsm", "quick" or "network"
+  std::uint64_t ram_bytes = 0;
+  std::uint64_t disk_bytes = 0;  // allocated data the transfer copies
+  double dirty_bytes_per_s = 0;
+  double disk_write_bytes_per_s = 0;
+  double link_bytes_per_s = 0;                // the link's rate (measured or assumed)
+  std::uint64_t bandwidth = 0;                // --bandwidth, bytes/s (0: no limit)
+  std::chrono::milliseconds max_downtime{0};  // 0: QEMU's default (LiveInput's)
+  bool other_host = true;                     // the VM changes host
+};
+// The prediction of the type's model: predict_quick for qsm and quick,
+// predict_network for network, predict_live for the live types.
+Prediction predict(const TransferInput& in);
 
 }  // namespace vmshift::migrate

@@ -676,28 +676,4 @@ Result recover_qsm(Site& src, Site& dst, const std::string& state, JobContext& j
   return Qsm(src, dst, job, Saved::parse(state)).recover();
 }
 
-Prediction predict_quick(const QuickInput& in) {
-  // Measured in the lab (libvirt 9.0, QEMU 7.2, TCG, docs/qsm.md): saving
-  // and restoring a guest's state run at about these rates, and a restore
-  // starts a QEMU first.
-  // (192 MiB guest: save 1.86-1.91 s, restore 0.31 s.)
-  constexpr double kSaveRate = 105e6;     // bytes of RAM per second
-  constexpr double kRestoreRate = 1.5e9;  // bytes of RAM per second
-  constexpr double kRestoreStart = 0.15;  // seconds
-  double link = in.link_bytes_per_s > 0 ? in.link_bytes_per_s : 1;
-  double pause_link = in.pause_link_bytes_per_s > 0 ? in.pause_link_bytes_per_s : link;
-  double ram = static_cast<double>(in.ram_bytes);
-  double base_s = in.copies ? static_cast<double>(in.disk_bytes) / link : 0;
-  double overlay = in.disk_write_bytes_per_s * base_s;
-  double pause = ram / kSaveRate + ram / kRestoreRate + kRestoreStart;
-  if (in.other_host && in.copies) pause += (overlay + ram) / pause_link;
-  Prediction p;
-  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000)); };
-  p.disk_time = ms(base_s);
-  p.pause = ms(pause);
-  p.memory_time = ms(0);
-  p.total = ms(base_s + pause) + kMigrationSetup;
-  return p;
-}
-
 }  // namespace vmshift::migrate

@@ -33,18 +33,6 @@
 
 namespace vmshift::migrate {
 
-// The pause a QSM or quick migration will take, and its total time.
-struct QuickInput {
-  std::uint64_t ram_bytes = 0;
-  std::uint64_t disk_bytes = 0;       // bases to copy while the VM runs
-  double disk_write_bytes_per_s = 0;  // how fast the overlays grow meanwhile
-  double link_bytes_per_s = 0;        // while the VM runs (--bandwidth applies)
-  double pause_link_bytes_per_s = 0;  // during the pause (never limited); 0: as above
-  bool other_host = true;             // overlays and state travel
-  bool copies = true;                 // false: quick migration (shared storage)
-};
-Prediction predict_quick(const QuickInput& in);
-
 std::vector<std::string> qsm_steps();
 Result run_qsm(Site& source, Site& dest, const LiveMigrationPlan& plan,
                const LiveMigrationOptions& options, JobContext& job);

@@ -1,6 +1,6 @@
-// The planner's rules (type choice, every preflight check), the prediction
-// arithmetic, the domain facts read from recorded libvirt XML, host rating
-// and the libvirt migration flags, without any host.
+// The planner's rules (type choice, every preflight check) on whole
+// migrations over fake storage, the domain facts read from recorded libvirt
+// XML, host rating and the libvirt migration flags, without any host.
 #include "core/planner.h"
 
 #include <gmock/gmock.h>
@@ -12,9 +12,9 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "core/preflight.h"
 #include "hosts/domain.h"
 #include "hosts/libvirt_host.h"
-#include "migrate/prediction.h"
 
 namespace vmshift::core {
 namespace {
@@ -99,7 +99,6 @@ class PlannerTest : public ::testing::Test {
     dest_.free_memory = 4 * kGiB;
     dest_.domcaps_xml = data("domcaps-qemu-q35.xml");
     dest_.cpu_incompatible = "";
-    dest_.storage = &storage_;
     storage_.files = {"/var/lib/libvirt/boot/vmlinuz", "/var/lib/libvirt/boot/initrd.img"};
     storage_.dirs = {{"/var/lib/libvirt/images", 3 * kGiB},
                      {"/var/lib/libvirt/shared", 10 * kGiB},
@@ -124,7 +123,21 @@ class PlannerTest : public ::testing::Test {
     if (location == "shared") storage_.files.insert(d.info.path);
   }
 
-  MigrationPlan plan() { return plan_migration(request_, guest_, dest_, inv_, link_); }
+  // The facts preflight would gather, the files probed on the fake
+  // storage of each host.
+  Facts facts() {
+    Facts f;
+    f.request = request_;
+    f.guest = guest_;
+    f.dest = dest_;
+    f.link = link_;
+    f.inventory = inv_;
+    Probes probes = files_to_probe(f);
+    f.source_files = probe_files(probes.source, *source_storage_);
+    f.dest_files = probe_files(probes.dest, *dest_storage_);
+    return f;
+  }
+  MigrationPlan plan() { return plan_migration(facts()); }
 
   static const Check& check(const MigrationPlan& p, const std::string& name) {
     for (const auto& c : p.checks)
@@ -140,7 +153,10 @@ class PlannerTest : public ::testing::Test {
   hosts::Inventory inv_ = hosts::Inventory::parse(kInventory, "test.toml");
   GuestView guest_;
   DestView dest_;
-  FakeStorage storage_;
+  FakeStorage storage_;       // the destination's files
+  FakeStorage source_files_;  // the source's
+  hosts::Storage* dest_storage_ = &storage_;
+  hosts::Storage* source_storage_ = &source_files_;
   PlanRequest request_;
   LinkRate link_{125e6, "assumed"};
 };
@@ -383,8 +399,8 @@ TEST_F(PlannerTest, ProbesThatFailDoNotPass) {
   BrokenStorage src, dst;
   dst.files = storage_.files;
   dst.dirs = storage_.dirs;
-  dest_.storage = &dst;
-  guest_.source_storage = &src;
+  dest_storage_ = &dst;
+  source_storage_ = &src;
   disk_on("host1-local");
   request_.options.type = "qsm";
   MigrationPlan p = plan();
@@ -601,33 +617,6 @@ TEST_F(PlannerTest, OptionsTheHostsCannotDoSafely) {
   EXPECT_FALSE(has_check(plan(), "convergence"));
 }
 
-// Test that a live migration refuses a bandwidth libvirt cannot take (it
-// limits a migration in whole MiB/s only) instead of rounding it, and that
-// copies take any rate.
-TEST_F(PlannerTest, BandwidthLibvirtCannotHonourIsRefused) {
-  disk_on("shared");
-  request_.options.bandwidth = kMiB / 2;
-  MigrationPlan p = plan();
-  EXPECT_EQ(p.type, "live");
-  EXPECT_EQ(check(p, "bandwidth").status, CheckStatus::kFail);
-  EXPECT_EQ(check(p, "bandwidth").reason,
-            "--bandwidth 0.5 MiB/s: libvirt limits a live migration in whole MiB/s only; give a "
-            "whole number");
-  request_.options.bandwidth = 3 * kMiB / 2;
-  EXPECT_THAT(plan().failures(), Contains(HasSubstr("--bandwidth 1.5 MiB/s")));
-  request_.options.bandwidth = 2 * kMiB;
-  EXPECT_TRUE(plan().ok()) << testing::PrintToString(plan().failures());
-  EXPECT_FALSE(has_check(plan(), "bandwidth"));
-
-  disk_on("host1-local");  // live-vsm: the disks go with the memory, over libvirt
-  request_.options.bandwidth = kMiB / 2;
-  EXPECT_EQ(plan().type, "live-vsm");
-  EXPECT_EQ(check(plan(), "bandwidth").status, CheckStatus::kFail);
-
-  request_.options.type = "qsm";  // a copy vmshift paces itself: any rate
-  EXPECT_FALSE(has_check(plan(), "bandwidth"));
-}
-
 // Test that ratings give 0 stars with the failures, 5 for a clean plan,
 // and fewer for warnings, little memory left and a slow move.
 TEST_F(PlannerTest, Rating) {
@@ -718,43 +707,6 @@ TEST(DomainFacts, RewriteDiskPaths) {
   EXPECT_THROW(hosts::rewrite_disk_paths(xml, {{"vdb", "/b/vdb.qcow2"}}), Error);
 }
 
-// Test the pre-copy arithmetic: one pass for an idle guest, more passes
-// for a dirtying one, disks first for a live VSM, no convergence when the
-// guest dirties faster than the link.
-TEST(Prediction, PreCopyArithmetic) {
-  migrate::LiveInput in;
-  in.ram_bytes = 1000 * 1000 * 1000;  // 1 GB
-  in.link_bytes_per_s = 100e6;        // 100 MB/s: 10 s a pass
-  migrate::Prediction idle = migrate::predict_live(in);
-  EXPECT_EQ(idle.passes, 1);
-  EXPECT_EQ(idle.memory_time, 10s);
-  EXPECT_EQ(idle.pause, migrate::kSwitchOverhead);
-  EXPECT_EQ(idle.total, migrate::kMigrationSetup + 10s + migrate::kSwitchOverhead);
-
-  in.dirty_bytes_per_s = 10e6;  // pass 2: 100 MB (1 s), pass 3: 10 MB (0.1 s < 0.3 s): stop
-  migrate::Prediction busy = migrate::predict_live(in);
-  EXPECT_EQ(busy.passes, 2);
-  EXPECT_EQ(busy.memory_time, 11s);
-  EXPECT_EQ(busy.pause, 100ms + migrate::kSwitchOverhead);
-  EXPECT_TRUE(busy.converges);
-
-  in.disk_bytes = 500 * 1000 * 1000;
-  in.disk_write_bytes_per_s = 50e6;  // the mirror nets 50 MB/s: 10 s
-  migrate::Prediction vsm = migrate::predict_live(in);
-  EXPECT_EQ(vsm.disk_time, 10s);
-  EXPECT_EQ(vsm.total, busy.total + 10s);
-
-  in.disk_bytes = 0;
-  in.dirty_bytes_per_s = 150e6;
-  migrate::Prediction never = migrate::predict_live(in);
-  EXPECT_FALSE(never.converges);
-  EXPECT_EQ(never.pause, 300ms + migrate::kSwitchOverhead);
-  EXPECT_THAT(never.explain(), HasSubstr("would not converge"));
-  in.max_downtime = 50ms;
-  in.dirty_bytes_per_s = 10e6;
-  EXPECT_EQ(migrate::predict_live(in).passes, 3);  // 10 MB takes 100 ms > 50 ms
-}
-
 // Test link rates in the tc notation.
 TEST(LinkRate, Parse) {
   EXPECT_EQ(hosts::parse_link_rate("1gbit"), 125e6);
@@ -796,6 +748,33 @@ TEST(MigrationRequest, FlagsAndParameters) {
             (std::vector<std::string>{"migrate_uri=tcp://10.77.0.2", "destination_xml=<domain/>",
                                       "migrate_disks=vda", "migrate_disks=vdb", "bandwidth=100",
                                       "compression=xbzrle", "parallel.connections=4"}));
+}
+
+// Test that a live migration refuses a bandwidth libvirt cannot take (it
+// limits a migration in whole MiB/s only) instead of rounding it, and that
+// copies take any rate.
+TEST_F(PlannerTest, BandwidthLibvirtCannotHonourIsRefused) {
+  disk_on("shared");
+  request_.options.bandwidth = kMiB / 2;
+  MigrationPlan p = plan();
+  EXPECT_EQ(p.type, "live");
+  EXPECT_EQ(check(p, "bandwidth").status, CheckStatus::kFail);
+  EXPECT_EQ(check(p, "bandwidth").reason,
+            "--bandwidth 0.5 MiB/s: libvirt limits a live migration in whole MiB/s only; give a "
+            "whole number");
+  request_.options.bandwidth = 3 * kMiB / 2;
+  EXPECT_THAT(plan().failures(), Contains(HasSubstr("--bandwidth 1.5 MiB/s")));
+  request_.options.bandwidth = 2 * kMiB;
+  EXPECT_TRUE(plan().ok()) << testing::PrintToString(plan().failures());
+  EXPECT_FALSE(has_check(plan(), "bandwidth"));
+
+  disk_on("host1-local");  // live-vsm: the disks go with the memory, over libvirt
+  request_.options.bandwidth = kMiB / 2;
+  EXPECT_EQ(plan().type, "live-vsm");
+  EXPECT_EQ(check(plan(), "bandwidth").status, CheckStatus::kFail);
+
+  request_.options.type = "qsm";  // a copy vmshift paces itself: any rate
+  EXPECT_FALSE(has_check(plan(), "bandwidth"));
 }
 
 // Test that a migration bandwidth reaches libvirt as whole MiB/s, and that

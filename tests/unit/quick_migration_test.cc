@@ -594,47 +594,5 @@ TEST_F(QuickTest, QuickMigrationWithAFailedUndefine) {
   EXPECT_EQ(job.last(4), StepState::kFailed);  // cleanup
 }
 
-// Test the pause model: it grows with RAM and with what the overlays gather
-// during the copy; only another host pays for the transfer; a --bandwidth
-// limit slows the copy but not the transfer during the pause; a quick
-// migration copies nothing before it.
-TEST(PredictQuick, PauseModel) {
-  QuickInput in{.ram_bytes = 256u << 20,
-                .disk_bytes = 1u << 30,
-                .disk_write_bytes_per_s = 1e6,
-                .link_bytes_per_s = 100e6};
-  Prediction base = predict_quick(in);
-  EXPECT_GT(base.disk_time.count(), 10000);  // 1 GiB at 100 MB/s
-  EXPECT_GT(base.total, base.disk_time + base.pause - std::chrono::milliseconds(1));
-
-  QuickInput more_ram = in;
-  more_ram.ram_bytes *= 2;
-  EXPECT_GT(predict_quick(more_ram).pause, base.pause);
-
-  QuickInput busier = in;
-  busier.disk_write_bytes_per_s *= 10;
-  EXPECT_GT(predict_quick(busier).pause, base.pause);
-
-  QuickInput same_host = in;
-  same_host.other_host = false;
-  EXPECT_LT(predict_quick(same_host).pause, base.pause);
-
-  QuickInput limited = in;
-  limited.link_bytes_per_s = 10e6;  // --bandwidth 10 MB/s
-  limited.pause_link_bytes_per_s = 100e6;
-  Prediction l = predict_quick(limited);
-  EXPECT_GT(l.disk_time, base.disk_time * 9);
-  EXPECT_GT(l.pause, base.pause);  // more overlay gathered during the longer copy
-  QuickInput limited_pause = limited;
-  limited_pause.pause_link_bytes_per_s = 0;  // the pause at the limit too
-  EXPECT_GT(predict_quick(limited_pause).pause, l.pause * 5);
-
-  QuickInput quick = in;
-  quick.copies = false;
-  Prediction q = predict_quick(quick);
-  EXPECT_EQ(q.disk_time.count(), 0);
-  EXPECT_LT(q.pause, base.pause);
-}
-
 }  // namespace
 }  // namespace vmshift::migrate
