@@ -16,7 +16,7 @@
 #include "base/error.h"
 #include "base/format.h"
 #include "base/log.h"
-#include "base/poll.h"
+#include "base/poll_until.h"
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
 #include "cli/command.h"

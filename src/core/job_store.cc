@@ -20,7 +20,7 @@
 
 #include "base/deadline.h"
 #include "base/error.h"
-#include "base/poll.h"
+#include "base/poll_until.h"
 #include "base/unique_fd.h"
 
 // One JobStore is one SQLite connection: use it from one thread at a time,

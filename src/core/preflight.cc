@@ -9,7 +9,7 @@
 #include "base/error.h"
 #include "base/format.h"
 #include "base/log.h"
-#include "base/poll.h"
+#include "base/poll_until.h"
 #include "guest/libvirt_guest.h"
 #include "hosts/domain.h"
 #include "hosts/xml.h"

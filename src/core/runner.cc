@@ -13,7 +13,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
-#include "base/poll.h"
+#include "base/poll_until.h"
 #include "core/preflight.h"
 #include "guest/libvirt_guest.h"
 #include "guest/qmp_guest.h"

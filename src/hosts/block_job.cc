@@ -7,7 +7,7 @@
 #include "base/error.h"
 #include "base/format.h"
 #include "base/log.h"
-#include "base/poll.h"
+#include "base/poll_until.h"
 #include "hosts/xml.h"
 
 namespace vmshift::hosts {

@@ -9,7 +9,7 @@
 #include "base/bandwidth.h"
 #include "base/format.h"
 #include "base/log.h"
-#include "base/poll.h"
+#include "base/poll_until.h"
 #include "hosts/block_job.h"
 #include "hosts/xml.h"
 

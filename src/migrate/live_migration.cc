@@ -7,7 +7,7 @@
 
 #include "base/error.h"
 #include "base/format.h"
-#include "base/poll.h"
+#include "base/poll_until.h"
 #include "hosts/domain.h"
 #include "migrate/created.h"
 

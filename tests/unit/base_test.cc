@@ -10,7 +10,7 @@
 #include "base/deadline.h"
 #include "base/format.h"
 #include "base/log.h"
-#include "base/poll.h"
+#include "base/poll_until.h"
 #include "hosts/libvirt.h"
 #include "hosts/libvirt_host.h"
 
