@@ -24,8 +24,8 @@
 
 #include "base/deadline.h"
 #include "base/error.h"
+#include "base/json.h"
 #include "base/unique_fd.h"
-#include "qmp/json.h"
 #include "qmp/line_reader.h"
 #include "qmp/message.h"
 

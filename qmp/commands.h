@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "base/deadline.h"
+#include "base/json.h"
 #include "qmp/client.h"
-#include "qmp/json.h"
 
 namespace vmshift::qmp {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "qmp/json.h"
+#include "base/json.h"
 
 namespace vmshift::qmp {
 

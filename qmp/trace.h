@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "qmp/json.h"
+#include "base/json.h"
 #include "qmp/message.h"
 
 namespace vmshift::qmp {

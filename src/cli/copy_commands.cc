@@ -6,10 +6,10 @@
 
 #include "base/bandwidth.h"
 #include "base/error.h"
+#include "base/json.h"
 #include "cli/command.h"
 #include "cli/job_commands.h"
 #include "core/runner.h"
-#include "qmp/json.h"
 
 namespace vmshift::cli {
 namespace {
@@ -63,13 +63,13 @@ int compare(const std::string& a, const std::string& b, int chunk_mib, const hos
   auto [hb, pb] = host_path(b, inv);
   core::Comparison c = core::compare_files(inv, ha, pa, hb, pb, chunk_bytes(chunk_mib));
   if (json) {
-    qmp::Json bad = qmp::Json::array();
-    for (auto i : c.result.mismatched) bad.push(qmp::Json::integer(static_cast<std::int64_t>(i)));
+    Json bad = Json::array();
+    for (auto i : c.result.mismatched) bad.push(Json::integer(static_cast<std::int64_t>(i)));
     fmt::print("{}\n",
-               qmp::Json::object()
-                   .set("same", qmp::Json::boolean(c.result.ok()))
-                   .set("chunks", qmp::Json::integer(static_cast<std::int64_t>(c.result.chunks)))
-                   .set("chunk_size", qmp::Json::integer(static_cast<std::int64_t>(c.chunk_size)))
+               Json::object()
+                   .set("same", Json::boolean(c.result.ok()))
+                   .set("chunks", Json::integer(static_cast<std::int64_t>(c.result.chunks)))
+                   .set("chunk_size", Json::integer(static_cast<std::int64_t>(c.chunk_size)))
                    .set("mismatched", bad)
                    .dump());
   } else if (c.result.ok()) {

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "base/format.h"
+#include "base/json.h"
 #include "cli/command.h"
 #include "cli/table.h"
 #include "guest/libvirt_guest.h"
@@ -14,11 +15,8 @@
 #include "hosts/libvirt_storage.h"
 #include "hosts/xml.h"
 #include "migrate/live_storage.h"
-#include "qmp/json.h"
 
 namespace vmshift::cli {
-
-using qmp::Json;
 
 int list_hosts(const hosts::Inventory& inv, bool json) {
   Table table({"HOST", "STATE", "CPU", "FREE MEMORY", "STORAGE (FREE)"});

@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "base/format.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/poll_until.h"
 #include "base/subprocess.h"
@@ -26,13 +27,11 @@
 #include "core/runner.h"
 #include "hosts/libvirt.h"
 #include "migrate/live_storage.h"
-#include "qmp/json.h"
 
 namespace vmshift::cli {
 
 using core::Job;
 using core::JobState;
-using qmp::Json;
 
 namespace {
 

@@ -8,6 +8,7 @@
 #include "base/bandwidth.h"
 #include "base/error.h"
 #include "base/format.h"
+#include "base/json.h"
 #include "cli/command.h"
 #include "cli/job_commands.h"
 #include "cli/table.h"
@@ -16,11 +17,8 @@
 #include "hosts/domain.h"
 #include "hosts/libvirt.h"
 #include "hosts/xml.h"
-#include "qmp/json.h"
 
 namespace vmshift::cli {
-
-using qmp::Json;
 
 namespace {
 

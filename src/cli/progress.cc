@@ -7,12 +7,10 @@
 #include <cstdio>
 
 #include "base/format.h"
+#include "base/json.h"
 #include "migrate/live_storage.h"
-#include "qmp/json.h"
 
 namespace vmshift::cli {
-
-using qmp::Json;
 
 Display choose_display(bool json) {
   if (json) return Display::kJson;

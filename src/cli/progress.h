@@ -25,7 +25,7 @@ class ProgressDisplay : public core::Observer {
   void progress(std::string_view phase, std::int64_t done, std::int64_t total, double rate,
                 std::optional<double> eta_seconds);
   void note(const std::string& message) override;
-  void detail(const qmp::Json& figures) override;
+  void detail(const Json& figures) override;
   void finished(const core::JobOutcome& outcome, std::optional<std::int64_t> pause_ms);
 
  private:

@@ -7,11 +7,11 @@
 #include <string>
 
 #include "base/error.h"
+#include "base/json.h"
 #include "base/subprocess.h"
 #include "cli/command.h"
 #include "hosts/accel.h"
 #include "qmp/client.h"
-#include "qmp/json.h"
 
 #ifndef VMSHIFT_VERSION
 #define VMSHIFT_VERSION "unknown"
@@ -43,10 +43,10 @@ int run_qmp(const std::string& socket, const std::string& command, const std::st
             double timeout_s) {
   auto deadline = Deadline::after(std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::duration<double>(timeout_s)));
-  qmp::Json args;
+  Json args;
   if (!args_text.empty()) {
     try {
-      args = qmp::Json::parse(args_text);
+      args = Json::parse(args_text);
     } catch (const Error& e) {
       throw Error(ErrorCode::kInvalidArgument,
                   fmt::format("ARGUMENTS is not valid JSON: {}", e.what()));
@@ -54,7 +54,7 @@ int run_qmp(const std::string& socket, const std::string& command, const std::st
   }
   qmp::Client client;
   client.connect(socket, deadline);
-  qmp::Json result = client.execute(command, args, deadline);
+  Json result = client.execute(command, args, deadline);
   fmt::print("{}\n", result.dump());
   return 0;
 }

@@ -8,17 +8,15 @@
 
 #include "base/error.h"
 #include "base/format.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/poll_until.h"
 #include "guest/libvirt_guest.h"
 #include "hosts/domain.h"
 #include "hosts/xml.h"
-#include "qmp/json.h"
 
 namespace vmshift::core {
 namespace {
-
-using qmp::Json;
 
 constexpr double kAssumedLink = 1e9 / 8;  // 1 Gbit/s
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/poll_until.h"
 #include "core/preflight.h"
@@ -21,13 +22,11 @@
 #include "hosts/libvirt_host.h"
 #include "migrate/copy_files.h"
 #include "migrate/quick_migration.h"
-#include "qmp/json.h"
 #include "transfer/libvirt_volume.h"
 
 namespace vmshift::core {
 namespace {
 
-using qmp::Json;
 constexpr auto kCancelPoll = std::chrono::milliseconds(300);
 constexpr auto kProgressWrite = std::chrono::milliseconds(500);
 constexpr auto kHoldLimit = std::chrono::minutes(10);

@@ -16,6 +16,7 @@
 
 #include "base/deadline.h"
 #include "base/error.h"
+#include "base/json.h"
 #include "core/job_store.h"
 #include "core/progress.h"
 #include "guest/guest.h"
@@ -24,7 +25,6 @@
 #include "migrate/copy_files.h"
 #include "migrate/live_migration.h"
 #include "migrate/live_storage.h"
-#include "qmp/json.h"
 
 namespace vmshift::core {
 
@@ -56,7 +56,7 @@ class Observer {
   virtual void progress(std::string_view /*phase*/, const ProgressMeter&) {}
   virtual void note(const std::string& /*message*/) {}
   // Type-specific figures of the running phase (see migrate::JobContext).
-  virtual void detail(const qmp::Json& /*figures*/) {}
+  virtual void detail(const Json& /*figures*/) {}
 };
 
 struct JobOutcome {
@@ -121,7 +121,7 @@ class StoreContext : public migrate::JobContext {
   void save_state(const std::string& json) override;
   bool cancel_requested() override;
   void note(const std::string& message) override;
-  void detail(const qmp::Json& figures) override;
+  void detail(const Json& figures) override;
   void checkpoint(std::string_view point) override;
   void flush();
   // Ends the job in the store (with whatever is still kept in memory),

@@ -81,7 +81,7 @@ void QmpGuest::start_copy(const CopyRequest& r) {
     // The backing file's own format, as qemu-img reads it (-U: QEMU holds it).
     Argv info = {"qemu-img", "info", "-U", "--output=json", d.info.backing.front()};
     std::string fmt_name =
-        qmp::Json::parse(run_checked(info, Deadline::after(std::chrono::seconds(30))).out)
+        Json::parse(run_checked(info, Deadline::after(std::chrono::seconds(30))).out)
             .get_string("format");
     create.insert(create.end(), {"-F", fmt_name, "-b", d.info.backing.front()});
   }
@@ -92,7 +92,7 @@ void QmpGuest::start_copy(const CopyRequest& r) {
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
   qmp::ImageNodeSpec spec{.node_name = node, .filename = r.dest, .format = r.format};
-  if (r.format == "qcow2" && !r.shallow) spec.backing = qmp::Json::null();
+  if (r.format == "qcow2" && !r.shallow) spec.backing = Json::null();
   try {
     qmp::blockdev_add(qmp_, qmp::image_node(spec), soon());
     qmp::blockdev_mirror(

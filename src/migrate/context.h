@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "qmp/json.h"
+#include "base/json.h"
 
 namespace vmshift::migrate {
 
@@ -23,7 +23,7 @@ class JobContext {
   virtual void pause(std::chrono::milliseconds measured) = 0;
   // Type-specific figures of the running phase (e.g. a live migration's
   // memory and disk counters, dirty rate, pass); shown with --json.
-  virtual void detail(const qmp::Json& figures) { (void)figures; }
+  virtual void detail(const Json& figures) { (void)figures; }
   // What recovery needs if this process dies; saved before each change.
   virtual void save_state(const std::string& json) = 0;
   virtual bool cancel_requested() = 0;

@@ -13,8 +13,6 @@
 namespace vmshift::migrate {
 namespace {
 
-using qmp::Json;
-
 enum Step : std::size_t { kCheck, kCopy, kVerify };
 
 // Reports the engine's progress as the job's, over all files.

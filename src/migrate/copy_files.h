@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "base/json.h"
 #include "hosts/migration.h"
 #include "migrate/context.h"
 #include "migrate/created.h"
-#include "qmp/json.h"
 #include "transfer/copy_engine.h"
 
 namespace vmshift::migrate {
@@ -36,8 +36,8 @@ struct FileCopy {
   bool done = false;
 };
 
-qmp::Json to_json(const FileCopy& f);
-FileCopy file_copy_from_json(const qmp::Json& j);
+Json to_json(const FileCopy& f);
+FileCopy file_copy_from_json(const Json& j);
 
 // Copies every file not done yet, continuing each one's journal. save()
 // is called after every chunk (the caller saves the job's state). Throws
@@ -72,8 +72,8 @@ struct CopyJobOptions {
   bool verify = false;  // compare source and copy end to end afterwards
   bool force = false;   // replace an existing destination file (not on resume)
 };
-qmp::Json to_json(const CopyJobOptions& o);
-CopyJobOptions copy_options_from_json(const qmp::Json& j);
+Json to_json(const CopyJobOptions& o);
+CopyJobOptions copy_options_from_json(const Json& j);
 
 std::vector<std::string> copy_job_steps();  // check, copy, verify
 

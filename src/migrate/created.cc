@@ -8,8 +8,6 @@
 
 namespace vmshift::migrate {
 
-using qmp::Json;
-
 namespace {
 // " on host 'h'", or "" for the guest's own host (a live storage migration).
 std::string on_host(const std::string& host) {

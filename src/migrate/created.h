@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "base/json.h"
 #include "guest/guest.h"
-#include "qmp/json.h"
 
 namespace vmshift::migrate {
 
@@ -21,13 +21,13 @@ struct Created {
   hosts::FileIdentity identity;
 };
 
-qmp::Json to_json(const hosts::FileIdentity& id);
-hosts::FileIdentity identity_from_json(const qmp::Json& j);
-qmp::Json to_json(const Created& c);
-Created created_from_json(const qmp::Json& j);
-qmp::Json to_json(const std::vector<Created>& all);
+Json to_json(const hosts::FileIdentity& id);
+hosts::FileIdentity identity_from_json(const Json& j);
+Json to_json(const Created& c);
+Created created_from_json(const Json& j);
+Json to_json(const std::vector<Created>& all);
 // Reads what to_json wrote; an absent or null field gives an empty list.
-std::vector<Created> created_list_from_json(const std::optional<qmp::Json>& j);
+std::vector<Created> created_list_from_json(const std::optional<Json>& j);
 
 // The record of a file the job just made at path. Throws Error(kNotFound)
 // if there is no file there.

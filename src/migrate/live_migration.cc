@@ -14,8 +14,6 @@
 namespace vmshift::migrate {
 namespace {
 
-using qmp::Json;
-
 enum Step : std::size_t { kCheck, kPrepare, kMigrate, kVerify, kCleanup };
 constexpr auto kPoll = std::chrono::milliseconds(200);
 // How long an abort may take to end the migration on the source.

@@ -22,11 +22,11 @@
 #include <utility>
 #include <vector>
 
+#include "base/json.h"
 #include "hosts/migration.h"
 #include "migrate/context.h"
 #include "migrate/live_storage.h"
 #include "migrate/prediction.h"
-#include "qmp/json.h"
 
 namespace vmshift::migrate {
 
@@ -79,10 +79,10 @@ Result run_live_migration(hosts::MigrationHost& source, hosts::MigrationHost& de
 Result recover_live_migration(hosts::MigrationHost& source, hosts::MigrationHost& dest,
                               const std::string& saved_state, JobContext& job);
 
-qmp::Json to_json(const LiveMigrationOptions& options);
-LiveMigrationOptions live_options_from_json(const qmp::Json& json);
-qmp::Json to_json(const LiveMigrationPlan& plan);
-LiveMigrationPlan live_plan_from_json(const qmp::Json& json);
+Json to_json(const LiveMigrationOptions& options);
+LiveMigrationOptions live_options_from_json(const Json& json);
+Json to_json(const LiveMigrationPlan& plan);
+LiveMigrationPlan live_plan_from_json(const Json& json);
 
 // The request libvirt gets for a plan and options (tested on its own).
 hosts::MigrationRequest migration_request(const LiveMigrationPlan& plan,

@@ -18,7 +18,6 @@ namespace {
 
 using hosts::basename_of;
 using hosts::dirname_of;
-using qmp::Json;
 
 enum Step : std::size_t { kCheck, kCopy, kPivot, kVerify, kPersist, kCleanup };
 constexpr auto kPoll = std::chrono::milliseconds(200);

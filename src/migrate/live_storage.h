@@ -19,9 +19,9 @@
 #include <utility>
 #include <vector>
 
+#include "base/json.h"
 #include "guest/guest.h"
 #include "migrate/context.h"
-#include "qmp/json.h"
 
 namespace vmshift::migrate {
 
@@ -56,8 +56,8 @@ struct DiskMove {
 // chain (need is left for the caller).
 DiskMove move_of(const guest::DiskInfo& disk, const std::string& dest);
 // A disk move in a job record; reading tolerates fields an older record lacks.
-qmp::Json to_json(const DiskMove& move);
-DiskMove disk_move_from_json(const qmp::Json& json);
+Json to_json(const DiskMove& move);
+DiskMove disk_move_from_json(const Json& json);
 
 struct LiveStoragePlan {
   std::vector<DiskMove> moves;
@@ -87,7 +87,7 @@ Result run_live_storage(guest::Guest& guest, const LiveStoragePlan& plan,
 Result recover_live_storage(guest::Guest& guest, const std::string& saved_state, JobContext& job);
 
 // For the job record: what a process needs to run the job.
-qmp::Json to_json(const LiveStorageOptions& options);
-LiveStorageOptions options_from_json(const qmp::Json& json);
+Json to_json(const LiveStorageOptions& options);
+LiveStorageOptions options_from_json(const Json& json);
 
 }  // namespace vmshift::migrate

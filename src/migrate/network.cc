@@ -14,8 +14,6 @@
 namespace vmshift::migrate {
 namespace {
 
-using qmp::Json;
-
 enum Step : std::size_t { kCheck, kCopy, kVerify, kDefine, kCleanup, kStart };
 
 struct Saved {

@@ -11,8 +11,6 @@
 namespace vmshift::migrate {
 namespace {
 
-using qmp::Json;
-
 enum Step : std::size_t { kCheck, kSave, kRestore, kVerify, kCleanup };
 
 struct Saved {

@@ -14,8 +14,6 @@
 namespace vmshift::transfer {
 namespace {
 
-using qmp::Json;
-
 constexpr std::size_t kBuffer = 1 << 20;
 
 // xxh3 over a chunk's bytes, holes as zeros.

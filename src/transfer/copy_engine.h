@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "base/deadline.h"
-#include "qmp/json.h"
+#include "base/json.h"
 #include "transfer/endpoint.h"
 
 namespace vmshift::transfer {
@@ -33,8 +33,8 @@ struct Journal {
 
   std::uint64_t chunks() const;
   bool complete() const { return done.size() == chunks(); }
-  qmp::Json to_json() const;
-  static Journal from_json(const qmp::Json& json);
+  Json to_json() const;
+  static Journal from_json(const Json& json);
 };
 
 // Tokens of bytes per second; waits (sleeps) to keep the average at the rate.

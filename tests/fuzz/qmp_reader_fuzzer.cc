@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "base/error.h"
-#include "qmp/json.h"
+#include "base/json.h"
 #include "qmp/line_reader.h"
 #include "qmp/message.h"
 
@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           }
           // A parsed value must serialize and parse back to an equal value.
           if (m.kind == qmp::Message::Kind::kReply) {
-            qmp::Json again = qmp::Json::parse(m.body.dump());
+            Json again = Json::parse(m.body.dump());
             if (!(again == m.body)) __builtin_trap();
           }
         } catch (const Error&) {

@@ -98,10 +98,10 @@ class QmpMove : public ::testing::Test {
           << r.out;
   }
 
-  qmp::Json image_info(const std::string& path) {
-    return qmp::Json::parse(run_tool({require_program("qemu-img", "qemu-utils"), "info",
-                                      "--force-share", "--output=json", path})
-                                .out);
+  Json image_info(const std::string& path) {
+    return Json::parse(run_tool({require_program("qemu-img", "qemu-utils"), "info", "--force-share",
+                                 "--output=json", path})
+                           .out);
   }
 
   std::string console() const { return dir_.file("console.log"); }
@@ -133,7 +133,7 @@ TEST_F(QmpMove, MovesTwoDisksOfAWritingGuest) {
   EXPECT_EQ(qmp::query_status(qemu_->qmp(), Deadline::after(30s)).status, "running");
 
   RunResult j = vmshift({"jobs", "show", "1", "--json"});
-  qmp::Json job = qmp::Json::parse(j.out);
+  Json job = Json::parse(j.out);
   EXPECT_EQ(job.get_string("state"), "completed") << j.out;
   EXPECT_TRUE(job.has("pause_ms")) << j.out;
 

@@ -9,7 +9,7 @@
 
 #include <optional>
 
-#include "qmp/json.h"
+#include "base/json.h"
 #include "support/lab.h"
 #include "support/vmshift_cli.h"
 #include "support/wait.h"
@@ -40,10 +40,10 @@ class CopyLab : public ::testing::Test {
     if (!r.status.success())
       throw std::runtime_error(fmt::format("{}: {}{}", fmt::join(argv, " "), r.out, r.err));
   }
-  static qmp::Json info(const std::string& host, const std::string& path) {
+  static Json info(const std::string& host, const std::string& path) {
     RunResult r = lab_->in_host(host, {"qemu-img", "info", "--force-share", "--output=json", path});
     if (!r.status.success()) throw std::runtime_error("qemu-img info failed: " + r.err);
-    return qmp::Json::parse(r.out);
+    return Json::parse(r.out);
   }
   static bool identical(const std::string& a, const std::string& b) {
     // host2 sees both through the shared directory only if copied there: compare by checksum.
@@ -58,12 +58,12 @@ class CopyLab : public ::testing::Test {
     sh("host1", {"qemu-io", "-f", "qcow2", "-c", "write -P 0x61 0 " + mib_at_0, "-c",
                  "write -P 0x62 900M 20M", path});
   }
-  qmp::Json copy_done(const Argv& args) {
+  Json copy_done(const Argv& args) {
     Argv a = {"copy"};
     a.insert(a.end(), args.begin(), args.end());
     a.push_back("--json");
     RunResult r = cli_->run(a);
-    std::vector<qmp::Json> ev = json_lines(r.out);
+    std::vector<Json> ev = json_lines(r.out);
     if (ev.empty() || ev.back().get_string("event") != "finished")
       throw std::runtime_error("vmshift copy gave no result: " + r.out + r.err);
     return ev.back();
@@ -81,10 +81,10 @@ TEST_F(CopyLab, SparseRawStaysSparse) {
   sh("host1", {"truncate", "-s", "2G", src});
   sh("host1",
      {"qemu-io", "-f", "raw", "-c", "write -P 0x71 0 8M", "-c", "write -P 0x72 1G 8M", src});
-  qmp::Json done = copy_done({"host1:" + src, "host2:" + dst, "--verify"});
+  Json done = copy_done({"host1:" + src, "host2:" + dst, "--verify"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   EXPECT_THAT(done.get_string("message"), HasSubstr("16.0 MiB of data"));
-  qmp::Json a = info("host1", src), b = info("host2", dst);
+  Json a = info("host1", src), b = info("host2", dst);
   EXPECT_EQ(b.get_string("format"), "raw");
   EXPECT_EQ(b.get_int("virtual-size"), 2ll << 30);
   EXPECT_LT(b.get_int("actual-size"), 20 * kMiB) << "the copy is not sparse";
@@ -97,9 +97,9 @@ TEST_F(CopyLab, SparseRawStaysSparse) {
 TEST_F(CopyLab, Qcow2StaysQcow2) {
   std::string src = kImages + "/q.qcow2", dst = kImages + "/q-copy.qcow2";
   make_qcow2(src);
-  qmp::Json done = copy_done({"host1:" + src, "host2:" + dst, "--verify"});
+  Json done = copy_done({"host1:" + src, "host2:" + dst, "--verify"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
-  qmp::Json a = info("host1", src), b = info("host2", dst);
+  Json a = info("host1", src), b = info("host2", dst);
   EXPECT_EQ(b.get_string("format"), "qcow2");
   EXPECT_EQ(b.get_int("cluster-size"), 128 * 1024);
   EXPECT_EQ(b.get_int("virtual-size"), 1ll << 30);
@@ -122,7 +122,7 @@ TEST_F(CopyLab, CompareCatchesAFlippedByte) {
      {"sh", "-c", "printf 'Z' | dd of=" + dst + " bs=1 seek=10485765 conv=notrunc status=none"});
   RunResult differ = cli_->run(cmp);
   EXPECT_EQ(differ.status.code, 1);
-  qmp::Json j = qmp::Json::parse(differ.out);
+  Json j = Json::parse(differ.out);
   EXPECT_FALSE(j.get_bool("same"));
   ASSERT_EQ(j.get("mismatched").size(), 1u) << differ.out;
   EXPECT_EQ(j.get("mismatched").at(0).as_int(), 2);
@@ -139,7 +139,7 @@ TEST_F(CopyLab, KilledCopyResumes) {
   Process p = cli_->start(
       {"copy", "host1:" + src, "host2:" + dst, "--bandwidth", "25", "--chunk-mib", "8", "--json"});
   ASSERT_TRUE(wait_until(60s, [&] {
-    qmp::Json all = cli_->jobs();
+    Json all = cli_->jobs();
     return all.size() == 1 && all.at(0).get_int("bytes_done") >= 40 * kMiB;
   })) << cli_->jobs().dump();
   std::int64_t id = cli_->jobs().at(0).get_int("id");
@@ -150,7 +150,7 @@ TEST_F(CopyLab, KilledCopyResumes) {
                                            "after ",
                                            id)));
   EXPECT_THAT(r.err, HasSubstr(fmt::format("`vmshift jobs resume {}` continues the copy", id)));
-  qmp::Json j = cli_->job(id);
+  Json j = cli_->job(id);
   EXPECT_EQ(j.get_string("state"), "failed");
   std::int64_t total = (info("host1", src).get_int("actual-size") + 8 * kMiB - 1) / (8 * kMiB);
 
@@ -197,7 +197,7 @@ TEST_F(CopyLab, BandwidthLimitHolds) {
   std::string src = kImages + "/b.raw", dst = kImages + "/b-copy.raw";
   sh("host1", {"qemu-img", "create", "-q", "-f", "raw", src, "128M"});
   sh("host1", {"qemu-io", "-f", "raw", "-c", "write -P 0x61 0 80M", src});
-  qmp::Json done = copy_done({"host1:" + src, "host2:" + dst, "--bandwidth", "20"});
+  Json done = copy_done({"host1:" + src, "host2:" + dst, "--bandwidth", "20"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   std::string m = done.get_string("message");
   double seconds = 0;

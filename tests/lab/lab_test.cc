@@ -11,8 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "base/json.h"
 #include "base/subprocess.h"
-#include "qmp/json.h"
 #include "support/wait.h"
 
 namespace vmshift::testing {
@@ -49,8 +49,8 @@ void expect_back_to(const SystemState& before) {
 // Bytes sent plus received on a host's port of the lab switch.
 long long link_bytes(Lab& lab, const std::string& host) {
   Argv argv = {"ip", "-n", lab.name() + "-switch", "-s", "-j", "link", "show", host};
-  qmp::Json links = qmp::Json::parse(run_checked(argv, Deadline::after(10s)).out);
-  qmp::Json stats = links.at(0).get("stats64");
+  Json links = Json::parse(run_checked(argv, Deadline::after(10s)).out);
+  Json stats = links.at(0).get("stats64");
   return stats.get("rx").get_int("bytes") + stats.get("tx").get_int("bytes");
 }
 
@@ -103,12 +103,12 @@ TEST(Lab, UpAndDownLeaveNothingBehind) {
     EXPECT_THAT(lab.run({"status"}).out, HasSubstr("host2: up, 10.77.0.2"));
 
     // What a program driving the lab (scripts/bench) reads of it.
-    qmp::Json facts = qmp::Json::parse(lab.run({"status", "--json"}).out);
+    Json facts = Json::parse(lab.run({"status", "--json"}).out);
     EXPECT_TRUE(facts.get_bool("exists"));
     EXPECT_EQ(facts.get_string("inventory"), lab.dir() + "/vmshift.toml");
     EXPECT_EQ(facts.get("paths").get_string("images"), "/var/lib/libvirt/images");
     ASSERT_EQ(facts.get("hosts").size(), 2u);
-    qmp::Json host2 = facts.get("hosts").at(1);
+    Json host2 = facts.get("hosts").at(1);
     EXPECT_EQ(host2.get_string("name"), "host2");
     EXPECT_TRUE(host2.get_bool("up"));
     EXPECT_EQ(host2.get_string("ip"), "10.77.0.2");

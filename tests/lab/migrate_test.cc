@@ -13,7 +13,7 @@
 #include <fstream>
 #include <thread>
 
-#include "qmp/json.h"
+#include "base/json.h"
 #include "support/host_pair_lab.h"
 #include "support/lab.h"
 #include "support/vmshift_cli.h"
@@ -86,7 +86,7 @@ TEST_F(MigrateLab, TenRoundTripsOnSharedStorage) {
   for (int i = 0; i < 10; ++i) {
     for (const char* to : {"host2", "host1"}) {
       SCOPED_TRACE(fmt::format("round trip {}, to {}", i + 1, to));
-      qmp::Json done = migrate("trip", to);
+      Json done = migrate("trip", to);
       ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
       EXPECT_THAT(done.get_string("message"), HasSubstr("live migration of trip"));
       std::optional<std::int64_t> pause = done.find_int("pause_ms");
@@ -97,7 +97,7 @@ TEST_F(MigrateLab, TenRoundTripsOnSharedStorage) {
   }
   EXPECT_GT(watch.samples(), 20);
   EXPECT_FALSE(watch.both_seen()) << "the guest ran on both hosts at once";
-  qmp::Json all = cli_->jobs();
+  Json all = cli_->jobs();
   ASSERT_EQ(all.size(), 20u);
   for (const auto& j : all.items()) {
     EXPECT_EQ(j.get_string("type"), "live");
@@ -125,7 +125,7 @@ TEST_F(MigrateLab, LiveVsmLocalStorage) {
   EXPECT_THAT(plan.out, HasSubstr("prediction: about"));
   EXPECT_THAT(plan.out, HasSubstr("(1 Gbit/s), assumed"));
 
-  qmp::Json done = migrate("vsm", "host2");
+  Json done = migrate("vsm", "host2");
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   expect_only_on("vsm", "host2");
   EXPECT_EQ(live_disks(*lab_, "host2", "vsm").at("vda"), vda);
@@ -144,7 +144,7 @@ TEST_F(MigrateLab, LiveVsmLocalStorage) {
   EXPECT_EQ(live_disks(*lab_, "host1", "vsm").at("vda"), kShared + "/vsm-vda.qcow2");
   EXPECT_EQ(live_disks(*lab_, "host1", "vsm", true).at("vdb"), kShared + "/vsm-vdb.qcow2");
   EXPECT_FALSE(exists("host2", vda));
-  qmp::Json job = cli_->jobs().at(0);
+  Json job = cli_->jobs().at(0);
   EXPECT_EQ(job.get_string("type"), "live-vsm");
   EXPECT_EQ(step_state(job, "cleanup"), "done");
   lab_->expect_writes_continue("vsm");
@@ -167,14 +167,14 @@ TEST_F(MigrateLab, ShallowLiveVsmKeepsTheBackingChain) {
   RunResult p = cli_->run({"plan", "shallow", "--to", "host2", "--shallow"});
   EXPECT_EQ(p.status.code, 0) << p.out << p.err;
   EXPECT_THAT(p.out, HasSubstr("pass  backing      host 'host2' sees " + base + " (disk vda)"));
-  qmp::Json done = migrate("shallow", "host2", {"--shallow"});
+  Json done = migrate("shallow", "host2", {"--shallow"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   expect_only_on("shallow", "host2");
   EXPECT_EQ(live_disks(*lab_, "host2", "shallow").at("vda"), top);
   RunResult info =
       lab_->in_host("host2", {"qemu-img", "info", "--force-share", "--output=json", top});
   ASSERT_TRUE(info.status.success()) << info.err;
-  EXPECT_EQ(qmp::Json::parse(info.out).get_string("backing-filename"), base);
+  EXPECT_EQ(Json::parse(info.out).get_string("backing-filename"), base);
   EXPECT_FALSE(exists("host1", top));
   EXPECT_TRUE(exists("host1", base)) << "the shared backing file must stay";
   lab_->expect_writes_continue("shallow");
@@ -186,7 +186,7 @@ TEST_F(MigrateLab, ShallowLiveVsmKeepsTheBackingChain) {
 // auto-converge each move a guest dirtying its memory, with nothing lost.
 TEST_F(MigrateLab, CompressionMultifdAndAutoConverge) {
   boot("opts", {"--storage", "shared"});
-  qmp::Json done = migrate("opts", "host2", {"--compress", "xbzrle"});
+  Json done = migrate("opts", "host2", {"--compress", "xbzrle"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   done = migrate("opts", "host1", {"--parallel", "2"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
@@ -245,7 +245,7 @@ TEST_F(MigrateLab, KilledProcessIsRolledBack) {
   boot("killed", {"--storage", "shared"});
   Process p = cli_->start({"migrate", "killed", "--to", "host2", "--bandwidth", "2", "--json"});
   ASSERT_TRUE(wait_until(90s, [&] {
-    qmp::Json all = cli_->jobs();
+    Json all = cli_->jobs();
     return all.size() == 1 && all.at(0).get_string("state") == "running" &&
            all.at(0).get_int("bytes_done") > 0;
   })) << cli_->jobs().dump();
@@ -258,7 +258,7 @@ TEST_F(MigrateLab, KilledProcessIsRolledBack) {
   RunResult r = cli_->run({"jobs"});
   EXPECT_TRUE(r.status.success()) << r.err;
   EXPECT_THAT(r.err, HasSubstr(fmt::format("job {} (live of killed) recovered, rolled-back", id)));
-  qmp::Json j = cli_->job(id);
+  Json j = cli_->job(id);
   EXPECT_EQ(j.get_string("state"), "rolled-back");
   EXPECT_THAT(j.get_string("error"), HasSubstr("The VM runs on host 'host1', unchanged"));
   EXPECT_THAT(lab_->virsh("host1", {"domjobinfo", "killed"}), Not(HasSubstr("Outgoing")));
@@ -276,7 +276,7 @@ TEST_F(MigrateLab, PlanRefusals) {
   boot("plan", {"--disk-size", "256M", "--fill", "64"});
   RunResult ok = cli_->run({"plan", "plan", "--to", "host2", "--json"});
   ASSERT_EQ(ok.status.code, 0) << ok.out << ok.err;
-  qmp::Json p = qmp::Json::parse(ok.out);
+  Json p = Json::parse(ok.out);
   EXPECT_EQ(p.get_string("type"), "live-vsm");
   EXPECT_TRUE(p.get_bool("ok"));
   EXPECT_GT(p.get("prediction").get_int("total_ms"), 0);

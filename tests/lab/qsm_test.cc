@@ -43,10 +43,10 @@ class QsmLab : public HostPairLab {
   }
   // The disk is one image: no backing file.
   static void expect_single_image(const std::string& host, const std::string& path) {
-    qmp::Json info = image_info(host, path);
+    Json info = image_info(host, path);
     EXPECT_FALSE(info.has("backing-filename")) << host << ":" << path << " " << info.dump();
   }
-  static std::string step_detail(const qmp::Json& job, const std::string& step) {
+  static std::string step_detail(const Json& job, const std::string& step) {
     for (const auto& s : job.get("steps").items())
       if (s.get_string("name") == step) return s.get_string("detail");
     return "";
@@ -59,7 +59,7 @@ class QsmLab : public HostPairLab {
 // guest runs), and no write lost.
 TEST_F(QsmLab, ToAnotherHost) {
   boot("far", {"--disks", "2", "--disk-size", "1G", "--fill", "160"});
-  qmp::Json done = migrate("far", "host2", {"--type", "qsm", "--bandwidth", "40"});
+  Json done = migrate("far", "host2", {"--type", "qsm", "--bandwidth", "40"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   expect_only_on("far", "host2");
   for (const char* d : {"vda", "vdb"}) {
@@ -71,7 +71,7 @@ TEST_F(QsmLab, ToAnotherHost) {
   }
   expect_no_leftovers("host1", kImages);
   expect_no_leftovers("host2", kImages);
-  qmp::Json job = cli_->jobs().at(0);
+  Json job = cli_->jobs().at(0);
   EXPECT_EQ(job.get_string("type"), "qsm");
   std::int64_t pause = job.get_int("pause_ms");
   std::int64_t total = job.get_int("total_ms");
@@ -90,7 +90,7 @@ TEST_F(QsmLab, ToAnotherHost) {
 // guest stays defined there with the new path.
 TEST_F(QsmLab, OnTheSameHost) {
   boot("near", {"--fill", "32", "--disk-size", "128M"});
-  qmp::Json done = migrate("near", "host1", {"--type", "qsm", "--storage", "shared"});
+  Json done = migrate("near", "host1", {"--type", "qsm", "--storage", "shared"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   std::string path = kShared + "/near-vda.qcow2";
   EXPECT_EQ(live_disks(*lab_, "host1", "near").at("vda"), path);
@@ -108,7 +108,7 @@ TEST_F(QsmLab, OnTheSameHost) {
 // host2 through a saved state, with its pause recorded.
 TEST_F(QsmLab, QuickMigrationOnSharedStorage) {
   boot("quick", {"--storage", "shared"});
-  qmp::Json done = migrate("quick", "host2", {"--type", "quick"});
+  Json done = migrate("quick", "host2", {"--type", "quick"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   EXPECT_TRUE(done.find_int("pause_ms").has_value());
   expect_only_on("quick", "host2");
@@ -128,7 +128,7 @@ TEST_F(QsmLab, NetworkMigrationOfAShutOffVm) {
   lab_->virsh("host1", {"destroy", "off"});
   RunResult plan = cli_->run({"plan", "off", "--to", "host2"});
   EXPECT_THAT(plan.out, HasSubstr("type: network"));
-  qmp::Json done = migrate("off", "host2", {"--start"});
+  Json done = migrate("off", "host2", {"--start"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   expect_only_on("off", "host2");
   EXPECT_FALSE(exists("host1", kImages + "/off-vda.qcow2"));
@@ -146,7 +146,7 @@ TEST_F(QsmLab, NetworkMigrationOnItsOwnHost) {
   boot("self", {"--fill", "32", "--disk-size", "128M"});
   lab_->expect_writes_continue("self");
   lab_->virsh("host1", {"destroy", "self"});
-  qmp::Json done = migrate("self", "host1", {"--storage", "shared"});
+  Json done = migrate("self", "host1", {"--storage", "shared"});
   ASSERT_EQ(done.get_string("state"), "completed") << done.dump();
   ASSERT_TRUE(defined(*lab_, "host1", "self")) << "the VM's definition was removed";
   EXPECT_EQ(domstate(*lab_, "host1", "self"), "shut off");
@@ -224,7 +224,7 @@ TEST_F(QsmLab, FailuresAtEachStep) {
 
   // Injected failures: after the save (the state on its way), the restore.
   for (std::string at : {"transferred", "restore"}) {
-    qmp::Json done = migrate("fail", "host2", {"--type", "qsm"}, {"VMSHIFT_FAIL_AT=" + at});
+    Json done = migrate("fail", "host2", {"--type", "qsm"}, {"VMSHIFT_FAIL_AT=" + at});
     EXPECT_EQ(done.get_string("state"), "failed") << done.dump();
     EXPECT_THAT(done.get_string("message"), HasSubstr("The VM was restored and runs on host "
                                                       "'host1' on its original files"));
@@ -303,15 +303,15 @@ TEST_F(QsmLab, StoreLockedDuringThePause) {
   std::optional<ExitStatus> st = p.wait(Deadline::after(30s));
   ASSERT_TRUE(st) << rest;
   EXPECT_TRUE(locker.wait(Deadline::after(30s)));
-  std::vector<qmp::Json> ev = json_lines(rest);
+  std::vector<Json> ev = json_lines(rest);
   ASSERT_FALSE(ev.empty()) << rest;
-  qmp::Json done = ev.back();
+  Json done = ev.back();
   EXPECT_EQ(done.get_string("state"), "failed") << done.dump();
   EXPECT_THAT(done.get_string("message"), HasSubstr("could not be written"));
   EXPECT_THAT(done.get_string("message"),
               HasSubstr("The VM was restored and runs on host 'host1' on its original files"));
 
-  qmp::Json job = cli_->job(id);
+  Json job = cli_->job(id);
   EXPECT_EQ(job.get_string("state"), "failed") << job.dump();
   EXPECT_THAT(job.get_string("error"), HasSubstr("could not be written"));
   expect_only_on("locked", "host1");
@@ -342,7 +342,7 @@ TEST_F(QsmLab, HangUpDuringThePauseCompletesTheMove) {
     return defined(*lab_, "host2", "hup") && domstate(*lab_, "host2", "hup") == "running" &&
            !defined(*lab_, "host1", "hup");
   })) << "the move did not finish by itself";
-  qmp::Json job = cli_->jobs().at(0);
+  Json job = cli_->jobs().at(0);
   EXPECT_EQ(job.get_string("state"), "completed") << job.dump();
   expect_only_on("hup", "host2");
   EXPECT_EQ(live_disks(*lab_, "host2", "hup").at("vda"), kImages + "/hup-vda.qcow2");
@@ -371,7 +371,7 @@ TEST_F(QsmLab, InterruptCancelsCleanly) {
     std::optional<ExitStatus> st = p.wait(Deadline::after(10s));
     ASSERT_TRUE(st.has_value()) << rest;
     EXPECT_EQ(st->code, 1) << st->describe();
-    std::vector<qmp::Json> ev = json_lines(rest);
+    std::vector<Json> ev = json_lines(rest);
     ASSERT_FALSE(ev.empty()) << rest;
     EXPECT_EQ(ev.back().get_string("event"), "finished") << rest;
     EXPECT_EQ(ev.back().get_string("state"), "cancelled") << rest;
@@ -432,9 +432,9 @@ TEST_F(QsmLab, DeadHostFailsWithinABound) {
   ASSERT_TRUE(st.has_value()) << "the job still waits on the stopped host2 after "
                               << std::chrono::duration_cast<std::chrono::seconds>(took).count()
                               << " s: " << rest;
-  std::vector<qmp::Json> ev = json_lines(rest);
+  std::vector<Json> ev = json_lines(rest);
   ASSERT_FALSE(ev.empty()) << rest;
-  qmp::Json done = ev.back();
+  Json done = ev.back();
   EXPECT_EQ(done.get_string("event"), "finished") << rest;
   EXPECT_NE(done.get_string("state"), "completed") << rest;
   EXPECT_THAT(done.get_string("message"), HasSubstr("runs on host 'host1'")) << rest;

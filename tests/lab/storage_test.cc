@@ -18,8 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include "base/json.h"
 #include "base/subprocess.h"
-#include "qmp/json.h"
 #include "support/lab.h"
 #include "support/temp_dir.h"
 #include "support/vmshift_cli.h"
@@ -56,8 +56,8 @@ class StorageLab : public ::testing::Test {
   Process start_vmshift(const Argv& args, const std::vector<std::string>& extra_env = {}) {
     return cli_->start(args, extra_env);
   }
-  qmp::Json job(std::int64_t id) { return cli_->job(id); }
-  qmp::Json jobs() { return cli_->jobs(); }
+  Json job(std::int64_t id) { return cli_->job(id); }
+  Json jobs() { return cli_->jobs(); }
   // Starts `move-storage ... --detach --json`; returns the job id.
   std::int64_t detach(const Argv& args, const std::vector<std::string>& extra_env = {}) {
     Argv a = {"move-storage"};
@@ -110,11 +110,11 @@ class StorageLab : public ::testing::Test {
     return testing::live_disks(*lab_, "host1", guest, inactive);
   }
   // qemu-img info of a file on host1.
-  static qmp::Json image_info(const std::string& path) {
+  static Json image_info(const std::string& path) {
     RunResult r =
         lab_->in_host("host1", {"qemu-img", "info", "--force-share", "--output=json", path});
     if (!r.status.success()) throw std::runtime_error("qemu-img info failed: " + r.err);
-    return qmp::Json::parse(r.out);
+    return Json::parse(r.out);
   }
   static std::string domstate(const std::string& guest) {
     return testing::domstate(*lab_, "host1", guest);
@@ -127,7 +127,7 @@ class StorageLab : public ::testing::Test {
   static void destroy(const std::string& guest) { lab_->virsh("host1", {"destroy", guest}); }
 
   // JSON lines of a --json run.
-  static std::vector<qmp::Json> events(const std::string& out) { return json_lines(out); }
+  static std::vector<Json> events(const std::string& out) { return json_lines(out); }
 
   static Lab* lab_;
   std::unique_ptr<VmshiftCli> cli_;
@@ -141,7 +141,7 @@ TEST_F(StorageLab, ListsHostsAndVms) {
   boot("list", {"--disks", "2", "--disk-size", "128M", "--fill", "32"});
   RunResult h = vmshift({"hosts", "--json"});
   ASSERT_TRUE(h.status.success()) << h.out << h.err;
-  qmp::Json host = qmp::Json::parse(h.out).at(0);
+  Json host = Json::parse(h.out).at(0);
   EXPECT_EQ(host.get_string("name"), "host1");
   EXPECT_EQ(host.get_string("state"), "up");
   EXPECT_FALSE(host.get_string("cpu").empty());
@@ -156,13 +156,13 @@ TEST_F(StorageLab, ListsHostsAndVms) {
 
   RunResult v = vmshift({"vms", "--host", "host1", "--json"});
   ASSERT_TRUE(v.status.success()) << v.out << v.err;
-  qmp::Json vm;
-  for (const auto& x : qmp::Json::parse(v.out).items())
+  Json vm;
+  for (const auto& x : Json::parse(v.out).items())
     if (x.get_string("name") == "list") vm = x;
   ASSERT_FALSE(vm.is_null()) << v.out;
   EXPECT_EQ(vm.get_string("state"), "running");
   ASSERT_EQ(vm.get("disks").size(), 2u);
-  qmp::Json vdb = vm.get("disks").at(1);
+  Json vdb = vm.get("disks").at(1);
   EXPECT_EQ(vdb.get_string("target"), "vdb");
   EXPECT_EQ(vdb.get_string("format"), "qcow2");
   EXPECT_EQ(vdb.get_string("path"), kImages + "/list-vdb.qcow2");
@@ -191,14 +191,14 @@ TEST_F(StorageLab, MovesOneSparseDiskWhileTheGuestWrites) {
 
   RunResult r = vmshift({"move-storage", "one", "--to", kImages + "/moved", "--json"});
   ASSERT_TRUE(r.status.success()) << r.out << r.err;
-  std::vector<qmp::Json> ev = events(r.out);
+  std::vector<Json> ev = events(r.out);
   ASSERT_FALSE(ev.empty());
   EXPECT_EQ(ev.front().get_string("event"), "started");
-  const qmp::Json& last = ev.back();
+  const Json& last = ev.back();
   EXPECT_EQ(last.get_string("event"), "finished");
   EXPECT_EQ(last.get_string("state"), "completed") << last.dump();
   EXPECT_TRUE(last.has("pause_ms")) << last.dump();
-  EXPECT_TRUE(std::any_of(ev.begin(), ev.end(), [](const qmp::Json& e) {
+  EXPECT_TRUE(std::any_of(ev.begin(), ev.end(), [](const Json& e) {
     return e.get_string("event") == "progress" && e.get_int("total") > 0;
   })) << r.out;
 
@@ -206,7 +206,7 @@ TEST_F(StorageLab, MovesOneSparseDiskWhileTheGuestWrites) {
   EXPECT_EQ(live_disks("one").at("vda"), dst);
   EXPECT_EQ(live_disks("one", true).at("vda"), dst) << "the persistent definition was not updated";
   EXPECT_FALSE(exists(src)) << "the source file was not deleted";
-  qmp::Json info = image_info(dst);
+  Json info = image_info(dst);
   EXPECT_EQ(info.get_string("format"), "qcow2");
   EXPECT_EQ(info.get_int("virtual-size"), 10LL << 30);
   std::int64_t dst_alloc = info.get_int("actual-size");
@@ -214,7 +214,7 @@ TEST_F(StorageLab, MovesOneSparseDiskWhileTheGuestWrites) {
       << "a 10 GiB disk with " << src_alloc << " bytes allocated did not stay sparse";
   EXPECT_LT(dst_alloc, 2 * src_alloc + (64LL << 20));
 
-  qmp::Json j = job(last.get_int("job"));
+  Json j = job(last.get_int("job"));
   EXPECT_EQ(j.get_string("state"), "completed");
   EXPECT_GE(j.get_int("pause_ms"), 0);
   EXPECT_LT(j.get_int("pause_ms"), 5000);
@@ -295,7 +295,7 @@ TEST_F(StorageLab, CancelInCopyAndReadyPhases) {
   // Copy phase: 1 MiB/s keeps it copying for a while.
   std::int64_t id = detach({"cancel", "--to", kImages + "/cancel", "--bandwidth", "1"});
   ASSERT_TRUE(wait_until(60s, [&] {
-    qmp::Json j = job(id);
+    Json j = job(id);
     return j.get_string("state") == "running" && j.get_int("bytes_done") > 0;
   })) << job(id).dump();
   EXPECT_TRUE(exists(dst));
@@ -304,7 +304,7 @@ TEST_F(StorageLab, CancelInCopyAndReadyPhases) {
   RunResult w = vmshift({"jobs", "wait", std::to_string(id), "--timeout", "60"});
   EXPECT_EQ(w.status.code, 1) << w.out << w.err;
   EXPECT_THAT(w.out, HasSubstr("cancelled"));
-  qmp::Json j = job(id);
+  Json j = job(id);
   EXPECT_EQ(j.get_string("state"), "cancelled");
   EXPECT_THAT(j.get_string("error"), HasSubstr("during the copy"));
   EXPECT_THAT(j.get_string("error"), HasSubstr("The VM runs on its original disks"));
@@ -352,7 +352,7 @@ TEST_F(StorageLab, KilledProcessIsRecovered) {
   Process p = start_vmshift(
       {"move-storage", "killed", "--to", kImages + "/killed", "--bandwidth", "1", "--json"});
   ASSERT_TRUE(wait_until(60s, [&] {
-    qmp::Json all = jobs();
+    Json all = jobs();
     return all.size() == 1 && all.at(0).get_string("state") == "running" &&
            all.at(0).get_int("bytes_done") > 0;
   })) << jobs().dump();
@@ -366,7 +366,7 @@ TEST_F(StorageLab, KilledProcessIsRecovered) {
   EXPECT_THAT(r.err,
               HasSubstr(fmt::format("job {} (live-storage of killed) recovered, rolled-back", id)));
   EXPECT_THAT(r.out, ContainsRegex(fmt::format("{} +rolled-back", id)));
-  qmp::Json j = job(id);
+  Json j = job(id);
   EXPECT_EQ(j.get_string("state"), "rolled-back");
   EXPECT_THAT(j.get_string("error"), HasSubstr("died before the switch"));
   EXPECT_THAT(j.get_string("error"), HasSubstr(src));
@@ -379,7 +379,7 @@ TEST_F(StorageLab, KilledProcessIsRecovered) {
   Process q = start_vmshift({"move-storage", "killed", "--to", kImages + "/killed", "--json"},
                             {"VMSHIFT_HOLD_AT=switched"});
   ASSERT_TRUE(wait_until(60s, [&] {
-    qmp::Json all = jobs();
+    Json all = jobs();
     return all.size() == 2 && step_state(all.at(0), "pivot") == "done";
   })) << jobs().dump();
   id = jobs().at(0).get_int("id");
@@ -449,7 +449,7 @@ TEST_F(StorageLab, SwitchThatDoesNotFinishKeepsBothFiles) {
   auto took = std::chrono::steady_clock::now() - released;
   EXPECT_EQ(w.status.code, 1) << w.out << w.err;
   EXPECT_LT(took, 60s) << "the switch's deadline was not honoured";
-  qmp::Json j = job(id);
+  Json j = job(id);
   EXPECT_EQ(j.get_string("state"), "failed") << j.dump();
   EXPECT_EQ(step_state(j, "pivot"), "failed");
   std::string msg = j.get_string("error");
@@ -560,7 +560,7 @@ TEST_F(StorageLab, ThirdConcurrentMoveWaitsForASlot) {
   int most_running = 0;
   bool saw_queued_while_two_ran = false;
   bool all_done = wait_until(300s, [&] {
-    qmp::Json all = jobs();
+    Json all = jobs();
     int running = 0, queued = 0, ended = 0;
     for (const auto& j : all.items()) {
       std::string s = j.get_string("state");
@@ -581,10 +581,10 @@ TEST_F(StorageLab, ThirdConcurrentMoveWaitsForASlot) {
   EXPECT_TRUE(saw_queued_while_two_ran);
 
   // The last to start started only after one of the others had ended.
-  std::vector<qmp::Json> all = jobs().items();
+  std::vector<Json> all = jobs().items();
   for (const auto& j : all) EXPECT_EQ(j.get_string("state"), "completed") << j.dump();
   auto by_start = all;
-  std::sort(by_start.begin(), by_start.end(), [](const qmp::Json& a, const qmp::Json& b) {
+  std::sort(by_start.begin(), by_start.end(), [](const Json& a, const Json& b) {
     return a.get_int("started_ms") < b.get_int("started_ms");
   });
   std::int64_t first_end =

@@ -21,9 +21,9 @@ namespace {
 // How long the peer waits for the client at any one step.
 constexpr int kStepTimeoutMs = 30000;
 
-qmp::Json parse_or_die(const std::string& text, const std::string& what) {
+Json parse_or_die(const std::string& text, const std::string& what) {
   try {
-    return qmp::Json::parse(text);
+    return Json::parse(text);
   } catch (const Error& e) {
     throw std::invalid_argument(
         fmt::format("fake QMP peer: {} is not valid JSON: {}", what, e.what()));
@@ -34,7 +34,7 @@ qmp::Json parse_or_die(const std::string& text, const std::string& what) {
 // at the command: members other than execute, arguments and id (exec-oob
 // needs the oob capability, which the client does not enable), and
 // arguments that are not an object.
-std::vector<std::string> envelope_problems(const qmp::Json& cmd) {
+std::vector<std::string> envelope_problems(const Json& cmd) {
   std::vector<std::string> problems;
   for (const std::string& key : cmd.keys())
     if (key != "execute" && key != "arguments" && key != "id")
@@ -122,16 +122,15 @@ FakeQmpPeer::Step& FakeQmpPeer::expect(std::string command) {
 }
 
 FakeQmpPeer::Step& FakeQmpPeer::event(const std::string& name, const std::string& data_json) {
-  qmp::Json ev = qmp::Json::object().set("event", qmp::Json::string(name));
+  Json ev = Json::object().set("event", Json::string(name));
   if (!data_json.empty()) ev.set("data", parse_or_die(data_json, "event data"));
-  ev.set("timestamp",
-         qmp::Json::object()
-             .set("seconds", qmp::Json::integer(1700000000))
-             .set("microseconds", qmp::Json::integer(static_cast<int>(steps_.size()))));
+  ev.set("timestamp", Json::object()
+                          .set("seconds", Json::integer(1700000000))
+                          .set("microseconds", Json::integer(static_cast<int>(steps_.size()))));
   Step& s = send(ev.dump() + "\r\n");
   s.label = fmt::format("event {}", name);
   s.event = name;
-  s.event_data = ev.find("data").value_or(qmp::Json());
+  s.event_data = ev.find("data").value_or(Json());
   return s;
 }
 
@@ -161,16 +160,16 @@ void FakeQmpPeer::load_transcript(const std::string& path) {
     if (line.empty() || line[0] == '#') continue;
     std::string where = fmt::format("{}:{}", path, lineno);
     if (line.rfind("-> ", 0) == 0) {
-      qmp::Json cmd = parse_or_die(line.substr(3), where);
+      Json cmd = parse_or_die(line.substr(3), where);
       Step& s = expect(cmd.get_string("execute"));
-      s.args = cmd.find("arguments").value_or(qmp::Json());
+      s.args = cmd.find("arguments").value_or(Json());
       s.reply_kind = Step::Reply::kNone;
     } else if (line.rfind("<- ", 0) == 0) {
-      qmp::Json msg = parse_or_die(line.substr(3), where);
+      Json msg = parse_or_die(line.substr(3), where);
       bool is_reply = msg.has("return") || msg.has("error");
       if (is_reply) {
         // Rebuilt without its id: it is sent with the id of the command it answers.
-        qmp::Json copy = qmp::Json::object();
+        Json copy = Json::object();
         for (const auto& key : msg.keys())
           if (key != "id") copy.set(key, msg.get(key));
         msg = copy;
@@ -180,7 +179,7 @@ void FakeQmpPeer::load_transcript(const std::string& path) {
       s.label = fmt::format("transcript line {}", lineno);
       if (auto name = msg.find_string("event")) {
         s.event = *name;
-        s.event_data = msg.find("data").value_or(qmp::Json());
+        s.event_data = msg.find("data").value_or(Json());
       }
     } else {
       throw std::runtime_error(
@@ -203,7 +202,7 @@ void FakeQmpPeer::check_script_against_schema() {
     // Where only the command is scripted, its arguments are checked when they arrive.
     std::vector<std::string> problems;
     if (step.args || !schema_.has_command(step.command))
-      problems = schema_.check_arguments(step.command, step.args.value_or(qmp::Json()));
+      problems = schema_.check_arguments(step.command, step.args.value_or(Json()));
     if (!problems.empty())
       add_failure(fmt::format("scripted step {} ({}): {} would reject it: {}", i, step.label,
                               schema_.qemu_name(), fmt::join(problems, "; ")));
@@ -283,14 +282,14 @@ void FakeQmpPeer::run() {
   }
 
   bool open = true;
-  qmp::Json last_id;  // id of the last command received
+  Json last_id;  // id of the last command received
   for (std::size_t i = 0; i < steps_.size() && open; ++i) {
     const Step& step = steps_[i];
     bool done = true;
     switch (step.kind) {
       case Step::Kind::kSend:
         if (step.with_last_id) {
-          qmp::Json reply = qmp::Json::parse(step.payload);
+          Json reply = Json::parse(step.payload);
           if (!last_id.is_null()) reply.set("id", last_id);
           done = send_all(conn.get(), reply.dump() + "\r\n", step.piece);
         } else {
@@ -308,10 +307,10 @@ void FakeQmpPeer::run() {
           open = false;
           break;
         }
-        qmp::Json cmd;
+        Json cmd;
         std::string got;
         try {
-          cmd = qmp::Json::parse(*line);
+          cmd = Json::parse(*line);
           got = cmd.get_string("execute");
         } catch (const Error& e) {
           add_failure(
@@ -325,18 +324,18 @@ void FakeQmpPeer::run() {
           std::lock_guard lock(mu_);
           received_.push_back(got);
         }
-        qmp::Json id = cmd.find("id").value_or(qmp::Json());
+        Json id = cmd.find("id").value_or(Json());
         last_id = id;
         auto reply_error = [&](const std::string& cls, const std::string& desc) {
-          qmp::Json r = qmp::Json::object().set("error", qmp::Json::object()
-                                                             .set("class", qmp::Json::string(cls))
-                                                             .set("desc", qmp::Json::string(desc)));
+          Json r = Json::object().set(
+              "error",
+              Json::object().set("class", Json::string(cls)).set("desc", Json::string(desc)));
           if (!id.is_null()) r.set("id", id);
           return send_all(conn.get(), r.dump() + "\r\n", step.piece);
         };
         std::vector<std::string> problems = envelope_problems(cmd);
         if (problems.empty())
-          problems = schema_.check_arguments(got, cmd.find("arguments").value_or(qmp::Json()));
+          problems = schema_.check_arguments(got, cmd.find("arguments").value_or(Json()));
         if (!problems.empty()) {
           std::string msg = fmt::format("{} would reject command '{}' from the client: {}",
                                         schema_.qemu_name(), got, fmt::join(problems, "; "));
@@ -354,7 +353,7 @@ void FakeQmpPeer::run() {
           break;
         }
         if (step.args) {
-          qmp::Json actual = cmd.find("arguments").value_or(qmp::Json());
+          Json actual = cmd.find("arguments").value_or(Json());
           if (!(actual == *step.args)) {
             std::string msg = fmt::format("command '{}': expected arguments {} got {}",
                                           step.command, step.args->dump(), actual.dump());
@@ -372,9 +371,9 @@ void FakeQmpPeer::run() {
             break;
           case Step::Reply::kReturn:
           case Step::Reply::kWrongId: {
-            qmp::Json r = qmp::Json::object().set("return", qmp::Json::parse(step.payload));
+            Json r = Json::object().set("return", Json::parse(step.payload));
             if (step.reply_kind == Step::Reply::kWrongId)
-              r.set("id", qmp::Json::string("not-a-pending-id"));
+              r.set("id", Json::string("not-a-pending-id"));
             else if (!id.is_null())
               r.set("id", id);
             done = send_all(conn.get(), r.dump() + "\r\n", step.piece);
@@ -399,7 +398,7 @@ void FakeQmpPeer::run() {
     if (!line) break;
     std::string got = *line;
     try {
-      got = qmp::Json::parse(*line).get_string("execute");
+      got = Json::parse(*line).get_string("execute");
     } catch (const Error&) {
     }
     add_failure(fmt::format("unexpected command '{}' after the end of the script", got));

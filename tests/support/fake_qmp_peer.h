@@ -35,8 +35,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/json.h"
 #include "base/unique_fd.h"
-#include "qmp/json.h"
 #include "support/qapi_schema.h"
 #include "support/temp_dir.h"
 
@@ -49,8 +49,8 @@ class FakeQmpPeer {
     enum class Reply { kReturn, kError, kNone, kWrongId };
 
     Kind kind = Kind::kSend;
-    std::string command;            // kExpect
-    std::optional<qmp::Json> args;  // kExpect: checked when set (null = no arguments)
+    std::string command;       // kExpect
+    std::optional<Json> args;  // kExpect: checked when set (null = no arguments)
     Reply reply_kind = Reply::kReturn;
     std::string payload;        // kSend: raw bytes; kExpect: return value or error class
     std::string desc;           // kExpect + kError
@@ -58,7 +58,7 @@ class FakeQmpPeer {
     bool with_last_id = false;  // kSend: a recorded reply; gets the last command's id
     std::string label;          // for messages
     std::string event;          // kSend of an event: its name, checked against the schema
-    qmp::Json event_data;       // and its data (null = none)
+    Json event_data;            // and its data (null = none)
 
     // Fluent setters for expect() steps.
     Step& reply(std::string return_json);

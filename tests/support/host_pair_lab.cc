@@ -27,12 +27,12 @@ void HostPairLab::boot(const std::string& guest, const Argv& extra) {
   lab_->run(a);
 }
 
-qmp::Json HostPairLab::migrate(const std::string& guest, const std::string& to, const Argv& extra,
-                               const std::vector<std::string>& env) {
+Json HostPairLab::migrate(const std::string& guest, const std::string& to, const Argv& extra,
+                          const std::vector<std::string>& env) {
   Argv a = {"migrate", guest, "--to", to, "--json"};
   a.insert(a.end(), extra.begin(), extra.end());
   RunResult r = cli_->run(a, env);
-  std::vector<qmp::Json> ev = json_lines(r.out);
+  std::vector<Json> ev = json_lines(r.out);
   if (ev.empty() || ev.back().get_string("event") != "finished")
     throw std::runtime_error(
         fmt::format("vmshift {} gave no result: {}{}", fmt::join(a, " "), r.out, r.err));
@@ -49,10 +49,10 @@ bool HostPairLab::exists(const std::string& host, const std::string& path) {
   return lab_->in_host(host, {"test", "-e", path}).status.success();
 }
 
-qmp::Json HostPairLab::image_info(const std::string& host, const std::string& path) {
+Json HostPairLab::image_info(const std::string& host, const std::string& path) {
   RunResult r = lab_->in_host(host, {"qemu-img", "info", "--force-share", "--output=json", path});
   if (!r.status.success()) throw std::runtime_error("qemu-img info failed: " + r.err);
-  return qmp::Json::parse(r.out);
+  return Json::parse(r.out);
 }
 
 void HostPairLab::destroy(const std::string& host, const std::string& guest) {
@@ -63,7 +63,7 @@ void HostPairLab::destroy(const std::string& host, const std::string& guest) {
 void HostPairLab::wait_running(std::int64_t id, const std::string& phase) {
   ASSERT_TRUE(wait_until(90s,
                          [&] {
-                           qmp::Json j = cli_->job(id);
+                           Json j = cli_->job(id);
                            if (j.get_string("state") != "running" || j.get_int("bytes_done") <= 0)
                              return false;
                            if (phase.empty()) return true;

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "qmp/json.h"
+#include "base/json.h"
 #include "support/lab.h"
 #include "support/vmshift_cli.h"
 
@@ -27,13 +27,13 @@ class HostPairLab : public ::testing::Test {
   // and print a heartbeat a second.
   static void boot(const std::string& guest, const Argv& extra = {});
   // `vmshift migrate GUEST --to HOST ARGS... --json`: the finished event.
-  qmp::Json migrate(const std::string& guest, const std::string& to, const Argv& extra = {},
-                    const std::vector<std::string>& env = {});
+  Json migrate(const std::string& guest, const std::string& to, const Argv& extra = {},
+               const std::vector<std::string>& env = {});
   // The guest runs on `host` and no other host has it.
   static void expect_only_on(const std::string& guest, const std::string& host);
   static bool exists(const std::string& host, const std::string& path);
   // qemu-img info of an image on a host.
-  static qmp::Json image_info(const std::string& host, const std::string& path);
+  static Json image_info(const std::string& host, const std::string& path);
   static std::int64_t allocated(const std::string& host, const std::string& path) {
     return image_info(host, path).get_int("actual-size");
   }

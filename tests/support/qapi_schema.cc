@@ -112,8 +112,6 @@ std::vector<std::pair<std::string, Json>> typed_commands() {
 
 namespace vmshift::testing {
 
-using qmp::Json;
-
 std::vector<std::pair<std::string, Json>> every_typed_command() { return qmp::typed_commands(); }
 
 namespace {

@@ -6,7 +6,7 @@
 // The schema is either asked from a running QEMU or read from a recording
 // in tests/data/qmp (scripts/dev/record-qapi-schema). It is copied into
 // plain structures when constructed: a QapiSchema is immutable and may be
-// used from several threads at once (a qmp::Json may not).
+// used from several threads at once (a Json may not).
 #pragma once
 
 #include <map>
@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "qmp/json.h"
+#include "base/json.h"
 
 namespace vmshift::testing {
 
@@ -22,7 +22,7 @@ class QapiSchema {
  public:
   // introspection: the array query-qmp-schema returns, or a recording
   // {"qemu": VERSION, "schema": [...]} as the record script writes it.
-  explicit QapiSchema(const qmp::Json& introspection);
+  explicit QapiSchema(const Json& introspection);
   static QapiSchema from_file(const std::string& path);
   // The schema recorded from the QEMU that tests/data/qmp names (that of
   // the fake peer's greeting), read once.
@@ -37,9 +37,9 @@ class QapiSchema {
   // Every problem found, each naming the command and the member: unknown
   // command, unknown or missing members, wrong JSON types, values outside
   // an enum. Empty when the arguments fit. Null arguments mean none.
-  std::vector<std::string> check_arguments(const std::string& command, const qmp::Json& args) const;
+  std::vector<std::string> check_arguments(const std::string& command, const Json& args) const;
   // The same for an event QEMU would send: its name and its data.
-  std::vector<std::string> check_event(const std::string& event, const qmp::Json& data) const;
+  std::vector<std::string> check_event(const std::string& event, const Json& data) const;
 
  private:
   struct Member {
@@ -59,11 +59,11 @@ class QapiSchema {
   };
 
   const Entity& entity(const std::string& name) const;
-  void collect_members(const Entity& object, const qmp::Json& value,
+  void collect_members(const Entity& object, const Json& value,
                        std::vector<const Member*>& out) const;
-  void check(const std::string& type, const qmp::Json& value, const std::string& path,
+  void check(const std::string& type, const Json& value, const std::string& path,
              std::vector<std::string>& problems) const;
-  bool takes_json_type_of(const std::string& type, const qmp::Json& value) const;
+  bool takes_json_type_of(const std::string& type, const Json& value) const;
 
   std::string qemu_;
   std::map<std::string, Entity> entities_;
@@ -72,6 +72,6 @@ class QapiSchema {
 // The arguments of every libqmp builder with every member set (and the
 // variants that exclude each other), by command: what the schema checks of
 // the unit and integration suites run through.
-std::vector<std::pair<std::string, qmp::Json>> every_typed_command();
+std::vector<std::pair<std::string, Json>> every_typed_command();
 
 }  // namespace vmshift::testing

@@ -66,16 +66,16 @@ Process VmshiftCli::start(const Argv& args, const std::vector<std::string>& extr
   return spawn(argv, options(extra_env));
 }
 
-qmp::Json VmshiftCli::job(std::int64_t id) const {
+Json VmshiftCli::job(std::int64_t id) const {
   RunResult r = run({"jobs", "show", std::to_string(id), "--json"});
   if (!r.status.success()) throw std::runtime_error("vmshift jobs show failed: " + r.err);
-  return qmp::Json::parse(r.out);
+  return Json::parse(r.out);
 }
 
-qmp::Json VmshiftCli::jobs() const {
+Json VmshiftCli::jobs() const {
   RunResult r = run({"jobs", "--json"});
   if (!r.status.success()) throw std::runtime_error("vmshift jobs failed: " + r.err);
-  return qmp::Json::parse(r.out);
+  return Json::parse(r.out);
 }
 
 std::int64_t VmshiftCli::detach(const Argv& args, const std::vector<std::string>& extra_env) const {
@@ -99,15 +99,15 @@ pid_t VmshiftCli::kill_job_process(std::int64_t id) const {
   return static_cast<pid_t>(*pid);
 }
 
-std::vector<qmp::Json> json_lines(const std::string& out) {
-  std::vector<qmp::Json> all;
+std::vector<Json> json_lines(const std::string& out) {
+  std::vector<Json> all;
   std::istringstream in(out);
   for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line.front() == '{') all.push_back(qmp::Json::parse(line));
+    if (!line.empty() && line.front() == '{') all.push_back(Json::parse(line));
   return all;
 }
 
-std::string step_state(const qmp::Json& job, const std::string& step) {
+std::string step_state(const Json& job, const std::string& step) {
   for (const auto& s : job.get("steps").items())
     if (s.get_string("name") == step) return s.get_string("state");
   return "";

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "base/json.h"
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
-#include "qmp/json.h"
 #include "support/lab.h"
 #include "support/temp_dir.h"
 
@@ -26,8 +26,8 @@ class VmshiftCli {
   RunResult run(const Argv& args, const std::vector<std::string>& extra_env = {},
                 std::chrono::seconds limit = std::chrono::seconds(300)) const;
   Process start(const Argv& args, const std::vector<std::string>& extra_env = {}) const;
-  qmp::Json job(std::int64_t id) const;  // jobs show ID --json
-  qmp::Json jobs() const;                // jobs --json
+  Json job(std::int64_t id) const;  // jobs show ID --json
+  Json jobs() const;                // jobs --json
   // Runs ARGS... --detach --json; returns the job id.
   std::int64_t detach(const Argv& args, const std::vector<std::string>& extra_env = {}) const;
   std::string job_log(std::int64_t id) const;
@@ -46,8 +46,8 @@ std::string vmshift_bin();
 bool wait_for_text(const UniqueFd& fd, const std::string& text, Deadline deadline);
 std::string read_text(const std::string& path);
 // The JSON objects of a --json run, one per line.
-std::vector<qmp::Json> json_lines(const std::string& out);
-std::string step_state(const qmp::Json& job, const std::string& step);
+std::vector<Json> json_lines(const std::string& out);
+std::string step_state(const Json& job, const std::string& step);
 
 // libvirt's view of a guest on a lab host.
 std::string domstate(Lab& lab, const std::string& host, const std::string& guest);

@@ -17,9 +17,9 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/json.h"
 #include "base/subprocess.h"
 #include "migrate/copy_files.h"
-#include "qmp/json.h"
 #include "support/fake_host.h"
 #include "support/fake_job.h"
 #include "support/temp_dir.h"
@@ -132,8 +132,7 @@ TEST_F(CopyEngineTest, Qcow2StaysQcow2) {
   LocalFile s(src), d(dst);
   Journal j;
   copy(s, d, j, {.chunk_size = 8 * kMiB}, obs_);
-  qmp::Json info =
-      qmp::Json::parse(run_checked(Argv{"qemu-img", "info", "--output=json", dst}, limit).out);
+  Json info = Json::parse(run_checked(Argv{"qemu-img", "info", "--output=json", dst}, limit).out);
   EXPECT_EQ(info.get_string("format"), "qcow2");
   EXPECT_EQ(info.get_int("cluster-size"), 128 * 1024);
   EXPECT_EQ(info.get_int("virtual-size"), 1ll << 30);
@@ -174,7 +173,7 @@ TEST_F(CopyEngineTest, InterruptedCopyResumes) {
     EXPECT_THAT(e.what(), HasSubstr("after 4 of 10 chunks"));
   }
   // The journal went through its JSON form, as through the job store.
-  Journal back = Journal::from_json(qmp::Json::parse(obs_.saved));
+  Journal back = Journal::from_json(Json::parse(obs_.saved));
   EXPECT_EQ(back.done.size(), 4u);
   Counting second;
   CopyStats st = copy(s, d, back, {.chunk_size = 999}, second);
@@ -210,7 +209,7 @@ TEST_F(CopyEngineTest, RefusesAnExistingDestination) {
     EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists);
   }
   // The journal does not claim a file that is not the copy's.
-  EXPECT_FALSE(Journal::from_json(qmp::Json::parse(obs_.saved)).created);
+  EXPECT_FALSE(Journal::from_json(Json::parse(obs_.saved)).created);
   EXPECT_FALSE(j.created);
 }
 
@@ -240,7 +239,7 @@ TEST_F(CopyEngineTest, KilledAroundTheCreate) {
   Journal j;
   EXPECT_THROW(copy(s, d, j, {.chunk_size = 2 * kMiB}, killed), Error);
   EXPECT_FALSE(killed.existed) << "the claim is saved before the file is made";
-  Journal claim = Journal::from_json(qmp::Json::parse(killed.first));
+  Journal claim = Journal::from_json(Json::parse(killed.first));
   EXPECT_TRUE(claim.created);
 
   // Killed before the create: no file, the claim saved.
@@ -251,7 +250,7 @@ TEST_F(CopyEngineTest, KilledAroundTheCreate) {
   EXPECT_TRUE(same_bytes(src, dst));
 
   // Killed after the create: the file is there, nothing done yet.
-  Journal made = Journal::from_json(qmp::Json::parse(killed.first));
+  Journal made = Journal::from_json(Json::parse(killed.first));
   ASSERT_EQ(::truncate(dst.c_str(), 0), 0);
   sized(dst, 8 * kMiB);
   st = copy(s, d, made, {}, again);

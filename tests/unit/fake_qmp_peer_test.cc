@@ -45,7 +45,7 @@ TEST(FakeQmpPeer, ReportsWrongArguments) {
   qmp::Client client;
   client.connect(peer.socket_path(), soon());
   EXPECT_THROW(client.execute("block-job-complete",
-                              qmp::Json::object().set("device", qmp::Json::string("job1")), soon()),
+                              Json::object().set("device", Json::string("job1")), soon()),
                qmp::CommandError);
   client.close();
   auto failures = peer.take_failures();
@@ -116,7 +116,7 @@ std::vector<std::string> failures_of_sending(const std::string& command,
   peer.start();
   qmp::Client client;
   client.connect(peer.socket_path(), soon());
-  EXPECT_THROW(client.execute(command, qmp::Json::parse(args_json), soon()), qmp::CommandError);
+  EXPECT_THROW(client.execute(command, Json::parse(args_json), soon()), qmp::CommandError);
   client.close();
   return peer.take_failures();
 }
@@ -154,12 +154,12 @@ TEST(FakeQmpPeer, ChecksUnionVariantMembers) {
   client.connect(peer.socket_path(), soon());
   // As libqmp's image_node() builds it: accepted.
   client.execute("blockdev-add",
-                 qmp::Json::parse(R"({"driver":"qcow2","node-name":"n0",)"
-                                  R"("file":{"driver":"file","filename":"/a.qcow2"}})"),
+                 Json::parse(R"({"driver":"qcow2","node-name":"n0",)"
+                             R"("file":{"driver":"file","filename":"/a.qcow2"}})"),
                  soon());
   EXPECT_THROW(client.execute("blockdev-add",
-                              qmp::Json::parse(R"({"driver":"qcow2","node-name":"n1",)"
-                                               R"("file":{"driver":"file","file":"/a.qcow2"}})"),
+                              Json::parse(R"({"driver":"qcow2","node-name":"n1",)"
+                                          R"("file":{"driver":"file","file":"/a.qcow2"}})"),
                               soon()),
                qmp::CommandError);
   client.close();

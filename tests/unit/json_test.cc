@@ -1,4 +1,4 @@
-#include "qmp/json.h"
+#include "base/json.h"
 
 #include <gtest/gtest.h>
 

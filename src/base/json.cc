@@ -1,4 +1,4 @@
-#include "qmp/json.h"
+#include "base/json.h"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 
 #include "base/error.h"
 
-namespace vmshift::qmp {
+namespace vmshift {
 namespace {
 
 // Deep enough for any QMP message; json-c's default is 32.
@@ -306,4 +306,4 @@ bool Json::operator==(const Json& other) const { return json_object_equal(obj_, 
 
 json_object* Json::release() noexcept { return std::exchange(obj_, nullptr); }
 
-}  // namespace vmshift::qmp
+}  // namespace vmshift

@@ -26,7 +26,7 @@
 #include <string_view>
 #include <vector>
 
-namespace vmshift::qmp {
+namespace vmshift {
 
 class Json {
  public:
@@ -106,4 +106,4 @@ class Json {
 
 std::string_view to_string(Json::Type type) noexcept;
 
-}  // namespace vmshift::qmp
+}  // namespace vmshift
