@@ -23,37 +23,7 @@ constexpr auto kRecoveryWait = std::chrono::minutes(10);
 // How long the destination side of a failed migration may take to go.
 constexpr auto kSettle = std::chrono::seconds(30);
 
-struct Saved {
-  std::string phase = "prepare";  // prepare, migrate, switched, done, undone
-  std::string vm;
-  bool keep_source = false;
-  std::vector<DiskMove> copies;
-  std::vector<Created> created;  // destination images this job created
-  std::uint64_t memory_bps = 0;  // QEMU's memory transfer rate, once done
-
-  std::string dump() const {
-    Json disks = Json::array();
-    for (const auto& m : copies) disks.push(to_json(m));
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("vm", Json::string(vm))
-        .set("keep_source", Json::boolean(keep_source))
-        .set("copies", disks)
-        .set("created", to_json(created))
-        .set("memory_bps", Json::integer(static_cast<std::int64_t>(memory_bps)))
-        .dump();
-  }
-  static Saved parse(const std::string& text) {
-    Json j = Json::parse(text);
-    Saved s;
-    s.phase = j.get_string("phase");
-    s.vm = j.get_string("vm");
-    s.keep_source = j.get_bool("keep_source");
-    for (const Json& d : j.get("copies").items()) s.copies.push_back(disk_move_from_json(d));
-    s.created = created_list_from_json(j.find("created"));
-    return s;
-  }
-};
+using Saved = LiveMigrationState;
 
 std::string list_copies(const std::vector<DiskMove>& copies, bool dest) {
   std::string s;

@@ -67,6 +67,39 @@ struct LiveMigrationPlan {
   bool copies_storage() const { return !copies.empty(); }
 };
 
+// What a live migration job saves for its recovery.
+struct LiveMigrationState {
+  std::string phase = "prepare";  // prepare, migrate, switched, done, undone
+  std::string vm;
+  bool keep_source = false;
+  std::vector<DiskMove> copies;
+  std::vector<Created> created;  // destination images this job created
+  std::uint64_t memory_bps = 0;  // QEMU's memory transfer rate, once done
+
+  std::string dump() const {
+    Json disks = Json::array();
+    for (const auto& m : copies) disks.push(to_json(m));
+    return Json::object()
+        .set("phase", Json::string(phase))
+        .set("vm", Json::string(vm))
+        .set("keep_source", Json::boolean(keep_source))
+        .set("copies", disks)
+        .set("created", to_json(created))
+        .set("memory_bps", Json::integer(static_cast<std::int64_t>(memory_bps)))
+        .dump();
+  }
+  static LiveMigrationState parse(const std::string& text) {
+    Json j = Json::parse(text);
+    LiveMigrationState s;
+    s.phase = j.get_string("phase");
+    s.vm = j.get_string("vm");
+    s.keep_source = j.get_bool("keep_source");
+    for (const Json& d : j.get("copies").items()) s.copies.push_back(disk_move_from_json(d));
+    s.created = created_list_from_json(j.find("created"));
+    return s;
+  }
+};
+
 std::vector<std::string> live_migration_steps();
 
 Result run_live_migration(hosts::MigrationHost& source, hosts::MigrationHost& dest,

@@ -37,41 +37,7 @@ std::string list_targets(const std::vector<guest::DiskInfo>& disks) {
   return s.empty() ? "none" : s;
 }
 
-// What recovery needs: the moves, and which disks were switched.
-struct Saved {
-  std::string phase = "copy";  // copy, pivot, done
-  bool keep_source = false;
-  std::vector<DiskMove> moves;
-  std::set<std::string> pivoted;
-  std::vector<Created> created;  // destination files this job's copies made
-
-  std::string dump() const {
-    Json disks = Json::array();
-    for (const auto& m : moves)
-      disks.push(to_json(m).set("pivoted", Json::boolean(pivoted.count(m.target) > 0)));
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("keep_source", Json::boolean(keep_source))
-        .set("disks", disks)
-        .set("created", to_json(created))
-        .dump();
-  }
-
-  static Saved parse(const std::string& text) {
-    Saved s;
-    Json j = Json::parse(text);
-    s.phase = j.get_string("phase");
-    s.keep_source = j.get_bool("keep_source");
-    for (const Json& d : j.get("disks").items()) {
-      DiskMove m = disk_move_from_json(d);
-      if (d.get_bool("pivoted")) s.pivoted.insert(m.target);
-      s.moves.push_back(m);
-    }
-    s.created = created_list_from_json(j.find("created"));
-    return s;
-  }
-};
-
+using Saved = LiveStorageState;
 std::string where(const std::vector<DiskMove>& moves, bool on_dest) {
   std::string s;
   for (const auto& m : moves)

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "base/json.h"
 #include "guest/guest.h"
 #include "migrate/context.h"
+#include "migrate/created.h"
 
 namespace vmshift::migrate {
 
@@ -82,6 +84,42 @@ std::vector<std::string> live_storage_steps();
 
 Result run_live_storage(guest::Guest& guest, const LiveStoragePlan& plan,
                         const LiveStorageOptions& options, JobContext& job);
+
+// What a live storage job saves for its recovery: the moves, and which
+// disks were switched.
+struct LiveStorageState {
+  std::string phase = "copy";  // copy, pivot, done
+  bool keep_source = false;
+  std::vector<DiskMove> moves;
+  std::set<std::string> pivoted;
+  std::vector<Created> created;  // destination files this job's copies made
+
+  std::string dump() const {
+    Json disks = Json::array();
+    for (const auto& m : moves)
+      disks.push(to_json(m).set("pivoted", Json::boolean(pivoted.count(m.target) > 0)));
+    return Json::object()
+        .set("phase", Json::string(phase))
+        .set("keep_source", Json::boolean(keep_source))
+        .set("disks", disks)
+        .set("created", to_json(created))
+        .dump();
+  }
+
+  static LiveStorageState parse(const std::string& text) {
+    LiveStorageState s;
+    Json j = Json::parse(text);
+    s.phase = j.get_string("phase");
+    s.keep_source = j.get_bool("keep_source");
+    for (const Json& d : j.get("disks").items()) {
+      DiskMove m = disk_move_from_json(d);
+      if (d.get_bool("pivoted")) s.pivoted.insert(m.target);
+      s.moves.push_back(m);
+    }
+    s.created = created_list_from_json(j.find("created"));
+    return s;
+  }
+};
 
 // Finishes or undoes a job whose process died, from the state it saved.
 Result recover_live_storage(guest::Guest& guest, const std::string& saved_state, JobContext& job);

@@ -13,25 +13,7 @@ namespace {
 
 enum Step : std::size_t { kCheck, kSave, kRestore, kVerify, kCleanup };
 
-struct Saved {
-  std::string phase = "saving";  // saving, saved, restored, done, undone
-  std::string vm;
-  std::string state;  // on the shared storage
-  // Read with its secrets (graphics passwords): in memory only, never in
-  // the recovery data (a recovery restores from the state file's own).
-  std::string saved_xml;
-  std::string dump() const {
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("vm", Json::string(vm))
-        .set("state", Json::string(state))
-        .dump();
-  }
-  static Saved parse(const std::string& text) {
-    Json j = Json::parse(text);
-    return {j.get_string("phase"), j.get_string("vm"), j.get_string("state"), ""};
-  }
-};
+using Saved = QuickState;
 
 // Undo never depends on the job store: a report it cannot take is told in
 // the result (appended to problems), and the undo goes on from memory.
