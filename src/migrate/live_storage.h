@@ -57,9 +57,6 @@ struct DiskMove {
 // The move of a disk to dest: its target, source, format, size and backing
 // chain (need is left for the caller).
 DiskMove move_of(const guest::DiskInfo& disk, const std::string& dest);
-// A disk move in a job record; reading tolerates fields an older record lacks.
-Json to_json(const DiskMove& move);
-DiskMove disk_move_from_json(const Json& json);
 
 struct LiveStoragePlan {
   std::vector<DiskMove> moves;
@@ -93,39 +90,53 @@ struct LiveStorageState {
   std::vector<DiskMove> moves;
   std::set<std::string> pivoted;
   std::vector<Created> created;  // destination files this job's copies made
-
-  std::string dump() const {
-    Json disks = Json::array();
-    for (const auto& m : moves)
-      disks.push(to_json(m).set("pivoted", Json::boolean(pivoted.count(m.target) > 0)));
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("keep_source", Json::boolean(keep_source))
-        .set("disks", disks)
-        .set("created", to_json(created))
-        .dump();
-  }
-
-  static LiveStorageState parse(const std::string& text) {
-    LiveStorageState s;
-    Json j = Json::parse(text);
-    s.phase = j.get_string("phase");
-    s.keep_source = j.get_bool("keep_source");
-    for (const Json& d : j.get("disks").items()) {
-      DiskMove m = disk_move_from_json(d);
-      if (d.get_bool("pivoted")) s.pivoted.insert(m.target);
-      s.moves.push_back(m);
-    }
-    s.created = created_list_from_json(j.find("created"));
-    return s;
-  }
 };
 
 // Finishes or undoes a job whose process died, from the state it saved.
 Result recover_live_storage(guest::Guest& guest, const std::string& saved_state, JobContext& job);
 
-// For the job record: what a process needs to run the job.
-Json to_json(const LiveStorageOptions& options);
-LiveStorageOptions options_from_json(const Json& json);
+// A state's "disks": each move with "pivoted", whether it was switched.
+void write_state_disks(const LiveStorageState& state, Json& object);
+void read_state_disks(const Json& object, LiveStorageState& state, const std::string& path);
 
 }  // namespace vmshift::migrate
+
+// The job record: what a process needs to run the job.
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::LiveStorageOptions> {
+  using T = migrate::LiveStorageOptions;
+  static constexpr auto list = std::tuple{field("to", &T::to_dir),
+                                          field("disks", &T::disks, pairs("target", "path")),
+                                          field("bandwidth", &T::bandwidth),
+                                          field("sync_writes", &T::sync_writes),
+                                          field("keep_source", &T::keep_source),
+                                          field("force", &T::force),
+                                          field("shallow", &T::shallow),
+                                          field("progress_timeout", &T::progress_timeout)};
+};
+
+// A disk move in a job record; an older record has only target, source and dest.
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::DiskMove> {
+  using T = migrate::DiskMove;
+  static constexpr auto list =
+      std::tuple{field("target", &T::target),
+                 field("source", &T::source),
+                 field("dest", &T::dest),
+                 field("format", &T::format).or_default(),
+                 field("capacity", &T::capacity).or_default(),
+                 field("need", &T::need).or_default(),
+                 field("backing", &T::backing).or_default(),
+                 field("backing_format", &T::backing_format).or_default(),
+                 field("replace_existing", &T::replace_existing).or_default(),
+                 field("replaces", &T::replaces).null_if_unset()};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::LiveStorageState> {
+  using T = migrate::LiveStorageState;
+  static constexpr auto list =
+      std::tuple{field("phase", &T::phase), field("keep_source", &T::keep_source),
+                 custom(&migrate::write_state_disks, &migrate::read_state_disks),
+                 field("created", &T::created, migrate::created_list).or_default()};
+};

@@ -29,7 +29,7 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
   Saved s;
   bool resumed = !saved_state.empty() && saved_state != "{}";
   if (resumed) {
-    s = Saved::parse(saved_state);
+    s = codec::parse<Saved>(saved_state, "saved state");
   } else {
     s.vm = plan.vm;
     for (const auto& m : plan.copies) s.files.push_back(FileCopy{.from = m.source, .to = m.dest});
@@ -39,7 +39,7 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
       s.files.push_back(FileCopy{.from = s.saved_src, .to = s.saved_dst});
     }
   }
-  auto save = [&] { job.save_state(s.dump()); };
+  auto save = [&] { job.save_state(codec::dump(s)); };
   const std::string& vm = s.vm;
   // On its own host the VM keeps its definition (redefined with the new
   // paths): it is never undefined there.

@@ -58,7 +58,7 @@ class Qsm {
   Qsm(Site& src, Site& dst, JobContext& job, Saved saved)
       : src_(src), dst_(dst), job_(job), s_(std::move(saved)) {}
 
-  void save() { job_.save_state(s_.dump()); }
+  void save() { job_.save_state(codec::dump(s_)); }
 
   // The destination file of every disk.
   std::vector<std::string> dests() const {
@@ -593,7 +593,7 @@ Result run_qsm(Site& src, Site& dst, const LiveMigrationPlan& plan, const LiveMi
 }
 
 Result recover_qsm(Site& src, Site& dst, const std::string& state, JobContext& job) {
-  return Qsm(src, dst, job, Saved::parse(state)).recover();
+  return Qsm(src, dst, job, codec::parse<Saved>(state, "saved state")).recover();
 }
 
 }  // namespace vmshift::migrate

@@ -41,17 +41,6 @@ struct QuickState {
   // Read with its secrets (graphics passwords): in memory only, never in
   // the recovery data (a recovery restores from the state file's own).
   std::string saved_xml;
-  std::string dump() const {
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("vm", Json::string(vm))
-        .set("state", Json::string(state))
-        .dump();
-  }
-  static QuickState parse(const std::string& text) {
-    Json j = Json::parse(text);
-    return {j.get_string("phase"), j.get_string("vm"), j.get_string("state"), ""};
-  }
 };
 
 // What a network migration job saves; a resumed job continues from it.
@@ -60,27 +49,6 @@ struct NetworkState {
   std::string vm;
   std::vector<FileCopy> files;
   std::string saved_src, saved_dst;  // managed-save state, if the VM was saved
-  std::string dump() const {
-    Json f = Json::array();
-    for (const auto& x : files) f.push(to_json(x));
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("vm", Json::string(vm))
-        .set("files", f)
-        .set("saved_src", Json::string(saved_src))
-        .set("saved_dst", Json::string(saved_dst))
-        .dump();
-  }
-  static NetworkState parse(const std::string& text) {
-    Json j = Json::parse(text);
-    NetworkState s;
-    s.phase = j.get_string("phase");
-    s.vm = j.get_string("vm");
-    for (const Json& f : j.get("files").items()) s.files.push_back(file_copy_from_json(f));
-    s.saved_src = j.get_string("saved_src");
-    s.saved_dst = j.get_string("saved_dst");
-    return s;
-  }
 };
 
 // A disk of a quick storage migration.
@@ -112,57 +80,6 @@ struct QsmState {
   // Files this job made (overlays, copies, saved states): the only ones it
   // deletes, and only while they are still those files.
   std::vector<Created> created;
-
-  std::string dump() const {
-    Json d = Json::array();
-    for (const auto& x : disks)
-      d.push(Json::object()
-                 .set("target", Json::string(x.target))
-                 .set("base", Json::string(x.base))
-                 .set("dest", Json::string(x.dest))
-                 .set("format", Json::string(x.format))
-                 .set("overlay_src", Json::string(x.overlay_src))
-                 .set("overlay_dst", Json::string(x.overlay_dst)));
-    auto copies = [](const std::vector<FileCopy>& v) {
-      Json a = Json::array();
-      for (const auto& f : v) a.push(to_json(f));
-      return a;
-    };
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("vm", Json::string(vm))
-        .set("other_host", Json::boolean(other_host))
-        .set("keep_source", Json::boolean(keep_source))
-        .set("disks", d)
-        .set("state_src", Json::string(state_src))
-        .set("state_dst", Json::string(state_dst))
-        .set("bases", copies(bases))
-        .set("rest", copies(rest))
-        .set("pause_start_ms", Json::integer(pause_start_ms))
-        .set("predicted_pause_ms", Json::integer(predicted_pause_ms))
-        .set("created", to_json(created))
-        .dump();
-  }
-  static QsmState parse(const std::string& text) {
-    Json j = Json::parse(text);
-    QsmState s;
-    s.phase = j.get_string("phase");
-    s.vm = j.get_string("vm");
-    s.other_host = j.get_bool("other_host");
-    s.keep_source = j.get_bool("keep_source");
-    for (const Json& x : j.get("disks").items())
-      s.disks.push_back({x.get_string("target"), x.get_string("base"), x.get_string("dest"),
-                         x.get_string("format"), x.get_string("overlay_src"),
-                         x.get_string("overlay_dst")});
-    s.state_src = j.get_string("state_src");
-    s.state_dst = j.get_string("state_dst");
-    for (const Json& f : j.get("bases").items()) s.bases.push_back(file_copy_from_json(f));
-    for (const Json& f : j.get("rest").items()) s.rest.push_back(file_copy_from_json(f));
-    s.pause_start_ms = j.get_int("pause_start_ms");
-    s.predicted_pause_ms = j.get_int("predicted_pause_ms");
-    s.created = created_list_from_json(j.find("created"));
-    return s;
-  }
 };
 
 std::vector<std::string> qsm_steps();
@@ -187,3 +104,47 @@ std::string overlay_path(const std::string& disk);
 std::string state_path(const std::string& dir, const std::string& vm);
 
 }  // namespace vmshift::migrate
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::QuickState> {
+  using T = migrate::QuickState;
+  static constexpr auto list =
+      std::tuple{field("phase", &T::phase), field("vm", &T::vm), field("state", &T::state)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::NetworkState> {
+  using T = migrate::NetworkState;
+  static constexpr auto list =
+      std::tuple{field("phase", &T::phase), field("vm", &T::vm), field("files", &T::files),
+                 field("saved_src", &T::saved_src), field("saved_dst", &T::saved_dst)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::QsmDisk> {
+  using T = migrate::QsmDisk;
+  static constexpr auto list = std::tuple{field("target", &T::target),
+                                          field("base", &T::base),
+                                          field("dest", &T::dest),
+                                          field("format", &T::format),
+                                          field("overlay_src", &T::overlay_src),
+                                          field("overlay_dst", &T::overlay_dst)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::QsmState> {
+  using T = migrate::QsmState;
+  static constexpr auto list =
+      std::tuple{field("phase", &T::phase),
+                 field("vm", &T::vm),
+                 field("other_host", &T::other_host),
+                 field("keep_source", &T::keep_source),
+                 field("disks", &T::disks),
+                 field("state_src", &T::state_src),
+                 field("state_dst", &T::state_dst),
+                 field("bases", &T::bases),
+                 field("rest", &T::rest),
+                 field("pause_start_ms", &T::pause_start_ms),
+                 field("predicted_pause_ms", &T::predicted_pause_ms),
+                 field("created", &T::created, migrate::created_list).or_default()};
+};

@@ -2,6 +2,8 @@
 // store), pinned as golden documents: each struct's encoder writes exactly
 // these keys and value types, its decoder reads them back, and the documents
 // older versions wrote (lacking keys added later) still read.
+#include "base/codec.h"
+
 #include <gtest/gtest.h>
 
 #include "base/error.h"
@@ -21,93 +23,22 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// ---- the codecs under test, one pair per struct
-
-template <typename T>
-struct Codec;
-
-template <>
-struct Codec<hosts::FileIdentity> {
-  static Json encode(const hosts::FileIdentity& v) { return migrate::to_json(v); }
-  static hosts::FileIdentity decode(const Json& j) { return migrate::identity_from_json(j); }
-};
-template <>
-struct Codec<migrate::Created> {
-  static Json encode(const migrate::Created& v) { return migrate::to_json(v); }
-  static migrate::Created decode(const Json& j) { return migrate::created_from_json(j); }
-};
-template <>
-struct Codec<std::vector<migrate::Created>> {
-  static Json encode(const std::vector<migrate::Created>& v) { return migrate::to_json(v); }
-  static std::vector<migrate::Created> decode(const Json& j) {
-    return migrate::created_list_from_json(j);
-  }
-};
-template <>
-struct Codec<transfer::Journal> {
-  static Json encode(const transfer::Journal& v) { return v.to_json(); }
-  static transfer::Journal decode(const Json& j) { return transfer::Journal::from_json(j); }
-};
-template <>
-struct Codec<migrate::FileCopy> {
-  static Json encode(const migrate::FileCopy& v) { return migrate::to_json(v); }
-  static migrate::FileCopy decode(const Json& j) { return migrate::file_copy_from_json(j); }
-};
-template <>
-struct Codec<migrate::CopyJobOptions> {
-  static Json encode(const migrate::CopyJobOptions& v) { return migrate::to_json(v); }
-  static migrate::CopyJobOptions decode(const Json& j) {
-    return migrate::copy_options_from_json(j);
-  }
-};
-template <>
-struct Codec<migrate::DiskMove> {
-  static Json encode(const migrate::DiskMove& v) { return migrate::to_json(v); }
-  static migrate::DiskMove decode(const Json& j) { return migrate::disk_move_from_json(j); }
-};
-template <>
-struct Codec<migrate::LiveStorageOptions> {
-  static Json encode(const migrate::LiveStorageOptions& v) { return migrate::to_json(v); }
-  static migrate::LiveStorageOptions decode(const Json& j) { return migrate::options_from_json(j); }
-};
-template <>
-struct Codec<migrate::LiveMigrationOptions> {
-  static Json encode(const migrate::LiveMigrationOptions& v) { return migrate::to_json(v); }
-  static migrate::LiveMigrationOptions decode(const Json& j) {
-    return migrate::live_options_from_json(j);
-  }
-};
-template <>
-struct Codec<migrate::LiveMigrationPlan> {
-  static Json encode(const migrate::LiveMigrationPlan& v) { return migrate::to_json(v); }
-  static migrate::LiveMigrationPlan decode(const Json& j) {
-    return migrate::live_plan_from_json(j);
-  }
-};
-// Saved state is a string in the job store.
-template <typename T>
-struct StateCodec {
-  static Json encode(const T& v) { return Json::parse(v.dump()); }
-  static T decode(const Json& j) { return T::parse(j.dump()); }
-};
-template <>
-struct Codec<migrate::LiveStorageState> : StateCodec<migrate::LiveStorageState> {};
-template <>
-struct Codec<migrate::LiveMigrationState> : StateCodec<migrate::LiveMigrationState> {};
-template <>
-struct Codec<migrate::QsmState> : StateCodec<migrate::QsmState> {};
-template <>
-struct Codec<migrate::QuickState> : StateCodec<migrate::QuickState> {};
-template <>
-struct Codec<migrate::NetworkState> : StateCodec<migrate::NetworkState> {};
+// ---- the codecs under test: each struct's field list
 
 template <typename T>
 Json encode(const T& v) {
-  return Codec<T>::encode(v);
+  return codec::encode(v);
 }
 template <typename T>
 T decode(const Json& j) {
-  return Codec<T>::decode(j);
+  return codec::decode<T>(j, "doc");
+}
+// A job's created files, as every saved state lists them.
+template <>
+std::vector<migrate::Created> decode(const Json& j) {
+  std::vector<migrate::Created> all;
+  migrate::created_list.decode(j, all, "created");
+  return all;
 }
 
 #define EXPECT_JSON_EQ(got, want)                                                      \
