@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "base/error.h"
 #include "base/json.h"
 #include "core/job_store.h"
@@ -538,6 +540,119 @@ TEST(CodecStateTest, Network) {
   EXPECT_EQ(d.files[0].journal.done, journal().done);
   EXPECT_EQ(d.saved_dst, "/b/g1.save");
   expect_round_trip<migrate::NetworkState>(network_state_json().c_str());
+}
+
+std::string copy_job_state_json() {
+  return std::string(R"({"files":[)") + kFileCopy + R"(],"created":[)" + kCreated + "]}";
+}
+
+// Test that a copy job's state keeps its copies and created files, and reads
+// without the created files.
+TEST(CodecStateTest, CopyJob) {
+  migrate::CopyJobState s{{file_copy()}, {created()}};
+  EXPECT_JSON_EQ(encode(s), Json::parse(copy_job_state_json()));
+  expect_round_trip<migrate::CopyJobState>(copy_job_state_json().c_str());
+  migrate::CopyJobState old =
+      decode<migrate::CopyJobState>(Json::parse(std::string(R"({"files":[)") + kFileCopy + "]}"));
+  EXPECT_EQ(old.files.size(), 1u);
+  EXPECT_TRUE(old.created.empty());
+}
+
+// Test that a live migration job's state reads back its memory rate too.
+TEST(CodecStateTest, LiveMigrationRoundTrip) {
+  expect_round_trip<migrate::LiveMigrationState>(live_migration_state_json().c_str());
+}
+
+// ---- errors
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kBadData);
+    return e.what();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+// Test that a missing field is named with its path.
+TEST(CodecErrorTest, Missing) {
+  Json o = Json::parse(kLiveOptions);
+  Json disks = Json::parse(R"([{"target":"vda","path":"/b"},{"target":"vdb"}])");
+  o.set("disks", disks);
+  EXPECT_EQ(error_of([&] { codec::decode<migrate::LiveMigrationOptions>(o, "options"); }),
+            "options.disks[1].path: missing");
+  Json p = Json::parse(live_plan_json());
+  json_object_object_del(p.get(), "predicted_pause_ms");
+  EXPECT_EQ(error_of([&] { codec::decode<migrate::LiveMigrationPlan>(p, "plan"); }),
+            "plan.predicted_pause_ms: missing");
+}
+
+// Test that a field of the wrong type says what was expected and what came.
+TEST(CodecErrorTest, WrongType) {
+  Json p = Json::parse(live_plan_json());
+  p.set("memory_bytes", Json::string("1G"));
+  EXPECT_EQ(error_of([&] { codec::decode<migrate::LiveMigrationPlan>(p, "plan"); }),
+            "plan.memory_bytes: expected integer, got string");
+  EXPECT_EQ(error_of([&] { codec::decode<migrate::LiveMigrationPlan>(Json::array(), "plan"); }),
+            "plan: expected object, got array");
+}
+
+// Test that an error deep in a nested struct names the whole path.
+TEST(CodecErrorTest, Nested) {
+  Json s = Json::parse(qsm_state_json());
+  s.get("bases").at(0).get("journal").get("done").set("3", Json::integer(5));
+  EXPECT_EQ(error_of([&] { codec::decode<migrate::QsmState>(s, "saved state"); }),
+            "saved state.bases[0].journal.done.3: expected string, got integer");
+  Json c = Json::parse(kCreated);
+  c.get("identity").set("inode", Json::string("12x"));
+  EXPECT_EQ(error_of([&] { codec::decode<migrate::Created>(c, "created"); }),
+            "created.identity.inode: expected a decimal number, got '12x'");
+}
+
+enum class Color { kRed, kGreen };
+std::string_view color_name(Color c) { return c == Color::kRed ? "red" : "green"; }
+std::optional<Color> find_color(std::string_view s) {
+  if (s == "red") return Color::kRed;
+  if (s == "green") return Color::kGreen;
+  return std::nullopt;
+}
+struct Paint {
+  Color color = Color::kRed;
+  std::optional<Color> trim;
+  double gloss = 0;
+};
+
+}  // namespace
+}  // namespace vmshift
+
+template <>
+struct vmshift::codec::Names<vmshift::Color> {
+  static std::string_view name(Color c) { return color_name(c); }
+  static std::optional<Color> find(std::string_view s) { return find_color(s); }
+};
+template <>
+struct vmshift::codec::Fields<vmshift::Paint> {
+  using T = Paint;
+  static constexpr auto list =
+      std::tuple{field("color", &T::color), field("trim", &T::trim), field("gloss", &T::gloss)};
+};
+
+namespace vmshift {
+namespace {
+
+// Test that an enum goes by its name, and an unknown name is an error.
+TEST(CodecTest, Enum) {
+  Paint p{Color::kGreen, std::nullopt, 0.5};
+  EXPECT_JSON_EQ(codec::encode(p), Json::parse(R"({"color":"green","gloss":0.5})"));
+  Paint d = codec::parse<Paint>(R"({"color":"red","trim":"green","gloss":1})", "paint");
+  EXPECT_EQ(d.color, Color::kRed);
+  EXPECT_EQ(d.trim, Color::kGreen);
+  EXPECT_EQ(d.gloss, 1.0);
+  EXPECT_FALSE(codec::parse<Paint>(R"({"color":"red","trim":null,"gloss":1})", "paint").trim);
+  EXPECT_EQ(error_of([] { codec::parse<Paint>(R"({"color":"blue","gloss":1})", "paint"); }),
+            "paint.color: unknown name 'blue'");
 }
 
 }  // namespace
