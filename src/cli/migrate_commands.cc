@@ -50,7 +50,7 @@ Json plan_json(const core::Preflight& pf) {
                .set("ok", Json::boolean(p.ok()))
                .set("checks", checks)
                .set("notes", notes)
-               .set("plan", migrate::to_json(p.live))
+               .set("plan", codec::encode(p.live))
                .set("link_rate", Json::number(p.link.bytes_per_s))
                .set("link_basis", Json::string(p.link.basis));
   if (pf.guest.dirty_bytes_per_s) j.set("dirty_rate", Json::number(*pf.guest.dirty_bytes_per_s));

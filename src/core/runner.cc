@@ -31,19 +31,6 @@ constexpr auto kCancelPoll = std::chrono::milliseconds(300);
 constexpr auto kProgressWrite = std::chrono::milliseconds(500);
 constexpr auto kHoldLimit = std::chrono::minutes(10);
 
-Json spec_json(const GuestSpec& s) {
-  return Json::object()
-      .set("kind", Json::string(s.kind))
-      .set("host", Json::string(s.host))
-      .set("vm", Json::string(s.vm))
-      .set("socket", Json::string(s.socket));
-}
-
-GuestSpec spec_from(const Json& j) {
-  return GuestSpec{j.get_string("kind"), j.get_string("host"), j.get_string("vm"),
-                   j.get_string("socket")};
-}
-
 StepState step_state(migrate::StepState s) {
   switch (s) {
     case migrate::StepState::kRunning:
@@ -85,7 +72,8 @@ std::string files_note(const Job& job, const StoreContext& ctx, bool moved) {
   try {
     Json params = Json::parse(job.params);
     if (params.has("plan")) {
-      migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
+      migrate::LiveMigrationPlan plan =
+          codec::decode<migrate::LiveMigrationPlan>(params.get("plan"), "plan");
       for (const auto& c : plan.copies)
         files.push_back(fmt::format("{} '{}'", c.target, moved ? c.dest : c.source));
       for (const auto& [target, path] : plan.shared)
@@ -370,8 +358,10 @@ std::int64_t create_live_storage_job(JobStore& store, const GuestSpec& spec,
   j.dest_host = spec.host;
   j.slots = slots_for(j.type, spec.host, spec.host);
   j.steps = migrate::live_storage_steps();
-  j.params =
-      Json::object().set("guest", spec_json(spec)).set("options", migrate::to_json(options)).dump();
+  j.params = Json::object()
+                 .set("guest", codec::encode(spec))
+                 .set("options", codec::encode(options))
+                 .dump();
   return store.create(j);
 }
 
@@ -410,7 +400,7 @@ std::int64_t create_live_migration_job(JobStore& store, const std::string& type,
   migrate::LiveMigrationOptions o = options;
   o.type = type;  // a rerun after a wait plans the same type
   j.params =
-      Json::object().set("plan", migrate::to_json(plan)).set("options", migrate::to_json(o)).dump();
+      Json::object().set("plan", codec::encode(plan)).set("options", codec::encode(o)).dump();
   return store.create(j);
 }
 
@@ -456,7 +446,8 @@ std::unique_ptr<LibvirtSite> open_site(const hosts::Inventory& inv, const std::s
 
 migrate::Result run_copy(const Job& job, const hosts::Inventory& inv, StoreContext& ctx) {
   Json params = Json::parse(job.params);
-  migrate::CopyJobOptions o = migrate::copy_options_from_json(params.get("options"));
+  migrate::CopyJobOptions o =
+      codec::decode<migrate::CopyJobOptions>(params.get("options"), "options");
   std::unique_ptr<LibvirtSite> from = open_site(inv, o.from_host);
   std::unique_ptr<LibvirtSite> to = open_site(inv, o.to_host);
   std::map<std::string, std::string> in_use;
@@ -500,8 +491,10 @@ std::optional<migrate::Result> check_again(const Job& job, const hosts::Inventor
 
 migrate::Result run_saved_type(const Job& job, const hosts::Inventory& inv, StoreContext& ctx) {
   Json params = Json::parse(job.params);
-  migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
-  migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
+  migrate::LiveMigrationOptions options =
+      codec::decode<migrate::LiveMigrationOptions>(params.get("options"), "options");
+  migrate::LiveMigrationPlan plan =
+      codec::decode<migrate::LiveMigrationPlan>(params.get("plan"), "plan");
   bool resuming = !job.state_data.empty() && job.state_data != "{}";
   if (!resuming)
     if (auto refused = check_again(job, inv, ctx, options, plan)) return *refused;
@@ -517,7 +510,7 @@ std::string copied_so_far(const std::string& state) {
   std::uint64_t done = 0, all = 0;
   try {
     for (const Json& f : Json::parse(state).get("files").items()) {
-      transfer::Journal j = transfer::Journal::from_json(f.get("journal"));
+      transfer::Journal j = codec::decode<transfer::Journal>(f.get("journal"), "journal");
       done += j.done.size();
       all += j.chunks();
     }
@@ -530,8 +523,9 @@ std::string copied_so_far(const std::string& state) {
 migrate::Result run_live_storage_job(const Job& job, const hosts::Inventory& inv, StoreContext& ctx,
                                      Observer& obs) {
   Json params = Json::parse(job.params);
-  GuestSpec spec = spec_from(params.get("guest"));
-  migrate::LiveStorageOptions options = migrate::options_from_json(params.get("options"));
+  GuestSpec spec = codec::decode<GuestSpec>(params.get("guest"), "guest");
+  migrate::LiveStorageOptions options =
+      codec::decode<migrate::LiveStorageOptions>(params.get("options"), "options");
   std::unique_ptr<guest::Guest> g = open_guest(spec, inv);
   migrate::LiveStoragePlan plan;
   try {
@@ -548,8 +542,10 @@ migrate::Result run_live_storage_job(const Job& job, const hosts::Inventory& inv
 migrate::Result run_live_migration_job(const Job& job, const hosts::Inventory& inv,
                                        StoreContext& ctx) {
   Json params = Json::parse(job.params);
-  migrate::LiveMigrationOptions options = migrate::live_options_from_json(params.get("options"));
-  migrate::LiveMigrationPlan plan = migrate::live_plan_from_json(params.get("plan"));
+  migrate::LiveMigrationOptions options =
+      codec::decode<migrate::LiveMigrationOptions>(params.get("options"), "options");
+  migrate::LiveMigrationPlan plan =
+      codec::decode<migrate::LiveMigrationPlan>(params.get("plan"), "plan");
   if (auto refused = check_again(job, inv, ctx, options, plan)) return *refused;
   hosts::LibvirtHost src = open_host(inv, job.source_host);
   hosts::LibvirtHost dst = open_host(inv, job.dest_host);
@@ -672,7 +668,7 @@ std::int64_t create_copy_job(JobStore& store, const migrate::CopyJobOptions& o) 
   j.dest_host = o.to_host;
   j.slots = {{o.from_host, LimitClass::kStorage}, {o.to_host, LimitClass::kStorage}};
   j.steps = migrate::copy_job_steps();
-  j.params = Json::object().set("options", migrate::to_json(o)).dump();
+  j.params = Json::object().set("options", codec::encode(o)).dump();
   return store.create(j);
 }
 
@@ -708,7 +704,8 @@ migrate::Result recover_one(JobStore& store, const Job& job, const hosts::Invent
     r = job.type == "qsm" ? migrate::recover_qsm(src->site, dst->site, job.state_data, ctx)
                           : migrate::recover_quick(src->site, dst->site, job.state_data, ctx);
   } else {
-    std::unique_ptr<guest::Guest> g = open_guest(spec_from(params.get("guest")), inv);
+    std::unique_ptr<guest::Guest> g =
+        open_guest(codec::decode<GuestSpec>(params.get("guest"), "guest"), inv);
     r = migrate::recover_live_storage(*g, job.state_data, ctx);
   }
   return r;

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/codec.h"
 #include "base/deadline.h"
 #include "base/error.h"
 #include "base/json.h"
@@ -222,3 +223,10 @@ JobOutcome run_job(const std::string& store_path, std::int64_t id,
 std::vector<std::string> recover_stale_jobs(JobStore& store, const hosts::Inventory& inventory);
 
 }  // namespace vmshift::core
+
+template <>
+struct vmshift::codec::Fields<vmshift::core::GuestSpec> {
+  using T = core::GuestSpec;
+  static constexpr auto list = std::tuple{field("kind", &T::kind), field("host", &T::host),
+                                          field("vm", &T::vm), field("socket", &T::socket)};
+};

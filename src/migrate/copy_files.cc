@@ -50,23 +50,6 @@ class JobObserver : public transfer::CopyObserver {
 
 }  // namespace
 
-Json to_json(const FileCopy& f) {
-  return Json::object()
-      .set("from", Json::string(f.from))
-      .set("to", Json::string(f.to))
-      .set("journal", f.journal.to_json())
-      .set("done", Json::boolean(f.done));
-}
-
-FileCopy file_copy_from_json(const Json& j) {
-  FileCopy f;
-  f.from = j.get_string("from");
-  f.to = j.get_string("to");
-  f.journal = transfer::Journal::from_json(j.get("journal"));
-  f.done = j.get_bool("done");
-  return f;
-}
-
 transfer::CopyStats copy_files(Site& from, Site& to, std::vector<FileCopy>& files,
                                const transfer::CopyOptions& o, JobContext& job,
                                std::string_view phase, const std::function<void()>& save,
@@ -118,31 +101,6 @@ std::vector<std::string> verify_files(Site& from, Site& to, const std::vector<Fi
   return problems;
 }
 
-Json to_json(const CopyJobOptions& o) {
-  return Json::object()
-      .set("from_host", Json::string(o.from_host))
-      .set("from_path", Json::string(o.from_path))
-      .set("to_host", Json::string(o.to_host))
-      .set("to_path", Json::string(o.to_path))
-      .set("bandwidth", Json::integer(static_cast<std::int64_t>(o.bandwidth)))
-      .set("chunk_size", Json::integer(static_cast<std::int64_t>(o.chunk_size)))
-      .set("verify", Json::boolean(o.verify))
-      .set("force", Json::boolean(o.force));
-}
-
-CopyJobOptions copy_options_from_json(const Json& j) {
-  CopyJobOptions o;
-  o.from_host = j.get_string("from_host");
-  o.from_path = j.get_string("from_path");
-  o.to_host = j.get_string("to_host");
-  o.to_path = j.get_string("to_path");
-  o.bandwidth = static_cast<std::uint64_t>(j.get_int("bandwidth"));
-  o.chunk_size = static_cast<std::uint64_t>(j.get_int("chunk_size"));
-  o.verify = j.get_bool("verify");
-  o.force = j.get_bool("force");
-  return o;
-}
-
 bool same_file_across(Site& from, const std::string& from_path, Site& to,
                       const std::string& to_path) {
   if (!to.host.storage().exists(to_path)) return false;
@@ -172,22 +130,17 @@ std::vector<std::string> copy_job_steps() { return {"check", "copy", "verify"}; 
 
 Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::string& saved_state,
                     JobContext& job, const std::map<std::string, std::string>& in_use) {
-  std::vector<FileCopy> files;
-  std::vector<Created> created;  // the destination, once the copy made it
+  CopyJobState state;
   bool resumed = false;
   if (!saved_state.empty() && saved_state != "{}") {
-    Json state = Json::parse(saved_state);
-    for (const Json& f : state.get("files").items()) files.push_back(file_copy_from_json(f));
-    created = created_list_from_json(state.find("created"));
+    state = codec::parse<CopyJobState>(saved_state, "saved state");
     resumed = true;
   } else {
-    files.push_back(FileCopy{.from = o.from_path, .to = o.to_path});
+    state.files.push_back(FileCopy{.from = o.from_path, .to = o.to_path});
   }
-  auto save = [&] {
-    Json all = Json::array();
-    for (const auto& f : files) all.push(to_json(f));
-    job.save_state(Json::object().set("files", all).set("created", to_json(created)).dump());
-  };
+  std::vector<FileCopy>& files = state.files;
+  std::vector<Created>& created = state.created;
+  auto save = [&] { job.save_state(codec::dump(state)); };
   std::string src_name = from.open(o.from_path)->describe();
   std::string dst_name = to.open(o.to_path)->describe();
 

@@ -36,9 +36,6 @@ struct FileCopy {
   bool done = false;
 };
 
-Json to_json(const FileCopy& f);
-FileCopy file_copy_from_json(const Json& j);
-
 // Copies every file not done yet, continuing each one's journal. save()
 // is called after every chunk (the caller saves the job's state). Throws
 // Error(kCancelled) on a cancel, or the engine's errors; what was done
@@ -72,8 +69,12 @@ struct CopyJobOptions {
   bool verify = false;  // compare source and copy end to end afterwards
   bool force = false;   // replace an existing destination file (not on resume)
 };
-Json to_json(const CopyJobOptions& o);
-CopyJobOptions copy_options_from_json(const Json& j);
+
+// What a copy job saves; a resumed job continues from it.
+struct CopyJobState {
+  std::vector<FileCopy> files;
+  std::vector<Created> created;  // the destination, once the copy made it
+};
 
 std::vector<std::string> copy_job_steps();  // check, copy, verify
 
@@ -85,3 +86,27 @@ Result run_copy_job(Site& from, Site& to, const CopyJobOptions& options,
                     const std::map<std::string, std::string>& in_use = {});
 
 }  // namespace vmshift::migrate
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::FileCopy> {
+  using T = migrate::FileCopy;
+  static constexpr auto list = std::tuple{field("from", &T::from), field("to", &T::to),
+                                          field("journal", &T::journal), field("done", &T::done)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::CopyJobOptions> {
+  using T = migrate::CopyJobOptions;
+  static constexpr auto list =
+      std::tuple{field("from_host", &T::from_host), field("from_path", &T::from_path),
+                 field("to_host", &T::to_host),     field("to_path", &T::to_path),
+                 field("bandwidth", &T::bandwidth), field("chunk_size", &T::chunk_size),
+                 field("verify", &T::verify),       field("force", &T::force)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::CopyJobState> {
+  using T = migrate::CopyJobState;
+  static constexpr auto list = std::tuple{
+      field("files", &T::files), field("created", &T::created, migrate::created_list).or_default()};
+};

@@ -15,51 +15,13 @@ std::string on_host(const std::string& host) {
 }
 }  // namespace
 
-// 64-bit device and inode numbers go as strings: JSON integers are signed.
-Json to_json(const hosts::FileIdentity& id) {
-  return Json::object()
-      .set("basis", Json::string(id.basis))
-      .set("device", Json::string(std::to_string(id.device)))
-      .set("inode", Json::string(std::to_string(id.inode)))
-      .set("birth_ns", Json::integer(id.birth_ns))
-      .set("key", Json::string(id.key));
-}
-
-hosts::FileIdentity identity_from_json(const Json& j) {
-  hosts::FileIdentity id;
-  id.basis = j.get_string("basis");
-  id.device = std::stoull(j.get_string("device"));
-  id.inode = std::stoull(j.get_string("inode"));
-  id.birth_ns = j.get_int("birth_ns");
-  id.key = j.get_string("key");
-  return id;
-}
-
-Json to_json(const Created& c) {
-  return Json::object()
-      .set("host", Json::string(c.host))
-      .set("path", Json::string(c.path))
-      .set("identity", to_json(c.identity));
-}
-
-Created created_from_json(const Json& j) {
-  return Created{j.get_string("host"), j.get_string("path"), identity_from_json(j.get("identity"))};
-}
-
-Json to_json(const std::vector<Created>& all) {
-  Json a = Json::array();
-  for (const auto& c : all) a.push(to_json(c));
-  return a;
-}
-
-std::vector<Created> created_list_from_json(const std::optional<Json>& j) {
-  std::vector<Created> out;
-  if (!j || !j->is_array()) return out;
-  for (const Json& c : j->items())
-    // An older record listed bare paths, with no identity: those files
-    // cannot be told apart from another's, and stay.
-    if (c.is_object()) out.push_back(created_from_json(c));
-  return out;
+void CreatedList::decode(const Json& j, std::vector<Created>& all, const std::string& path) {
+  all.clear();
+  if (!j.is_array()) return;
+  std::vector<Json> items = j.items();
+  for (std::size_t i = 0; i < items.size(); ++i)
+    if (items[i].is_object())
+      codec::decode_at(items[i], all.emplace_back(), codec::index_path(path, i));
 }
 
 Created record_created(hosts::Storage& storage, const std::string& host, const std::string& path) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/codec.h"
 #include "base/json.h"
 #include "guest/guest.h"
 
@@ -21,13 +22,16 @@ struct Created {
   hosts::FileIdentity identity;
 };
 
-Json to_json(const hosts::FileIdentity& id);
-hosts::FileIdentity identity_from_json(const Json& j);
-Json to_json(const Created& c);
-Created created_from_json(const Json& j);
-Json to_json(const std::vector<Created>& all);
-// Reads what to_json wrote; an absent or null field gives an empty list.
-std::vector<Created> created_list_from_json(const std::optional<Json>& j);
+// A job's list of created files in its saved state, for
+// field("created", &State::created, created_list).or_default(): a value
+// that is not an array reads as an empty list, an element that is not an
+// object is skipped (an older record listed bare paths, with no identity:
+// those files cannot be told apart from another's, and stay).
+struct CreatedList {
+  static Json encode(const std::vector<Created>& all) { return codec::encode(all); }
+  static void decode(const Json& j, std::vector<Created>& all, const std::string& path);
+};
+inline constexpr CreatedList created_list{};
 
 // The record of a file the job just made at path. Throws Error(kNotFound)
 // if there is no file there.
@@ -47,3 +51,20 @@ void remove_all_created(hosts::Storage& storage, const std::string& host, std::v
                         std::vector<std::string>& problems);
 
 }  // namespace vmshift::migrate
+
+// 64-bit device and inode numbers go as strings: JSON integers are signed.
+template <>
+struct vmshift::codec::Fields<vmshift::hosts::FileIdentity> {
+  using T = hosts::FileIdentity;
+  static constexpr auto list =
+      std::tuple{field("basis", &T::basis), field("device", &T::device, decimal_string),
+                 field("inode", &T::inode, decimal_string), field("birth_ns", &T::birth_ns),
+                 field("key", &T::key)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::Created> {
+  using T = migrate::Created;
+  static constexpr auto list =
+      std::tuple{field("host", &T::host), field("path", &T::path), field("identity", &T::identity)};
+};

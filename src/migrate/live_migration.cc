@@ -23,37 +23,7 @@ constexpr auto kRecoveryWait = std::chrono::minutes(10);
 // How long the destination side of a failed migration may take to go.
 constexpr auto kSettle = std::chrono::seconds(30);
 
-struct Saved {
-  std::string phase = "prepare";  // prepare, migrate, switched, done, undone
-  std::string vm;
-  bool keep_source = false;
-  std::vector<DiskMove> copies;
-  std::vector<Created> created;  // destination images this job created
-  std::uint64_t memory_bps = 0;  // QEMU's memory transfer rate, once done
-
-  std::string dump() const {
-    Json disks = Json::array();
-    for (const auto& m : copies) disks.push(to_json(m));
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("vm", Json::string(vm))
-        .set("keep_source", Json::boolean(keep_source))
-        .set("copies", disks)
-        .set("created", to_json(created))
-        .set("memory_bps", Json::integer(static_cast<std::int64_t>(memory_bps)))
-        .dump();
-  }
-  static Saved parse(const std::string& text) {
-    Json j = Json::parse(text);
-    Saved s;
-    s.phase = j.get_string("phase");
-    s.vm = j.get_string("vm");
-    s.keep_source = j.get_bool("keep_source");
-    for (const Json& d : j.get("copies").items()) s.copies.push_back(disk_move_from_json(d));
-    s.created = created_list_from_json(j.find("created"));
-    return s;
-  }
-};
+using Saved = LiveMigrationState;
 
 std::string list_copies(const std::vector<DiskMove>& copies, bool dest) {
   std::string s;
@@ -182,7 +152,7 @@ Result run_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
   saved.vm = plan.vm;
   saved.keep_source = o.keep_source;
   saved.copies = plan.copies;
-  job.save_state(saved.dump());
+  job.save_state(codec::dump(saved));
   const std::string& vm = plan.vm;
   std::string route = fmt::format("host '{}' to host '{}'", src.name(), dst.name());
   job.step(
@@ -198,7 +168,7 @@ Result run_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
     bool made = !saved.created.empty();
     std::vector<std::string> problems = undo_destination(src, dst, vm, saved.created);
     saved.phase = "undone";
-    job.save_state(saved.dump());
+    job.save_state(codec::dump(saved));
     std::string where;
     try {
       where = src.vm_state(vm).value_or("not defined");
@@ -233,7 +203,7 @@ Result run_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
       // Recorded after the create, with the file's identity: the undo
       // deletes it only if it is still this file.
       saved.created.push_back(record_created(dst.storage(), dst.name(), m.dest));
-      job.save_state(saved.dump());
+      job.save_state(codec::dump(saved));
     }
     std::vector<std::pair<std::string, std::string>> moved;
     for (const auto& m : plan.copies)
@@ -260,7 +230,7 @@ Result run_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
   // ---- migrate
   job.step(kMigrate, StepState::kRunning);
   saved.phase = "migrate";
-  job.save_state(saved.dump());
+  job.save_state(codec::dump(saved));
   std::unique_ptr<hosts::LiveMigration> mig;
   try {
     mig = src.start_migration(vm, migration_request(plan, o, dest_xml, persist_xml));
@@ -370,7 +340,7 @@ Result run_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
     if (last.postcopy) {
       job.step(kMigrate, StepState::kFailed, *outcome);
       saved.phase = "switched";
-      job.save_state(saved.dump());
+      job.save_state(codec::dump(saved));
       return Result{Outcome::kFailed,
                     fmt::format("The migration failed in post-copy: {}. The VM had already "
                                 "switched to host '{}' and may be paused there; libvirt can "
@@ -390,7 +360,7 @@ Result run_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
   std::optional<hosts::CompletedMigration> done = dst.completed_migration(vm);
   saved.phase = "switched";
   if (done) saved.memory_bps = done->memory_bps;
-  job.save_state(saved.dump());
+  job.save_state(codec::dump(saved));
   // -1: not reported (a plain integer: GCC misreads an optional here).
   std::int64_t downtime = done && done->downtime_ms ? *done->downtime_ms : -1;
   std::string pause_text = downtime >= 0 ? fmt::format("{} ms", downtime) : "not reported";
@@ -451,7 +421,7 @@ Result run_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
   job.step(kCleanup, o.keep_source || plan.copies.empty() ? StepState::kSkipped : StepState::kDone,
            cleanup);
   saved.phase = "done";
-  job.save_state(saved.dump());
+  job.save_state(codec::dump(saved));
   std::string summary = fmt::format("{} of {} from {} in {}, pause {}",
                                     plan.copies_storage() ? "live VSM" : "live migration", vm,
                                     route, secs(took), pause_text);
@@ -461,7 +431,7 @@ Result run_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
 
 Result recover_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& dst,
                               const std::string& state_text, JobContext& job) {
-  Saved saved = Saved::parse(state_text);
+  Saved saved = codec::parse<Saved>(state_text, "saved state");
   const std::string& vm = saved.vm;
   if (saved.phase == "done")
     return Result{Outcome::kCompleted, "the job had finished its work before its process died"};
@@ -535,89 +505,14 @@ Result recover_live_migration(hosts::MigrationHost& src, hosts::MigrationHost& d
                             on_dst.value_or("not defined"), dst.name())};
 }
 
-Json to_json(const LiveMigrationOptions& o) {
-  Json disks = Json::array();
-  for (const auto& [t, p] : o.disks)
-    disks.push(Json::object().set("target", Json::string(t)).set("path", Json::string(p)));
-  Json j = Json::object().set("dest_host", Json::string(o.dest_host));
-  if (o.type) j.set("type", Json::string(*o.type));
-  if (o.storage) j.set("storage", Json::string(*o.storage));
-  return std::move(j)
-      .set("disks", disks)
-      .set("bandwidth", Json::integer(static_cast<std::int64_t>(o.bandwidth)))
-      .set("compress", Json::string(o.compress))
-      .set("parallel", Json::integer(o.parallel))
-      .set("auto_converge", Json::boolean(o.auto_converge))
-      .set("postcopy", Json::boolean(o.postcopy))
-      .set("max_downtime_ms", Json::integer(o.max_downtime.count()))
-      .set("timeout_per_gib", Json::integer(o.timeout_per_gib.count()))
-      .set("progress_timeout", Json::integer(o.progress_timeout.count()))
-      .set("timeout_action", Json::string(o.timeout_action))
-      .set("tls", Json::boolean(o.tls))
-      .set("keep_source", Json::boolean(o.keep_source))
-      .set("force", Json::boolean(o.force))
-      .set("shallow", Json::boolean(o.shallow))
-      .set("verify", Json::boolean(o.verify))
-      .set("start", Json::boolean(o.start));
+void write_prediction(const LiveMigrationPlan& p, Json& o) {
+  o.set("predicted_total_ms", codec::encode(p.prediction.total))
+      .set("predicted_pause_ms", codec::encode(p.prediction.pause));
 }
 
-LiveMigrationOptions live_options_from_json(const Json& j) {
-  LiveMigrationOptions o;
-  o.dest_host = j.get_string("dest_host");
-  o.type = j.find_string("type");
-  o.storage = j.find_string("storage");
-  for (const Json& d : j.get("disks").items())
-    o.disks.emplace_back(d.get_string("target"), d.get_string("path"));
-  o.bandwidth = static_cast<std::uint64_t>(j.get_int("bandwidth"));
-  o.compress = j.get_string("compress");
-  o.parallel = static_cast<int>(j.get_int("parallel"));
-  o.auto_converge = j.get_bool("auto_converge");
-  o.postcopy = j.get_bool("postcopy");
-  o.max_downtime = std::chrono::milliseconds(j.get_int("max_downtime_ms"));
-  o.timeout_per_gib = std::chrono::seconds(j.get_int("timeout_per_gib"));
-  o.progress_timeout = std::chrono::seconds(j.get_int("progress_timeout"));
-  o.timeout_action = j.get_string("timeout_action");
-  o.tls = j.get_bool("tls");
-  o.keep_source = j.get_bool("keep_source");
-  o.force = j.get_bool("force");
-  o.shallow = j.find_bool("shallow").value_or(false);
-  o.verify = j.find_bool("verify").value_or(false);
-  o.start = j.find_bool("start").value_or(false);
-  return o;
-}
-
-Json to_json(const LiveMigrationPlan& p) {
-  Json copies = Json::array();
-  for (const auto& m : p.copies) copies.push(to_json(m));
-  Json shared = Json::object();
-  for (const auto& [t, path] : p.shared) shared.set(t, Json::string(path));
-  return Json::object()
-      .set("vm", Json::string(p.vm))
-      .set("source_host", Json::string(p.source_host))
-      .set("dest_host", Json::string(p.dest_host))
-      .set("dest_peer_uri", Json::string(p.dest_peer_uri))
-      .set("migrate_uri", Json::string(p.migrate_uri))
-      .set("copies", copies)
-      .set("shared", shared)
-      .set("memory_bytes", Json::integer(static_cast<std::int64_t>(p.memory_bytes)))
-      .set("predicted_total_ms", Json::integer(p.prediction.total.count()))
-      .set("predicted_pause_ms", Json::integer(p.prediction.pause.count()));
-}
-
-LiveMigrationPlan live_plan_from_json(const Json& j) {
-  LiveMigrationPlan p;
-  p.vm = j.get_string("vm");
-  p.source_host = j.get_string("source_host");
-  p.dest_host = j.get_string("dest_host");
-  p.dest_peer_uri = j.get_string("dest_peer_uri");
-  p.migrate_uri = j.get_string("migrate_uri");
-  for (const Json& d : j.get("copies").items()) p.copies.push_back(disk_move_from_json(d));
-  Json shared = j.get("shared");
-  for (const auto& t : shared.keys()) p.shared[t] = shared.get_string(t);
-  p.memory_bytes = static_cast<std::uint64_t>(j.get_int("memory_bytes"));
-  p.prediction.total = std::chrono::milliseconds(j.get_int("predicted_total_ms"));
-  p.prediction.pause = std::chrono::milliseconds(j.get_int("predicted_pause_ms"));
-  return p;
+void read_prediction(const Json& o, LiveMigrationPlan& p, const std::string& path) {
+  codec::decode_key(o, "predicted_total_ms", p.prediction.total, path);
+  codec::decode_key(o, "predicted_pause_ms", p.prediction.pause, path);
 }
 
 }  // namespace vmshift::migrate

@@ -67,6 +67,16 @@ struct LiveMigrationPlan {
   bool copies_storage() const { return !copies.empty(); }
 };
 
+// What a live migration job saves for its recovery.
+struct LiveMigrationState {
+  std::string phase = "prepare";  // prepare, migrate, switched, done, undone
+  std::string vm;
+  bool keep_source = false;
+  std::vector<DiskMove> copies;
+  std::vector<Created> created;  // destination images this job created
+  std::uint64_t memory_bps = 0;  // QEMU's memory transfer rate, once done
+};
+
 std::vector<std::string> live_migration_steps();
 
 Result run_live_migration(hosts::MigrationHost& source, hosts::MigrationHost& dest,
@@ -79,10 +89,9 @@ Result run_live_migration(hosts::MigrationHost& source, hosts::MigrationHost& de
 Result recover_live_migration(hosts::MigrationHost& source, hosts::MigrationHost& dest,
                               const std::string& saved_state, JobContext& job);
 
-Json to_json(const LiveMigrationOptions& options);
-LiveMigrationOptions live_options_from_json(const Json& json);
-Json to_json(const LiveMigrationPlan& plan);
-LiveMigrationPlan live_plan_from_json(const Json& json);
+// A plan's prediction, as "predicted_total_ms" and "predicted_pause_ms".
+void write_prediction(const LiveMigrationPlan& plan, Json& object);
+void read_prediction(const Json& object, LiveMigrationPlan& plan, const std::string& path);
 
 // The request libvirt gets for a plan and options (tested on its own).
 hosts::MigrationRequest migration_request(const LiveMigrationPlan& plan,
@@ -91,3 +100,55 @@ hosts::MigrationRequest migration_request(const LiveMigrationPlan& plan,
                                           const std::string& persist_xml);
 
 }  // namespace vmshift::migrate
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::LiveMigrationOptions> {
+  using T = migrate::LiveMigrationOptions;
+  static constexpr auto list = std::tuple{field("dest_host", &T::dest_host),
+                                          field("type", &T::type),
+                                          field("storage", &T::storage),
+                                          field("disks", &T::disks, pairs("target", "path")),
+                                          field("bandwidth", &T::bandwidth),
+                                          field("compress", &T::compress),
+                                          field("parallel", &T::parallel),
+                                          field("auto_converge", &T::auto_converge),
+                                          field("postcopy", &T::postcopy),
+                                          field("max_downtime_ms", &T::max_downtime),
+                                          field("timeout_per_gib", &T::timeout_per_gib),
+                                          field("progress_timeout", &T::progress_timeout),
+                                          field("timeout_action", &T::timeout_action),
+                                          field("tls", &T::tls),
+                                          field("keep_source", &T::keep_source),
+                                          field("force", &T::force),
+                                          field("shallow", &T::shallow).or_default(),
+                                          field("verify", &T::verify).or_default(),
+                                          field("start", &T::start).or_default()};
+};
+
+// link_bytes_per_s and the prediction's details stay out: a job needs only these.
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::LiveMigrationPlan> {
+  using T = migrate::LiveMigrationPlan;
+  static constexpr auto list =
+      std::tuple{field("vm", &T::vm),
+                 field("source_host", &T::source_host),
+                 field("dest_host", &T::dest_host),
+                 field("dest_peer_uri", &T::dest_peer_uri),
+                 field("migrate_uri", &T::migrate_uri),
+                 field("copies", &T::copies),
+                 field("shared", &T::shared),
+                 field("memory_bytes", &T::memory_bytes),
+                 custom(&migrate::write_prediction, &migrate::read_prediction)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::LiveMigrationState> {
+  using T = migrate::LiveMigrationState;
+  static constexpr auto list =
+      std::tuple{field("phase", &T::phase),
+                 field("vm", &T::vm),
+                 field("keep_source", &T::keep_source),
+                 field("copies", &T::copies),
+                 field("created", &T::created, migrate::created_list).or_default(),
+                 field("memory_bps", &T::memory_bps).or_default()};
+};

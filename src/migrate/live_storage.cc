@@ -37,41 +37,7 @@ std::string list_targets(const std::vector<guest::DiskInfo>& disks) {
   return s.empty() ? "none" : s;
 }
 
-// What recovery needs: the moves, and which disks were switched.
-struct Saved {
-  std::string phase = "copy";  // copy, pivot, done
-  bool keep_source = false;
-  std::vector<DiskMove> moves;
-  std::set<std::string> pivoted;
-  std::vector<Created> created;  // destination files this job's copies made
-
-  std::string dump() const {
-    Json disks = Json::array();
-    for (const auto& m : moves)
-      disks.push(to_json(m).set("pivoted", Json::boolean(pivoted.count(m.target) > 0)));
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("keep_source", Json::boolean(keep_source))
-        .set("disks", disks)
-        .set("created", to_json(created))
-        .dump();
-  }
-
-  static Saved parse(const std::string& text) {
-    Saved s;
-    Json j = Json::parse(text);
-    s.phase = j.get_string("phase");
-    s.keep_source = j.get_bool("keep_source");
-    for (const Json& d : j.get("disks").items()) {
-      DiskMove m = disk_move_from_json(d);
-      if (d.get_bool("pivoted")) s.pivoted.insert(m.target);
-      s.moves.push_back(m);
-    }
-    s.created = created_list_from_json(j.find("created"));
-    return s;
-  }
-};
-
+using Saved = LiveStorageState;
 std::string where(const std::vector<DiskMove>& moves, bool on_dest) {
   std::string s;
   for (const auto& m : moves)
@@ -144,37 +110,26 @@ DiskMove move_of(const guest::DiskInfo& d, const std::string& dest) {
   return m;
 }
 
-Json to_json(const DiskMove& m) {
-  Json backing = Json::array();
-  for (const auto& b : m.backing) backing.push(Json::string(b));
-  return Json::object()
-      .set("target", Json::string(m.target))
-      .set("source", Json::string(m.source))
-      .set("dest", Json::string(m.dest))
-      .set("format", Json::string(m.format))
-      .set("capacity", Json::integer(static_cast<std::int64_t>(m.capacity)))
-      .set("need", Json::integer(static_cast<std::int64_t>(m.need)))
-      .set("backing", backing)
-      .set("backing_format", Json::string(m.backing_format))
-      .set("replace_existing", Json::boolean(m.replace_existing))
-      .set("replaces", m.replaces ? to_json(*m.replaces) : Json::null());
+void write_state_disks(const LiveStorageState& s, Json& o) {
+  Json disks = Json::array();
+  for (const auto& m : s.moves)
+    disks.push(codec::encode(m).set("pivoted", Json::boolean(s.pivoted.count(m.target) > 0)));
+  o.set("disks", disks);
 }
 
-DiskMove disk_move_from_json(const Json& j) {
-  DiskMove m;
-  m.target = j.get_string("target");
-  m.source = j.get_string("source");
-  m.dest = j.get_string("dest");
-  m.format = j.find_string("format").value_or("");
-  m.capacity = static_cast<std::uint64_t>(j.find_int("capacity").value_or(0));
-  m.need = static_cast<std::uint64_t>(j.find_int("need").value_or(0));
-  if (std::optional<Json> b = j.find("backing"); b && b->is_array())
-    for (const Json& x : b->items()) m.backing.push_back(x.as_string());
-  m.backing_format = j.find_string("backing_format").value_or("");
-  m.replace_existing = j.find_bool("replace_existing").value_or(false);
-  if (std::optional<Json> r = j.find("replaces"); r && r->is_object())
-    m.replaces = identity_from_json(*r);
-  return m;
+void read_state_disks(const Json& o, LiveStorageState& s, const std::string& path) {
+  std::vector<Json> disks;  // each a DiskMove with "pivoted"
+  codec::decode_key(o, "disks", disks, path);
+  s.moves.clear();
+  s.pivoted.clear();
+  for (std::size_t i = 0; i < disks.size(); ++i) {
+    std::string at = codec::index_path(codec::key_path(path, "disks"), i);
+    DiskMove& m = s.moves.emplace_back();
+    codec::decode_at(disks[i], m, at);
+    bool pivoted = false;
+    codec::decode_key(disks[i], "pivoted", pivoted, at);
+    if (pivoted) s.pivoted.insert(m.target);
+  }
 }
 
 // A bandwidth shared by n copies (at least 1 byte/s each: 0 means unlimited).
@@ -350,7 +305,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
   Saved saved;
   saved.keep_source = o.keep_source;
   saved.moves = plan.moves;
-  job.save_state(saved.dump());
+  job.save_state(codec::dump(saved));
   job.step(kCheck, StepState::kDone, fmt::format("{} to move", summary(plan.moves)));
 
   // ---- copy
@@ -359,7 +314,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
     job.step(kCopy, outcome == Outcome::kCancelled ? StepState::kUndone : StepState::kFailed, why);
     std::vector<std::string> problems = undo_copies(g, started, saved.created);
     saved.phase = "undone";
-    job.save_state(saved.dump());
+    job.save_state(codec::dump(saved));
     std::string state =
         problems.empty()
             ? fmt::format(
@@ -389,7 +344,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
       // The copy made its file where there was none: this job's.
       if (g.storage().exists(m.dest)) {
         saved.created.push_back(record_created(g.storage(), "", m.dest));
-        job.save_state(saved.dump());
+        job.save_state(codec::dump(saved));
       }
     }
     // --bandwidth is for the whole move: shared by the disks still copying.
@@ -449,7 +404,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
   // ---- pivot
   job.step(kPivot, StepState::kRunning);
   saved.phase = "pivot";
-  job.save_state(saved.dump());
+  job.save_state(codec::dump(saved));
   std::chrono::milliseconds longest{0};
   std::string pivot_detail;
   for (std::size_t i = 0; i < plan.moves.size(); ++i) {
@@ -460,7 +415,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
       pivot_detail +=
           fmt::format("{}{} {} ms", pivot_detail.empty() ? "" : ", ", m.target, took.count());
       saved.pivoted.insert(m.target);
-      job.save_state(saved.dump());
+      job.save_state(codec::dump(saved));
     } catch (const Error& e) {
       std::vector<DiskMove> switched(plan.moves.begin(), plan.moves.begin() + static_cast<long>(i));
       std::vector<DiskMove> rest(plan.moves.begin() + static_cast<long>(i), plan.moves.end());
@@ -474,7 +429,7 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
       std::vector<std::string> problems = undo_copies(g, rest, saved.created);
       job.step(kPivot, StepState::kFailed, e.what());
       saved.phase = pending ? "pivot" : "partial";
-      job.save_state(saved.dump());
+      job.save_state(codec::dump(saved));
       std::string msg = fmt::format("Switching disk {} failed: {}.", m.target, e.what());
       if (pending)
         msg += fmt::format(
@@ -530,14 +485,14 @@ Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const Live
   std::string cleanup_note = delete_sources(g, plan.moves, o.keep_source);
   job.step(kCleanup, o.keep_source ? StepState::kSkipped : StepState::kDone, cleanup_note);
   saved.phase = "done";
-  job.save_state(saved.dump());
+  job.save_state(codec::dump(saved));
   return Result{Outcome::kCompleted,
                 fmt::format("moved {}: {}; switch took {} ms; {}", summary(plan.moves),
                             where(plan.moves, true), longest.count(), cleanup_note)};
 }
 
 Result recover_live_storage(guest::Guest& g, const std::string& state_text, JobContext& job) {
-  Saved saved = Saved::parse(state_text);
+  Saved saved = codec::parse<Saved>(state_text, "saved state");
   if (saved.phase == "done")
     return Result{Outcome::kCompleted, "the job had finished its work before its process died"};
   std::vector<DiskMove> on_dest, on_source;
@@ -584,36 +539,6 @@ Result recover_live_storage(guest::Guest& g, const std::string& state_text, JobC
                                           "removed). No source file was deleted.",
                                           where(on_dest, true), where(on_source, false)),
                               problems)};
-}
-
-Json to_json(const LiveStorageOptions& o) {
-  Json disks = Json::array();
-  for (const auto& [t, p] : o.disks)
-    disks.push(Json::object().set("target", Json::string(t)).set("path", Json::string(p)));
-  Json j = Json::object();
-  if (o.to_dir) j.set("to", Json::string(*o.to_dir));
-  return std::move(j)
-      .set("disks", disks)
-      .set("bandwidth", Json::integer(static_cast<std::int64_t>(o.bandwidth)))
-      .set("sync_writes", Json::boolean(o.sync_writes))
-      .set("keep_source", Json::boolean(o.keep_source))
-      .set("force", Json::boolean(o.force))
-      .set("shallow", Json::boolean(o.shallow))
-      .set("progress_timeout", Json::integer(o.progress_timeout.count()));
-}
-
-LiveStorageOptions options_from_json(const Json& j) {
-  LiveStorageOptions o;
-  o.to_dir = j.find_string("to");
-  for (const Json& d : j.get("disks").items())
-    o.disks.emplace_back(d.get_string("target"), d.get_string("path"));
-  o.bandwidth = static_cast<std::uint64_t>(j.get_int("bandwidth"));
-  o.sync_writes = j.get_bool("sync_writes");
-  o.keep_source = j.get_bool("keep_source");
-  o.force = j.get_bool("force");
-  o.shallow = j.get_bool("shallow");
-  o.progress_timeout = std::chrono::seconds(j.get_int("progress_timeout"));
-  return o;
 }
 
 }  // namespace vmshift::migrate

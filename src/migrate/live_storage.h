@@ -15,6 +15,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "base/json.h"
 #include "guest/guest.h"
 #include "migrate/context.h"
+#include "migrate/created.h"
 
 namespace vmshift::migrate {
 
@@ -55,9 +57,6 @@ struct DiskMove {
 // The move of a disk to dest: its target, source, format, size and backing
 // chain (need is left for the caller).
 DiskMove move_of(const guest::DiskInfo& disk, const std::string& dest);
-// A disk move in a job record; reading tolerates fields an older record lacks.
-Json to_json(const DiskMove& move);
-DiskMove disk_move_from_json(const Json& json);
 
 struct LiveStoragePlan {
   std::vector<DiskMove> moves;
@@ -83,11 +82,61 @@ std::vector<std::string> live_storage_steps();
 Result run_live_storage(guest::Guest& guest, const LiveStoragePlan& plan,
                         const LiveStorageOptions& options, JobContext& job);
 
+// What a live storage job saves for its recovery: the moves, and which
+// disks were switched.
+struct LiveStorageState {
+  std::string phase = "copy";  // copy, pivot, done
+  bool keep_source = false;
+  std::vector<DiskMove> moves;
+  std::set<std::string> pivoted;
+  std::vector<Created> created;  // destination files this job's copies made
+};
+
 // Finishes or undoes a job whose process died, from the state it saved.
 Result recover_live_storage(guest::Guest& guest, const std::string& saved_state, JobContext& job);
 
-// For the job record: what a process needs to run the job.
-Json to_json(const LiveStorageOptions& options);
-LiveStorageOptions options_from_json(const Json& json);
+// A state's "disks": each move with "pivoted", whether it was switched.
+void write_state_disks(const LiveStorageState& state, Json& object);
+void read_state_disks(const Json& object, LiveStorageState& state, const std::string& path);
 
 }  // namespace vmshift::migrate
+
+// The job record: what a process needs to run the job.
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::LiveStorageOptions> {
+  using T = migrate::LiveStorageOptions;
+  static constexpr auto list = std::tuple{field("to", &T::to_dir),
+                                          field("disks", &T::disks, pairs("target", "path")),
+                                          field("bandwidth", &T::bandwidth),
+                                          field("sync_writes", &T::sync_writes),
+                                          field("keep_source", &T::keep_source),
+                                          field("force", &T::force),
+                                          field("shallow", &T::shallow),
+                                          field("progress_timeout", &T::progress_timeout)};
+};
+
+// A disk move in a job record; an older record has only target, source and dest.
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::DiskMove> {
+  using T = migrate::DiskMove;
+  static constexpr auto list =
+      std::tuple{field("target", &T::target),
+                 field("source", &T::source),
+                 field("dest", &T::dest),
+                 field("format", &T::format).or_default(),
+                 field("capacity", &T::capacity).or_default(),
+                 field("need", &T::need).or_default(),
+                 field("backing", &T::backing).or_default(),
+                 field("backing_format", &T::backing_format).or_default(),
+                 field("replace_existing", &T::replace_existing).or_default(),
+                 field("replaces", &T::replaces).null_if_unset()};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::LiveStorageState> {
+  using T = migrate::LiveStorageState;
+  static constexpr auto list =
+      std::tuple{field("phase", &T::phase), field("keep_source", &T::keep_source),
+                 custom(&migrate::write_state_disks, &migrate::read_state_disks),
+                 field("created", &T::created, migrate::created_list).or_default()};
+};

@@ -16,33 +16,7 @@ namespace {
 
 enum Step : std::size_t { kCheck, kCopy, kVerify, kDefine, kCleanup, kStart };
 
-struct Saved {
-  std::string phase = "copy";  // copy, defined, done
-  std::string vm;
-  std::vector<FileCopy> files;
-  std::string saved_src, saved_dst;  // managed-save state, if the VM was saved
-  std::string dump() const {
-    Json f = Json::array();
-    for (const auto& x : files) f.push(to_json(x));
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("vm", Json::string(vm))
-        .set("files", f)
-        .set("saved_src", Json::string(saved_src))
-        .set("saved_dst", Json::string(saved_dst))
-        .dump();
-  }
-  static Saved parse(const std::string& text) {
-    Json j = Json::parse(text);
-    Saved s;
-    s.phase = j.get_string("phase");
-    s.vm = j.get_string("vm");
-    for (const Json& f : j.get("files").items()) s.files.push_back(file_copy_from_json(f));
-    s.saved_src = j.get_string("saved_src");
-    s.saved_dst = j.get_string("saved_dst");
-    return s;
-  }
-};
+using Saved = NetworkState;
 
 }  // namespace
 
@@ -55,7 +29,7 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
   Saved s;
   bool resumed = !saved_state.empty() && saved_state != "{}";
   if (resumed) {
-    s = Saved::parse(saved_state);
+    s = codec::parse<Saved>(saved_state, "saved state");
   } else {
     s.vm = plan.vm;
     for (const auto& m : plan.copies) s.files.push_back(FileCopy{.from = m.source, .to = m.dest});
@@ -65,7 +39,7 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
       s.files.push_back(FileCopy{.from = s.saved_src, .to = s.saved_dst});
     }
   }
-  auto save = [&] { job.save_state(s.dump()); };
+  auto save = [&] { job.save_state(codec::dump(s)); };
   const std::string& vm = s.vm;
   // On its own host the VM keeps its definition (redefined with the new
   // paths): it is never undefined there.

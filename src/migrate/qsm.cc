@@ -32,86 +32,8 @@ std::int64_t now_ms() {
       .count();
 }
 
-struct Disk {
-  std::string target;
-  std::string base;         // the disk's file on the source, the base after the snapshot
-  std::string dest;         // the base's copy on the destination
-  std::string format;       // of the base
-  std::string overlay_src;  // the overlay on the source
-  std::string overlay_dst;  // where the VM finds it on the destination
-};
-
-// What recovery needs; saved before each change.
-struct Saved {
-  // snapshot, copy, saving, saved, restored, merged, done, undone
-  std::string phase = "snapshot";
-  std::string vm;
-  bool other_host = true;
-  bool keep_source = false;
-  std::vector<Disk> disks;
-  std::string state_src, state_dst;
-  // The definition in the saved state, read with its secrets (graphics
-  // passwords): kept in memory only, never in the recovery data (a
-  // recovery restores on the source from the state file's own).
-  std::string saved_xml;
-  std::vector<FileCopy> bases, rest;
-  std::int64_t pause_start_ms = 0;
-  std::int64_t predicted_pause_ms = 0;
-  // Files this job made (overlays, copies, saved states): the only ones it
-  // deletes, and only while they are still those files.
-  std::vector<Created> created;
-
-  std::string dump() const {
-    Json d = Json::array();
-    for (const auto& x : disks)
-      d.push(Json::object()
-                 .set("target", Json::string(x.target))
-                 .set("base", Json::string(x.base))
-                 .set("dest", Json::string(x.dest))
-                 .set("format", Json::string(x.format))
-                 .set("overlay_src", Json::string(x.overlay_src))
-                 .set("overlay_dst", Json::string(x.overlay_dst)));
-    auto copies = [](const std::vector<FileCopy>& v) {
-      Json a = Json::array();
-      for (const auto& f : v) a.push(to_json(f));
-      return a;
-    };
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("vm", Json::string(vm))
-        .set("other_host", Json::boolean(other_host))
-        .set("keep_source", Json::boolean(keep_source))
-        .set("disks", d)
-        .set("state_src", Json::string(state_src))
-        .set("state_dst", Json::string(state_dst))
-        .set("bases", copies(bases))
-        .set("rest", copies(rest))
-        .set("pause_start_ms", Json::integer(pause_start_ms))
-        .set("predicted_pause_ms", Json::integer(predicted_pause_ms))
-        .set("created", to_json(created))
-        .dump();
-  }
-  static Saved parse(const std::string& text) {
-    Json j = Json::parse(text);
-    Saved s;
-    s.phase = j.get_string("phase");
-    s.vm = j.get_string("vm");
-    s.other_host = j.get_bool("other_host");
-    s.keep_source = j.get_bool("keep_source");
-    for (const Json& x : j.get("disks").items())
-      s.disks.push_back({x.get_string("target"), x.get_string("base"), x.get_string("dest"),
-                         x.get_string("format"), x.get_string("overlay_src"),
-                         x.get_string("overlay_dst")});
-    s.state_src = j.get_string("state_src");
-    s.state_dst = j.get_string("state_dst");
-    for (const Json& f : j.get("bases").items()) s.bases.push_back(file_copy_from_json(f));
-    for (const Json& f : j.get("rest").items()) s.rest.push_back(file_copy_from_json(f));
-    s.pause_start_ms = j.get_int("pause_start_ms");
-    s.predicted_pause_ms = j.get_int("predicted_pause_ms");
-    s.created = created_list_from_json(j.find("created"));
-    return s;
-  }
-};
+using Disk = QsmDisk;
+using Saved = QsmState;
 
 void remove_quietly(hosts::Storage& s, const std::string& path, std::vector<std::string>& problems,
                     const std::string& host) {
@@ -136,7 +58,7 @@ class Qsm {
   Qsm(Site& src, Site& dst, JobContext& job, Saved saved)
       : src_(src), dst_(dst), job_(job), s_(std::move(saved)) {}
 
-  void save() { job_.save_state(s_.dump()); }
+  void save() { job_.save_state(codec::dump(s_)); }
 
   // The destination file of every disk.
   std::vector<std::string> dests() const {
@@ -671,7 +593,7 @@ Result run_qsm(Site& src, Site& dst, const LiveMigrationPlan& plan, const LiveMi
 }
 
 Result recover_qsm(Site& src, Site& dst, const std::string& state, JobContext& job) {
-  return Qsm(src, dst, job, Saved::parse(state)).recover();
+  return Qsm(src, dst, job, codec::parse<Saved>(state, "saved state")).recover();
 }
 
 }  // namespace vmshift::migrate

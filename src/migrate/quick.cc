@@ -13,25 +13,7 @@ namespace {
 
 enum Step : std::size_t { kCheck, kSave, kRestore, kVerify, kCleanup };
 
-struct Saved {
-  std::string phase = "saving";  // saving, saved, restored, done, undone
-  std::string vm;
-  std::string state;  // on the shared storage
-  // Read with its secrets (graphics passwords): in memory only, never in
-  // the recovery data (a recovery restores from the state file's own).
-  std::string saved_xml;
-  std::string dump() const {
-    return Json::object()
-        .set("phase", Json::string(phase))
-        .set("vm", Json::string(vm))
-        .set("state", Json::string(state))
-        .dump();
-  }
-  static Saved parse(const std::string& text) {
-    Json j = Json::parse(text);
-    return {j.get_string("phase"), j.get_string("vm"), j.get_string("state"), ""};
-  }
-};
+using Saved = QuickState;
 
 // Undo never depends on the job store: a report it cannot take is told in
 // the result (appended to problems), and the undo goes on from memory.
@@ -91,7 +73,7 @@ Result finish(Site& src, Site& dst, Saved& s, JobContext& job, const std::string
            problems.empty() ? "source definition and saved state removed"
                             : fmt::format("{}", fmt::join(problems, "; ")));
   s.phase = "done";
-  job.save_state(s.dump());
+  job.save_state(codec::dump(s));
   if (!undefine_error.empty()) {
     std::vector<std::string> disks;
     try {
@@ -130,7 +112,7 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
 
   // ---- save: the pause begins
   job.step(kSave, StepState::kRunning);
-  job.save_state(s.dump());
+  job.save_state(codec::dump(s));
   auto start = std::chrono::steady_clock::now();
   try {
     src.host.save_state(s.vm, s.state);
@@ -140,14 +122,14 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
     undo_report(unrecorded, [&] { job.step(kSave, StepState::kFailed, e.what()); });
     std::string more = hosts::running(src.host.vm_state(s.vm)) ? "" : restore_on_source(src, s);
     s.phase = "undone";
-    undo_report(unrecorded, [&] { job.save_state(s.dump()); });
+    undo_report(unrecorded, [&] { job.save_state(codec::dump(s)); });
     more += unrecorded;
     return {Outcome::kFailed, fmt::format("Saving the VM's state failed: {}. The VM runs on host "
                                           "'{}'{}.",
                                           e.what(), src.host.name(), more)};
   }
   s.phase = "saved";
-  job.save_state(s.dump());
+  job.save_state(codec::dump(s));
   job.step(kSave, StepState::kDone, fmt::format("state saved to '{}'", s.state));
 
   // ---- restore on the destination: the pause ends
@@ -167,7 +149,7 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
       });
       std::string more = restore_on_source(src, s);
       s.phase = "undone";
-      undo_report(unrecorded, [&] { job.save_state(s.dump()); });
+      undo_report(unrecorded, [&] { job.save_state(codec::dump(s)); });
       more += unrecorded;
       if (cancelled)
         return {Outcome::kCancelled,
@@ -184,7 +166,7 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
       std::chrono::steady_clock::now() - start);
   job.pause(pause);
   s.phase = "restored";
-  job.save_state(s.dump());
+  job.save_state(codec::dump(s));
   job.step(
       kRestore, StepState::kDone,
       fmt::format("running on host '{}' after a pause of {} ms", dst.host.name(), pause.count()));
@@ -194,7 +176,7 @@ Result run_quick(Site& src, Site& dst, const LiveMigrationPlan& plan, const Live
 }
 
 Result recover_quick(Site& src, Site& dst, const std::string& text, JobContext& job) {
-  Saved s = Saved::parse(text);
+  Saved s = codec::parse<Saved>(text, "saved state");
   if (s.phase == "done")
     return {Outcome::kCompleted, "the job had finished before its process died"};
   if (hosts::running(dst.host.vm_state(s.vm)))

@@ -33,6 +33,55 @@
 
 namespace vmshift::migrate {
 
+// What a quick migration job saves for its recovery.
+struct QuickState {
+  std::string phase = "saving";  // saving, saved, restored, done, undone
+  std::string vm;
+  std::string state;  // on the shared storage
+  // Read with its secrets (graphics passwords): in memory only, never in
+  // the recovery data (a recovery restores from the state file's own).
+  std::string saved_xml;
+};
+
+// What a network migration job saves; a resumed job continues from it.
+struct NetworkState {
+  std::string phase = "copy";  // copy, defined, done
+  std::string vm;
+  std::vector<FileCopy> files;
+  std::string saved_src, saved_dst;  // managed-save state, if the VM was saved
+};
+
+// A disk of a quick storage migration.
+struct QsmDisk {
+  std::string target;
+  std::string base;         // the disk's file on the source, the base after the snapshot
+  std::string dest;         // the base's copy on the destination
+  std::string format;       // of the base
+  std::string overlay_src;  // the overlay on the source
+  std::string overlay_dst;  // where the VM finds it on the destination
+};
+
+// What a quick storage migration job saves before each change, for its recovery.
+struct QsmState {
+  // snapshot, copy, saving, saved, restored, merged, done, undone
+  std::string phase = "snapshot";
+  std::string vm;
+  bool other_host = true;
+  bool keep_source = false;
+  std::vector<QsmDisk> disks;
+  std::string state_src, state_dst;
+  // The definition in the saved state, read with its secrets (graphics
+  // passwords): kept in memory only, never in the recovery data (a
+  // recovery restores on the source from the state file's own).
+  std::string saved_xml;
+  std::vector<FileCopy> bases, rest;
+  std::int64_t pause_start_ms = 0;
+  std::int64_t predicted_pause_ms = 0;
+  // Files this job made (overlays, copies, saved states): the only ones it
+  // deletes, and only while they are still those files.
+  std::vector<Created> created;
+};
+
 std::vector<std::string> qsm_steps();
 Result run_qsm(Site& source, Site& dest, const LiveMigrationPlan& plan,
                const LiveMigrationOptions& options, JobContext& job);
@@ -55,3 +104,47 @@ std::string overlay_path(const std::string& disk);
 std::string state_path(const std::string& dir, const std::string& vm);
 
 }  // namespace vmshift::migrate
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::QuickState> {
+  using T = migrate::QuickState;
+  static constexpr auto list =
+      std::tuple{field("phase", &T::phase), field("vm", &T::vm), field("state", &T::state)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::NetworkState> {
+  using T = migrate::NetworkState;
+  static constexpr auto list =
+      std::tuple{field("phase", &T::phase), field("vm", &T::vm), field("files", &T::files),
+                 field("saved_src", &T::saved_src), field("saved_dst", &T::saved_dst)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::QsmDisk> {
+  using T = migrate::QsmDisk;
+  static constexpr auto list = std::tuple{field("target", &T::target),
+                                          field("base", &T::base),
+                                          field("dest", &T::dest),
+                                          field("format", &T::format),
+                                          field("overlay_src", &T::overlay_src),
+                                          field("overlay_dst", &T::overlay_dst)};
+};
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::QsmState> {
+  using T = migrate::QsmState;
+  static constexpr auto list =
+      std::tuple{field("phase", &T::phase),
+                 field("vm", &T::vm),
+                 field("other_host", &T::other_host),
+                 field("keep_source", &T::keep_source),
+                 field("disks", &T::disks),
+                 field("state_src", &T::state_src),
+                 field("state_dst", &T::state_dst),
+                 field("bases", &T::bases),
+                 field("rest", &T::rest),
+                 field("pause_start_ms", &T::pause_start_ms),
+                 field("predicted_pause_ms", &T::predicted_pause_ms),
+                 field("created", &T::created, migrate::created_list).or_default()};
+};

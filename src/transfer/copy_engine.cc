@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -87,25 +88,30 @@ std::uint64_t Journal::chunks() const {
   return (length + chunk_size - 1) / chunk_size;
 }
 
-Json Journal::to_json() const {
+Json ChunkHashes::encode(const std::map<std::uint64_t, std::uint64_t>& done) {
   Json d = Json::object();
   for (const auto& [index, hash] : done) d.set(std::to_string(index), Json::string(hex(hash)));
-  return Json::object()
-      .set("chunk_size", Json::integer(static_cast<std::int64_t>(chunk_size)))
-      .set("length", Json::integer(static_cast<std::int64_t>(length)))
-      .set("created", Json::boolean(created))
-      .set("done", d);
+  return d;
 }
 
-Journal Journal::from_json(const Json& j) {
-  Journal out;
-  out.chunk_size = static_cast<std::uint64_t>(j.get_int("chunk_size"));
-  out.length = static_cast<std::uint64_t>(j.get_int("length"));
-  out.created = j.get_bool("created");
-  Json d = j.get("done");
-  for (const auto& key : d.keys())
-    out.done[std::stoull(key)] = std::stoull(d.get_string(key), nullptr, 16);
-  return out;
+void ChunkHashes::decode(const Json& j, std::map<std::uint64_t, std::uint64_t>& done,
+                         const std::string& path) {
+  codec::expect(j, Json::Type::kObject, path);
+  done.clear();
+  for (const auto& key : j.keys()) {
+    std::string at = codec::key_path(path, key);
+    std::uint64_t index = 0, hash = 0;
+    if (auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), index);
+        key.empty() || ec != std::errc() || end != key.data() + key.size())
+      codec::fail(at, "expected a chunk index");
+    Json v = j.get(key);
+    codec::expect(v, Json::Type::kString, at);
+    std::string s = v.as_string();
+    if (auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), hash, 16);
+        s.empty() || ec != std::errc() || end != s.data() + s.size())
+      codec::fail(at, fmt::format("expected a hash in hex, got '{}'", s));
+    done[index] = hash;
+  }
 }
 
 void RateLimiter::consume(std::uint64_t bytes) {

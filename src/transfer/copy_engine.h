@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/codec.h"
 #include "base/deadline.h"
 #include "base/json.h"
 #include "transfer/endpoint.h"
@@ -33,8 +34,13 @@ struct Journal {
 
   std::uint64_t chunks() const;
   bool complete() const { return done.size() == chunks(); }
-  Json to_json() const;
-  static Journal from_json(const Json& json);
+};
+
+// A journal's done chunks as an object: {"<index>": "<hash as 16 hex digits>"}.
+struct ChunkHashes {
+  static Json encode(const std::map<std::uint64_t, std::uint64_t>& done);
+  static void decode(const Json& j, std::map<std::uint64_t, std::uint64_t>& done,
+                     const std::string& path);
 };
 
 // Tokens of bytes per second; waits (sleeps) to keep the average at the rate.
@@ -99,3 +105,11 @@ VerifyResult verify(Endpoint& src, Endpoint& dst, std::uint64_t chunk_size = kDe
 std::uint64_t chunk_hash(Endpoint& e, std::uint64_t offset, std::uint64_t length);
 
 }  // namespace vmshift::transfer
+
+template <>
+struct vmshift::codec::Fields<vmshift::transfer::Journal> {
+  using T = transfer::Journal;
+  static constexpr auto list =
+      std::tuple{field("chunk_size", &T::chunk_size), field("length", &T::length),
+                 field("created", &T::created), field("done", &T::done, transfer::ChunkHashes{})};
+};

@@ -60,7 +60,7 @@ bool same_bytes(const std::string& a, const std::string& b) {
 class Counting : public CopyObserver {
  public:
   void chunk_done(const Journal& j) override {
-    saved = j.to_json().dump();
+    saved = codec::dump(j);
     ++saves;
   }
   bool cancel_requested() override { return cancel_after >= 0 && saves > cancel_after; }
@@ -173,7 +173,7 @@ TEST_F(CopyEngineTest, InterruptedCopyResumes) {
     EXPECT_THAT(e.what(), HasSubstr("after 4 of 10 chunks"));
   }
   // The journal went through its JSON form, as through the job store.
-  Journal back = Journal::from_json(Json::parse(obs_.saved));
+  Journal back = codec::parse<Journal>(obs_.saved, "journal");
   EXPECT_EQ(back.done.size(), 4u);
   Counting second;
   CopyStats st = copy(s, d, back, {.chunk_size = 999}, second);
@@ -209,7 +209,7 @@ TEST_F(CopyEngineTest, RefusesAnExistingDestination) {
     EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists);
   }
   // The journal does not claim a file that is not the copy's.
-  EXPECT_FALSE(Journal::from_json(Json::parse(obs_.saved)).created);
+  EXPECT_FALSE(codec::parse<Journal>(obs_.saved, "journal").created);
   EXPECT_FALSE(j.created);
 }
 
@@ -227,7 +227,7 @@ TEST_F(CopyEngineTest, KilledAroundTheCreate) {
     explicit FirstSave(LocalFile& dst) : dst_(dst) {}
     void chunk_done(const Journal& j) override {
       if (first.empty()) {
-        first = j.to_json().dump();
+        first = codec::dump(j);
         existed = dst_.exists();
       }
     }
@@ -239,7 +239,7 @@ TEST_F(CopyEngineTest, KilledAroundTheCreate) {
   Journal j;
   EXPECT_THROW(copy(s, d, j, {.chunk_size = 2 * kMiB}, killed), Error);
   EXPECT_FALSE(killed.existed) << "the claim is saved before the file is made";
-  Journal claim = Journal::from_json(Json::parse(killed.first));
+  Journal claim = codec::parse<Journal>(killed.first, "journal");
   EXPECT_TRUE(claim.created);
 
   // Killed before the create: no file, the claim saved.
@@ -250,7 +250,7 @@ TEST_F(CopyEngineTest, KilledAroundTheCreate) {
   EXPECT_TRUE(same_bytes(src, dst));
 
   // Killed after the create: the file is there, nothing done yet.
-  Journal made = Journal::from_json(Json::parse(killed.first));
+  Journal made = codec::parse<Journal>(killed.first, "journal");
   ASSERT_EQ(::truncate(dst.c_str(), 0), 0);
   sized(dst, 8 * kMiB);
   st = copy(s, d, made, {}, again);
@@ -277,7 +277,7 @@ TEST(Journal, RoundTrip) {
   j.length = 10 * kMiB;
   j.created = true;
   j.done = {{0, 0xdeadbeefcafef00dull}, {2, 1}};
-  Journal back = Journal::from_json(j.to_json());
+  Journal back = codec::decode<Journal>(codec::encode(j), "journal");
   EXPECT_EQ(back.chunk_size, j.chunk_size);
   EXPECT_EQ(back.length, j.length);
   EXPECT_TRUE(back.created);

@@ -243,9 +243,8 @@ TEST_F(LiveMigrationTest, VerifyCatchesAWrongOutcome) {
 TEST_F(LiveMigrationTest, Recovery) {
   // The image the job made on host2, recorded with its identity.
   dst_.put_file("/local/g1-vda.qcow2", 4096);
-  std::string made =
-      to_json(std::vector<Created>{record_created(dst_.storage(), "host2", "/local/g1-vda.qcow2")})
-          .dump();
+  std::string made = codec::dump(
+      std::vector<Created>{record_created(dst_.storage(), "host2", "/local/g1-vda.qcow2")});
   std::string saved =
       R"({"phase":"migrate","vm":"g1","keep_source":false,"created":)" + made +
       R"(,"copies":[{"target":"vda","source":"/local/g1-vda.qcow2","dest":"/local/g1-vda.qcow2"}]})";
@@ -376,8 +375,8 @@ TEST(LiveMigrationJson, RoundTrip) {
   o.max_downtime = 200ms;
   o.timeout_per_gib = 30s;
   o.keep_source = true;
-  LiveMigrationOptions back = live_options_from_json(to_json(o));
-  EXPECT_EQ(to_json(back).dump(), to_json(o).dump());
+  LiveMigrationOptions back = codec::decode<LiveMigrationOptions>(codec::encode(o), "options");
+  EXPECT_EQ(codec::dump(back), codec::dump(o));
   EXPECT_EQ(back.disks, o.disks);
   LiveMigrationPlan p;
   p.vm = "g1";
@@ -387,7 +386,8 @@ TEST(LiveMigrationJson, RoundTrip) {
   m.dest = "/x";
   p.copies = {m};
   p.prediction.total = 2500ms;
-  EXPECT_EQ(to_json(live_plan_from_json(to_json(p))).dump(), to_json(p).dump());
+  EXPECT_EQ(codec::dump(codec::decode<LiveMigrationPlan>(codec::encode(p), "plan")),
+            codec::dump(p));
 }
 
 }  // namespace

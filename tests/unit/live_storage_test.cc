@@ -495,7 +495,7 @@ TEST_F(LiveStoragePlanTest, RefusesADriveWithoutAFile) {
 
 // ---- options in the job record
 
-// Test that every option survives to_json and options_from_json.
+// Test that every option survives encoding and decoding.
 TEST(LiveStorageOptionsJsonTest, RoundTripsEveryField) {
   LiveStorageOptions o;
   o.to_dir = "/srv/fast";
@@ -506,7 +506,7 @@ TEST(LiveStorageOptionsJsonTest, RoundTripsEveryField) {
   o.force = true;
   o.shallow = true;
   o.progress_timeout = std::chrono::seconds(7);
-  LiveStorageOptions back = options_from_json(Json::parse(to_json(o).dump()));
+  LiveStorageOptions back = codec::parse<LiveStorageOptions>(codec::dump(o), "options");
   EXPECT_EQ(back.to_dir, o.to_dir);
   EXPECT_EQ(back.disks, o.disks);
   EXPECT_EQ(back.bandwidth, o.bandwidth);
@@ -520,7 +520,8 @@ TEST(LiveStorageOptionsJsonTest, RoundTripsEveryField) {
 // Test that default options (no --to, no --disk, all flags off) come back
 // the same: no destination directory appears, no flag turns on.
 TEST(LiveStorageOptionsJsonTest, RoundTripsDefaults) {
-  LiveStorageOptions back = options_from_json(Json::parse(to_json(LiveStorageOptions{}).dump()));
+  LiveStorageOptions back =
+      codec::parse<LiveStorageOptions>(codec::dump(LiveStorageOptions{}), "options");
   EXPECT_FALSE(back.to_dir);
   EXPECT_TRUE(back.disks.empty());
   EXPECT_EQ(back.bandwidth, 0u);
