@@ -12,6 +12,8 @@
 #include "base/format.h"
 #include "hosts/libvirt_storage.h"
 #include "migrate/created.h"
+#include "migrate/job_env.h"
+#include "migrate/kind.h"
 
 namespace vmshift::migrate {
 namespace {
@@ -614,6 +616,66 @@ LiveStorageOptions options_from_json(const Json& j) {
   o.shallow = j.get_bool("shallow");
   o.progress_timeout = std::chrono::seconds(j.get_int("progress_timeout"));
   return o;
+}
+
+Json to_json(const GuestSpec& s) {
+  return Json::object()
+      .set("kind", Json::string(s.kind))
+      .set("host", Json::string(s.host))
+      .set("vm", Json::string(s.vm))
+      .set("socket", Json::string(s.socket));
+}
+
+GuestSpec guest_spec_from_json(const Json& j) {
+  return GuestSpec{j.get_string("kind"), j.get_string("host"), j.get_string("vm"),
+                   j.get_string("socket")};
+}
+
+Json live_storage_params(const GuestSpec& spec, const LiveStorageOptions& options) {
+  return Json::object().set("guest", to_json(spec)).set("options", to_json(options));
+}
+
+const JobKind& live_storage_kind() {
+  static const JobKind kind{
+      .id = Kind::kLiveStorage,
+      .steps = live_storage_steps(),
+      .slots = {{Side::kSource, Limit::kStorage}},
+      .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        Json params = Json::parse(job.params);
+        GuestSpec spec = guest_spec_from_json(params.get("guest"));
+        LiveStorageOptions options = options_from_json(params.get("options"));
+        std::unique_ptr<guest::Guest> g = env.open_guest(spec);
+        LiveStoragePlan plan;
+        try {
+          // The checks run again: things may have changed while the job waited.
+          plan = env.plan_storage_move(*g, spec, options);
+        } catch (const Error& e) {
+          ctx.step(0, StepState::kFailed, e.what());
+          return {Outcome::kFailed, fmt::format("Refused: {}. Nothing was changed.", e.what())};
+        }
+        for (const auto& n : plan.notes) ctx.note(n);
+        return run_live_storage(*g, plan, options, ctx);
+      },
+      .recover = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        Json params = Json::parse(job.params);
+        std::unique_ptr<guest::Guest> g = env.open_guest(guest_spec_from_json(params.get("guest")));
+        return recover_live_storage(*g, job.state, ctx);
+      },
+      .resume = std::nullopt,
+      // Where each disk is, from the last recovery data: switched disks on
+      // their destination.
+      .files = [](const JobRecord& job, bool) {
+        std::vector<std::string> files;
+        for (const Json& d : Json::parse(job.state).get("disks").items()) {
+          bool pivoted = d.has("pivoted") && d.get_bool("pivoted");
+          files.push_back(fmt::format("{} '{}'", d.get_string("target"),
+                                      d.get_string(pivoted ? "dest" : "source")));
+        }
+        return files;
+      },
+      .memory_rate = nullptr,
+  };
+  return kind;
 }
 
 }  // namespace vmshift::migrate

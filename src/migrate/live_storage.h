@@ -90,4 +90,18 @@ Result recover_live_storage(guest::Guest& guest, const std::string& saved_state,
 Json to_json(const LiveStorageOptions& options);
 LiveStorageOptions options_from_json(const Json& json);
 
+// Where a job's guest is: a libvirt VM on an inventory host, or a bare QEMU
+// reached over its QMP socket.
+struct GuestSpec {
+  std::string kind;  // "libvirt" or "qmp"
+  std::string host;  // libvirt: inventory host; qmp: "local"
+  std::string vm;
+  std::string socket;
+};
+Json to_json(const GuestSpec& spec);
+GuestSpec guest_spec_from_json(const Json& json);
+
+// The params of a live-storage job (the JobKind is in live_storage.cc).
+Json live_storage_params(const GuestSpec& spec, const LiveStorageOptions& options);
+
 }  // namespace vmshift::migrate
