@@ -102,12 +102,11 @@ bool resumable(const std::string& type) {
 JobOutcome run_job(const std::string& store_path, std::int64_t id, const hosts::Inventory& inv,
                    Observer& obs, Deadline queue_deadline, const std::atomic<bool>* interrupted) {
   InventoryHosts env(inv);
-  return run_job(store_path, id, Runtime{env, limits_from(inv)}, obs, queue_deadline,
-                 interrupted);
+  return run_job(store_path, id, Runtime{env, limits_from(inv)}, obs, queue_deadline, interrupted);
 }
 
-JobOutcome run_job(const std::string& store_path, std::int64_t id, const Runtime& rt,
-                   Observer& obs, Deadline queue_deadline, const std::atomic<bool>* interrupted) {
+JobOutcome run_job(const std::string& store_path, std::int64_t id, const Runtime& rt, Observer& obs,
+                   Deadline queue_deadline, const std::atomic<bool>* interrupted) {
   JobStore store = JobStore::open(store_path);
   std::optional<Job> ended;
   if (!wait_for_slot(store, id, rt.limits, obs, queue_deadline, interrupted, ended)) {

@@ -63,13 +63,20 @@ const JobKind& copy_kind();          // copy_files.cc
 
 const JobKind& job_kind(Kind kind) {
   switch (kind) {
-    case Kind::kLiveStorage: return live_storage_kind();
-    case Kind::kLive: return live_kind();
-    case Kind::kLiveVsm: return live_vsm_kind();
-    case Kind::kQsm: return qsm_kind();
-    case Kind::kQuick: return quick_kind();
-    case Kind::kNetwork: return network_kind();
-    case Kind::kCopy: return copy_kind();
+    case Kind::kLiveStorage:
+      return live_storage_kind();
+    case Kind::kLive:
+      return live_kind();
+    case Kind::kLiveVsm:
+      return live_vsm_kind();
+    case Kind::kQsm:
+      return qsm_kind();
+    case Kind::kQuick:
+      return quick_kind();
+    case Kind::kNetwork:
+      return network_kind();
+    case Kind::kCopy:
+      return copy_kind();
   }
   throw Error(ErrorCode::kInvalidArgument, fmt::format("no job kind {}", static_cast<int>(kind)));
 }

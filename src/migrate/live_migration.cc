@@ -685,11 +685,10 @@ const JobKind& live_kind() {
 }
 
 const JobKind& live_vsm_kind() {
-  static const JobKind kind = live_migration_kind(
-      Kind::kLiveVsm, {{Side::kSource, Limit::kLive},
-                       {Side::kDest, Limit::kLive},
-                       {Side::kSource, Limit::kStorage},
-                       {Side::kDest, Limit::kStorage}});
+  static const JobKind kind = live_migration_kind(Kind::kLiveVsm, {{Side::kSource, Limit::kLive},
+                                                                   {Side::kDest, Limit::kLive},
+                                                                   {Side::kSource, Limit::kStorage},
+                                                                   {Side::kDest, Limit::kStorage}});
   return kind;
 }
 

@@ -664,15 +664,16 @@ const JobKind& live_storage_kind() {
       .resume = std::nullopt,
       // Where each disk is, from the last recovery data: switched disks on
       // their destination.
-      .files = [](const JobRecord& job, bool) {
-        std::vector<std::string> files;
-        for (const Json& d : Json::parse(job.state).get("disks").items()) {
-          bool pivoted = d.has("pivoted") && d.get_bool("pivoted");
-          files.push_back(fmt::format("{} '{}'", d.get_string("target"),
-                                      d.get_string(pivoted ? "dest" : "source")));
-        }
-        return files;
-      },
+      .files =
+          [](const JobRecord& job, bool) {
+            std::vector<std::string> files;
+            for (const Json& d : Json::parse(job.state).get("disks").items()) {
+              bool pivoted = d.has("pivoted") && d.get_bool("pivoted");
+              files.push_back(fmt::format("{} '{}'", d.get_string("target"),
+                                          d.get_string(pivoted ? "dest" : "source")));
+            }
+            return files;
+          },
       .memory_rate = nullptr,
   };
   return kind;

@@ -308,14 +308,14 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
                                            dst.host.name(), note, started)};
 }
 
-
 const JobKind& network_kind() {
   static const JobKind kind{
       .id = Kind::kNetwork,
       .steps = network_steps(),
       .slots = {{Side::kSource, Limit::kStorage}, {Side::kDest, Limit::kStorage}},
       // The checks run again as the job starts (things may have changed
-      // while it waited), unless it resumes from its saved state (its half-made copies would fail them).
+      // while it waited), unless it resumes from its saved state (its half-made copies would fail
+      // them).
       .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
         MigrationParams p = migration_params_from(job.params);
         if (!job.has_state())

@@ -676,14 +676,14 @@ Result recover_qsm(Site& src, Site& dst, const std::string& state, JobContext& j
   return Qsm(src, dst, job, Saved::parse(state)).recover();
 }
 
-
 const JobKind& qsm_kind() {
   static const JobKind kind{
       .id = Kind::kQsm,
       .steps = qsm_steps(),
       .slots = {{Side::kSource, Limit::kStorage}, {Side::kDest, Limit::kStorage}},
       // The checks run again as the job starts (things may have changed
-      // while it waited), unless it resumes from its saved state (its half-made copies would fail them).
+      // while it waited), unless it resumes from its saved state (its half-made copies would fail
+      // them).
       .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
         MigrationParams p = migration_params_from(job.params);
         if (!job.has_state())

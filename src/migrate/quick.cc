@@ -212,14 +212,14 @@ Result recover_quick(Site& src, Site& dst, const std::string& text, JobContext& 
                       src.host.name(), more)};
 }
 
-
 const JobKind& quick_kind() {
   static const JobKind kind{
       .id = Kind::kQuick,
       .steps = quick_steps(),
       .slots = {{Side::kSource, Limit::kLive}, {Side::kDest, Limit::kLive}},
       // The checks run again as the job starts (things may have changed
-      // while it waited), unless it resumes from its saved state (its half-made copies would fail them).
+      // while it waited), unless it resumes from its saved state (its half-made copies would fail
+      // them).
       .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
         MigrationParams p = migration_params_from(job.params);
         if (!job.has_state())

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -71,8 +72,7 @@ class FakeEnv : public migrate::JobEnv {
   std::unique_ptr<guest::Guest> open_guest(const GuestSpec& spec) override {
     throw Error(ErrorCode::kNotFound, fmt::format("no guest '{}'", spec.vm));
   }
-  std::map<std::string, std::string> files_in_use(const std::string&,
-                                                  const std::string&) override {
+  std::map<std::string, std::string> files_in_use(const std::string&, const std::string&) override {
     return in_use;
   }
   migrate::LiveStoragePlan plan_storage_move(guest::Guest&, const GuestSpec&,
@@ -106,8 +106,7 @@ migrate::JobKind fake_kind(Kind k) {
     return migrate::Result{migrate::Outcome::kCompleted, "ran " + name};
   };
   if (kind.recover)
-    kind.recover = [name](const migrate::JobRecord& job, migrate::JobEnv&,
-                          migrate::JobContext&) {
+    kind.recover = [name](const migrate::JobRecord& job, migrate::JobEnv&, migrate::JobContext&) {
       calls.push_back(fmt::format("recover {} {} {}", name, job.id, job.state));
       return migrate::Result{migrate::Outcome::kRolledBack, "recovered " + name};
     };
@@ -263,9 +262,8 @@ TEST(JobKinds, FilesOfAJob) {
         << t;
   }
   migrate::JobRecord storage{
-      .state =
-          R"({"disks":[{"target":"vda","source":"/a/1","dest":"/b/1","pivoted":true},)"
-          R"({"target":"vdb","source":"/a/2","dest":"/b/2","pivoted":false}]})"};
+      .state = R"({"disks":[{"target":"vda","source":"/a/1","dest":"/b/1","pivoted":true},)"
+               R"({"target":"vdb","source":"/a/2","dest":"/b/2","pivoted":false}]})"};
   EXPECT_THAT(migrate::job_kind(Kind::kLiveStorage).files(storage, false),
               ElementsAre("vda '/b/1'", "vdb '/a/2'"));
   EXPECT_FALSE(migrate::job_kind(Kind::kCopy).files);
@@ -379,13 +377,12 @@ TEST_F(JobRunnerTest, StaleCopyAndNetworkJobsFailResumable) {
   journal.chunk_size = 1 << 20;
   journal.length = 5 << 20;
   journal.done = {{0, 11}, {1, 22}};
-  std::string state =
-      Json::object()
-          .set("files", Json::array().push(migrate::to_json(migrate::FileCopy{
-                            .from = "/a/x", .to = "/b/x", .journal = journal})))
-          .dump();
-  for (const auto& [type, what] : std::map<std::string, std::string>{{"copy", "copy"},
-                                                                     {"network", "migration"}}) {
+  std::string state = Json::object()
+                          .set("files", Json::array().push(migrate::to_json(migrate::FileCopy{
+                                            .from = "/a/x", .to = "/b/x", .journal = journal})))
+                          .dump();
+  for (const auto& [type, what] :
+       std::map<std::string, std::string>{{"copy", "copy"}, {"network", "migration"}}) {
     std::int64_t id = stale(type, state);
     std::vector<std::string> lines = recover_stale_jobs(store_, Runtime{env_, limits_});
     std::string msg = fmt::format(
@@ -417,6 +414,7 @@ TEST_F(JobRunnerTest, StaleJobOfUnknownTypeIsLeftAlone) {
 // environment opens: the file arrives, checked.
 TEST_F(JobRunnerTest, CopyJobRunsOnTheEnvironmentsHosts) {
   env_.host1.put_file("/a/disk.img", 3 << 20);
+  std::filesystem::create_directories(env_.host2.real("/b"));
   migrate::CopyJobOptions o{.from_host = "host1",
                             .from_path = "/a/disk.img",
                             .to_host = "host2",
@@ -425,8 +423,7 @@ TEST_F(JobRunnerTest, CopyJobRunsOnTheEnvironmentsHosts) {
                             .verify = true};
   std::int64_t id = create_copy_job(store_, o);
   Observer quiet;
-  JobOutcome out =
-      run_job(path_, id, Runtime{env_, limits_}, quiet, Deadline::after(seconds(60)));
+  JobOutcome out = run_job(path_, id, Runtime{env_, limits_}, quiet, Deadline::after(seconds(60)));
   EXPECT_EQ(out.state, JobState::kCompleted) << out.message;
   EXPECT_THAT(env_.opened, ElementsAre("host1", "host2"));
   std::ifstream copy(env_.host2.real("/b/disk.img"), std::ios::binary | std::ios::ate);
