@@ -14,6 +14,7 @@
 #include "guest/libvirt_guest.h"
 #include "hosts/domain.h"
 #include "hosts/xml.h"
+#include "migrate/kind.h"
 
 namespace vmshift::core {
 namespace {
@@ -209,18 +210,16 @@ LinkRate link_rate(const hosts::Inventory& inv, const std::string& a, const std:
                                      human_bytes(static_cast<std::uint64_t>(*configured)))};
   if (history != nullptr) {
     for (const Job& j : history->list(200)) {
-      if (j.state != JobState::kCompleted || (j.type != "live" && j.type != "live-vsm")) continue;
+      // Only the kinds that move memory over the link measure it.
+      const migrate::JobKind* kind = migrate::find_job_kind(j.type);
+      if (j.state != JobState::kCompleted || kind == nullptr || !kind->memory_rate) continue;
       bool between =
           (j.source_host == a && j.dest_host == b) || (j.source_host == b && j.dest_host == a);
       if (!between || !j.started || !j.ended || j.bytes_done <= 0) continue;
       // QEMU's own transfer rate, when the job kept it.
-      try {
-        if (auto bps = Json::parse(j.state_data).find_int("memory_bps"); bps && *bps > 0)
-          return {static_cast<double>(*bps),
-                  fmt::format("{}/s, measured by job {}",
-                              human_bytes(static_cast<std::uint64_t>(*bps)), j.id)};
-      } catch (const Error&) {
-      }
+      if (std::optional<double> bps = kind->memory_rate(j.state_data))
+        return {*bps, fmt::format("{}/s, measured by job {}",
+                                  human_bytes(static_cast<std::uint64_t>(*bps)), j.id)};
       double secs = std::chrono::duration<double>(*j.ended - *j.started).count();
       if (secs <= 0) continue;
       double rate = static_cast<double>(j.bytes_done) / secs;

@@ -8,6 +8,8 @@
 #include "base/error.h"
 #include "base/format.h"
 #include "hosts/libvirt_storage.h"
+#include "migrate/job_env.h"
+#include "migrate/kind.h"
 #include "migrate/live_storage.h"
 
 namespace vmshift::migrate {
@@ -245,6 +247,55 @@ Result run_copy_job(Site& from, Site& to, const CopyJobOptions& o, const std::st
     job.step(kVerify, StepState::kDone, "source and copy have the same checksums");
   }
   return {Outcome::kCompleted, fmt::format("copied {} to {}: {}", src_name, dst_name, detail)};
+}
+
+Json copy_params(const CopyJobOptions& options) {
+  return Json::object().set("options", codec::encode(options));
+}
+
+std::string chunks_copied(const std::string& state) {
+  std::uint64_t done = 0, all = 0;
+  try {
+    for (const Json& f : Json::parse(state).get("files").items()) {
+      auto j = codec::decode<transfer::Journal>(f.get("journal"), "journal");
+      done += j.done.size();
+      all += j.chunks();
+    }
+  } catch (const Error&) {
+  }
+  return fmt::format("{} of {} chunks", done, all);
+}
+
+const JobKind& copy_kind() {
+  static const JobKind kind{
+      .id = Kind::kCopy,
+      .steps = copy_job_steps(),
+      .slots = {{Side::kSource, Limit::kStorage}, {Side::kDest, Limit::kStorage}},
+      .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        CopyJobOptions o =
+            codec::decode<CopyJobOptions>(Json::parse(job.params).get("options"), "options");
+        std::unique_ptr<OpenSite> from = env.open_site(o.from_host);
+        std::unique_ptr<OpenSite> to = env.open_site(o.to_host);
+        std::map<std::string, std::string> in_use;
+        if (o.force) {
+          try {
+            in_use = env.files_in_use(o.to_host, o.to_path);
+          } catch (const Error& e) {
+            return {Outcome::kFailed,
+                    fmt::format("Refused: --force, but which VMs use {}:{} cannot be checked: {}. "
+                                "Nothing was changed.",
+                                o.to_host, o.to_path, e.what())};
+          }
+        }
+        return run_copy_job(from->site(), to->site(), o, job.state, ctx, in_use);
+      },
+      .recover = nullptr,
+      // Nothing to undo: the copy's journal lets it resume.
+      .resume = JobKind::Resume{.continues = "copy", .done_so_far = chunks_copied},
+      .files = nullptr,
+      .memory_rate = nullptr,
+  };
+  return kind;
 }
 
 }  // namespace vmshift::migrate

@@ -78,6 +78,13 @@ struct CopyJobState {
 
 std::vector<std::string> copy_job_steps();  // check, copy, verify
 
+// The params of a copy job (the JobKind is in copy_files.cc).
+Json copy_params(const CopyJobOptions& options);
+
+// Chunks done / in all of the copies a copy or network job's saved state
+// records: "3 of 8 chunks" ("0 of 0 chunks" when it records none).
+std::string chunks_copied(const std::string& saved_state);
+
 // Runs (or, with the state a former run saved, resumes) a copy job.
 // in_use: files defined VMs use on the hosts that see the destination,
 // path -> who; --force never replaces one of those.

@@ -52,4 +52,38 @@ Kind parse_kind(std::string_view name) {
               fmt::format("unknown job type '{}' (known: {})", name, known));
 }
 
+// The kinds, each declared in its own file.
+const JobKind& live_storage_kind();  // live_storage.cc
+const JobKind& live_kind();          // live_migration.cc
+const JobKind& live_vsm_kind();      // live_migration.cc
+const JobKind& qsm_kind();           // qsm.cc
+const JobKind& quick_kind();         // quick.cc
+const JobKind& network_kind();       // network.cc
+const JobKind& copy_kind();          // copy_files.cc
+
+const JobKind& job_kind(Kind kind) {
+  switch (kind) {
+    case Kind::kLiveStorage:
+      return live_storage_kind();
+    case Kind::kLive:
+      return live_kind();
+    case Kind::kLiveVsm:
+      return live_vsm_kind();
+    case Kind::kQsm:
+      return qsm_kind();
+    case Kind::kQuick:
+      return quick_kind();
+    case Kind::kNetwork:
+      return network_kind();
+    case Kind::kCopy:
+      return copy_kind();
+  }
+  throw Error(ErrorCode::kInvalidArgument, fmt::format("no job kind {}", static_cast<int>(kind)));
+}
+
+const JobKind* find_job_kind(std::string_view name) {
+  std::optional<Kind> k = find_kind(name);
+  return k ? &job_kind(*k) : nullptr;
+}
+
 }  // namespace vmshift::migrate

@@ -10,6 +10,8 @@
 #include "base/poll_until.h"
 #include "hosts/domain.h"
 #include "migrate/created.h"
+#include "migrate/job_env.h"
+#include "migrate/kind.h"
 
 namespace vmshift::migrate {
 namespace {
@@ -513,6 +515,78 @@ void write_prediction(const LiveMigrationPlan& p, Json& o) {
 void read_prediction(const Json& o, LiveMigrationPlan& p, const std::string& path) {
   codec::decode_key(o, "predicted_total_ms", p.prediction.total, path);
   codec::decode_key(o, "predicted_pause_ms", p.prediction.pause, path);
+}
+
+Json migration_params(const LiveMigrationPlan& plan, const LiveMigrationOptions& options) {
+  return Json::object().set("plan", codec::encode(plan)).set("options", codec::encode(options));
+}
+
+MigrationParams migration_params_from(const std::string& text) {
+  Json params = Json::parse(text);
+  return {codec::decode<LiveMigrationOptions>(params.get("options"), "options"),
+          codec::decode<LiveMigrationPlan>(params.get("plan"), "plan")};
+}
+
+std::vector<std::string> plan_files(const std::string& params, bool moved) {
+  auto plan = codec::decode<LiveMigrationPlan>(Json::parse(params).get("plan"), "plan");
+  std::vector<std::string> files;
+  for (const auto& c : plan.copies)
+    files.push_back(fmt::format("{} '{}'", c.target, moved ? c.dest : c.source));
+  for (const auto& [target, path] : plan.shared)
+    files.push_back(fmt::format("{} '{}' (shared)", target, path));
+  return files;
+}
+
+namespace {
+
+// live and live-vsm: the same run; a live VSM also copies the disks, and
+// counts as one live and one storage migration on both hosts.
+JobKind live_migration_kind(Kind id, std::vector<SlotNeed> slots) {
+  return JobKind{
+      .id = id,
+      .steps = live_migration_steps(),
+      .slots = std::move(slots),
+      .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        MigrationParams p = migration_params_from(job.params);
+        if (auto refused = check_again(env, job, ctx, p.options, p.plan)) return *refused;
+        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
+        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
+        return run_live_migration(src->site().host, dst->site().host, p.plan, p.options, ctx);
+      },
+      .recover = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
+        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
+        return recover_live_migration(src->site().host, dst->site().host, job.state, ctx);
+      },
+      .resume = std::nullopt,
+      .files = [](const JobRecord& job, bool moved) { return plan_files(job.params, moved); },
+      // QEMU's own transfer rate, when the job kept it.
+      .memory_rate = [](const std::string& state) -> std::optional<double> {
+        try {
+          // Only this key: states of older versions lack others.
+          if (auto bps = Json::parse(state).find_int("memory_bps"); bps && *bps > 0)
+            return static_cast<double>(*bps);
+        } catch (const Error&) {
+        }
+        return std::nullopt;
+      },
+  };
+}
+
+}  // namespace
+
+const JobKind& live_kind() {
+  static const JobKind kind = live_migration_kind(
+      Kind::kLive, {{Side::kSource, Limit::kLive}, {Side::kDest, Limit::kLive}});
+  return kind;
+}
+
+const JobKind& live_vsm_kind() {
+  static const JobKind kind = live_migration_kind(Kind::kLiveVsm, {{Side::kSource, Limit::kLive},
+                                                                   {Side::kDest, Limit::kLive},
+                                                                   {Side::kSource, Limit::kStorage},
+                                                                   {Side::kDest, Limit::kStorage}});
+  return kind;
 }
 
 }  // namespace vmshift::migrate

@@ -93,6 +93,19 @@ Result recover_live_migration(hosts::MigrationHost& source, hosts::MigrationHost
 void write_prediction(const LiveMigrationPlan& plan, Json& object);
 void read_prediction(const Json& object, LiveMigrationPlan& plan, const std::string& path);
 
+// The params of a migration job (live, live-vsm, qsm, quick, network):
+// its plan and options; each kind's JobKind reads them back.
+Json migration_params(const LiveMigrationPlan& plan, const LiveMigrationOptions& options);
+struct MigrationParams {
+  LiveMigrationOptions options;
+  LiveMigrationPlan plan;
+};
+MigrationParams migration_params_from(const std::string& params);
+
+// The files of a migration job's plan, for messages: "vda '/a.qcow2'",
+// "vdb '/shared/b.qcow2' (shared)" (moved: where the copies go).
+std::vector<std::string> plan_files(const std::string& params, bool moved);
+
 // The request libvirt gets for a plan and options (tested on its own).
 hosts::MigrationRequest migration_request(const LiveMigrationPlan& plan,
                                           const LiveMigrationOptions& options,

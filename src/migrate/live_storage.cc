@@ -12,6 +12,8 @@
 #include "base/format.h"
 #include "hosts/libvirt_storage.h"
 #include "migrate/created.h"
+#include "migrate/job_env.h"
+#include "migrate/kind.h"
 
 namespace vmshift::migrate {
 namespace {
@@ -539,6 +541,56 @@ Result recover_live_storage(guest::Guest& g, const std::string& state_text, JobC
                                           "removed). No source file was deleted.",
                                           where(on_dest, true), where(on_source, false)),
                               problems)};
+}
+
+Json live_storage_params(const GuestSpec& spec, const LiveStorageOptions& options) {
+  return Json::object().set("guest", codec::encode(spec)).set("options", codec::encode(options));
+}
+
+const JobKind& live_storage_kind() {
+  static const JobKind kind{
+      .id = Kind::kLiveStorage,
+      .steps = live_storage_steps(),
+      .slots = {{Side::kSource, Limit::kStorage}},
+      .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        Json params = Json::parse(job.params);
+        GuestSpec spec = codec::decode<GuestSpec>(params.get("guest"), "guest");
+        LiveStorageOptions options =
+            codec::decode<LiveStorageOptions>(params.get("options"), "options");
+        std::unique_ptr<guest::Guest> g = env.open_guest(spec);
+        LiveStoragePlan plan;
+        try {
+          // The checks run again: things may have changed while the job waited.
+          plan = env.plan_storage_move(*g, spec, options);
+        } catch (const Error& e) {
+          ctx.step(0, StepState::kFailed, e.what());
+          return {Outcome::kFailed, fmt::format("Refused: {}. Nothing was changed.", e.what())};
+        }
+        for (const auto& n : plan.notes) ctx.note(n);
+        return run_live_storage(*g, plan, options, ctx);
+      },
+      .recover = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        Json params = Json::parse(job.params);
+        std::unique_ptr<guest::Guest> g =
+            env.open_guest(codec::decode<GuestSpec>(params.get("guest"), "guest"));
+        return recover_live_storage(*g, job.state, ctx);
+      },
+      .resume = std::nullopt,
+      // Where each disk is, from the last recovery data: switched disks on
+      // their destination.
+      .files =
+          [](const JobRecord& job, bool) {
+            std::vector<std::string> files;
+            for (const Json& d : Json::parse(job.state).get("disks").items()) {
+              bool pivoted = d.has("pivoted") && d.get_bool("pivoted");
+              files.push_back(fmt::format("{} '{}'", d.get_string("target"),
+                                          d.get_string(pivoted ? "dest" : "source")));
+            }
+            return files;
+          },
+      .memory_rate = nullptr,
+  };
+  return kind;
 }
 
 }  // namespace vmshift::migrate

@@ -99,7 +99,26 @@ Result recover_live_storage(guest::Guest& guest, const std::string& saved_state,
 void write_state_disks(const LiveStorageState& state, Json& object);
 void read_state_disks(const Json& object, LiveStorageState& state, const std::string& path);
 
+// Where a job's guest is: a libvirt VM on an inventory host, or a bare QEMU
+// reached over its QMP socket.
+struct GuestSpec {
+  std::string kind;  // "libvirt" or "qmp"
+  std::string host;  // libvirt: inventory host; qmp: "local"
+  std::string vm;
+  std::string socket;
+};
+
+// The params of a live-storage job (the JobKind is in live_storage.cc).
+Json live_storage_params(const GuestSpec& spec, const LiveStorageOptions& options);
+
 }  // namespace vmshift::migrate
+
+template <>
+struct vmshift::codec::Fields<vmshift::migrate::GuestSpec> {
+  using T = migrate::GuestSpec;
+  static constexpr auto list = std::tuple{field("kind", &T::kind), field("host", &T::host),
+                                          field("vm", &T::vm), field("socket", &T::socket)};
+};
 
 // The job record: what a process needs to run the job.
 template <>

@@ -9,6 +9,8 @@
 #include "base/format.h"
 #include "hosts/domain.h"
 #include "hosts/libvirt_storage.h"
+#include "migrate/job_env.h"
+#include "migrate/kind.h"
 #include "migrate/quick_migration.h"
 
 namespace vmshift::migrate {
@@ -278,6 +280,30 @@ Result run_network(Site& src, Site& dst, const LiveMigrationPlan& plan,
   }
   return {Outcome::kCompleted, fmt::format("network migration of {} to host '{}': {}; {}", vm,
                                            dst.host.name(), note, started)};
+}
+
+const JobKind& network_kind() {
+  static const JobKind kind{
+      .id = Kind::kNetwork,
+      .steps = network_steps(),
+      .slots = {{Side::kSource, Limit::kStorage}, {Side::kDest, Limit::kStorage}},
+      // The checks run again as the job starts (things may have changed
+      // while it waited), unless it resumes from its saved state (its half-made copies would fail
+      // them).
+      .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        MigrationParams p = migration_params_from(job.params);
+        if (!job.has_state())
+          if (auto refused = check_again(env, job, ctx, p.options, p.plan)) return *refused;
+        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
+        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
+        return run_network(src->site(), dst->site(), p.plan, p.options, job.state, ctx);
+      },
+      .recover = nullptr,
+      .resume = JobKind::Resume{.continues = "migration", .done_so_far = chunks_copied},
+      .files = [](const JobRecord& job, bool moved) { return plan_files(job.params, moved); },
+      .memory_rate = nullptr,
+  };
+  return kind;
 }
 
 }  // namespace vmshift::migrate

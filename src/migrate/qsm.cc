@@ -8,6 +8,8 @@
 #include "hosts/domain.h"
 #include "hosts/libvirt_storage.h"
 #include "migrate/created.h"
+#include "migrate/job_env.h"
+#include "migrate/kind.h"
 #include "migrate/quick_migration.h"
 
 namespace vmshift::migrate {
@@ -594,6 +596,34 @@ Result run_qsm(Site& src, Site& dst, const LiveMigrationPlan& plan, const LiveMi
 
 Result recover_qsm(Site& src, Site& dst, const std::string& state, JobContext& job) {
   return Qsm(src, dst, job, codec::parse<Saved>(state, "saved state")).recover();
+}
+
+const JobKind& qsm_kind() {
+  static const JobKind kind{
+      .id = Kind::kQsm,
+      .steps = qsm_steps(),
+      .slots = {{Side::kSource, Limit::kStorage}, {Side::kDest, Limit::kStorage}},
+      // The checks run again as the job starts (things may have changed
+      // while it waited), unless it resumes from its saved state (its half-made copies would fail
+      // them).
+      .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        MigrationParams p = migration_params_from(job.params);
+        if (!job.has_state())
+          if (auto refused = check_again(env, job, ctx, p.options, p.plan)) return *refused;
+        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
+        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
+        return run_qsm(src->site(), dst->site(), p.plan, p.options, ctx);
+      },
+      .recover = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
+        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
+        return recover_qsm(src->site(), dst->site(), job.state, ctx);
+      },
+      .resume = std::nullopt,
+      .files = [](const JobRecord& job, bool moved) { return plan_files(job.params, moved); },
+      .memory_rate = nullptr,
+  };
+  return kind;
 }
 
 }  // namespace vmshift::migrate

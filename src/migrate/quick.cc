@@ -6,6 +6,8 @@
 
 #include "base/error.h"
 #include "hosts/libvirt_storage.h"
+#include "migrate/job_env.h"
+#include "migrate/kind.h"
 #include "migrate/quick_migration.h"
 
 namespace vmshift::migrate {
@@ -190,6 +192,34 @@ Result recover_quick(Site& src, Site& dst, const std::string& text, JobContext& 
           fmt::format("The vmshift process running this job died during the pause; the VM was "
                       "restored on host '{}'{}.",
                       src.host.name(), more)};
+}
+
+const JobKind& quick_kind() {
+  static const JobKind kind{
+      .id = Kind::kQuick,
+      .steps = quick_steps(),
+      .slots = {{Side::kSource, Limit::kLive}, {Side::kDest, Limit::kLive}},
+      // The checks run again as the job starts (things may have changed
+      // while it waited), unless it resumes from its saved state (its half-made copies would fail
+      // them).
+      .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        MigrationParams p = migration_params_from(job.params);
+        if (!job.has_state())
+          if (auto refused = check_again(env, job, ctx, p.options, p.plan)) return *refused;
+        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
+        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
+        return run_quick(src->site(), dst->site(), p.plan, p.options, ctx);
+      },
+      .recover = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
+        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
+        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
+        return recover_quick(src->site(), dst->site(), job.state, ctx);
+      },
+      .resume = std::nullopt,
+      .files = [](const JobRecord& job, bool moved) { return plan_files(job.params, moved); },
+      .memory_rate = nullptr,
+  };
+  return kind;
 }
 
 }  // namespace vmshift::migrate
