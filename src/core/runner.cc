@@ -408,7 +408,7 @@ std::int64_t create_live_migration_job(JobStore& store, const std::string& type,
   j.slots = slots_for(type, plan.source_host, plan.dest_host);
   j.steps = steps_of(type);
   migrate::LiveMigrationOptions o = options;
-  o.type = type;  // a rerun after a wait plans the same type
+  o.type = migrate::parse_kind(type);  // a rerun after a wait plans the same type
   j.params =
       Json::object().set("plan", migrate::to_json(plan)).set("options", migrate::to_json(o)).dump();
   return store.create(j);

@@ -540,7 +540,7 @@ Json to_json(const LiveMigrationOptions& o) {
   for (const auto& [t, p] : o.disks)
     disks.push(Json::object().set("target", Json::string(t)).set("path", Json::string(p)));
   Json j = Json::object().set("dest_host", Json::string(o.dest_host));
-  if (o.type) j.set("type", Json::string(*o.type));
+  if (o.type) j.set("type", Json::string(kind_name(*o.type)));
   if (o.storage) j.set("storage", Json::string(*o.storage));
   return std::move(j)
       .set("disks", disks)
@@ -564,7 +564,7 @@ Json to_json(const LiveMigrationOptions& o) {
 LiveMigrationOptions live_options_from_json(const Json& j) {
   LiveMigrationOptions o;
   o.dest_host = j.get_string("dest_host");
-  o.type = j.find_string("type");
+  if (std::optional<std::string> type = j.find_string("type")) o.type = parse_kind(*type);
   o.storage = j.find_string("storage");
   for (const Json& d : j.get("disks").items())
     o.disks.emplace_back(d.get_string("target"), d.get_string("path"));
