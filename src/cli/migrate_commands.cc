@@ -17,6 +17,7 @@
 #include "hosts/domain.h"
 #include "hosts/libvirt.h"
 #include "hosts/xml.h"
+#include "migrate/kind.h"
 
 namespace vmshift::cli {
 
@@ -45,7 +46,7 @@ Json plan_json(const core::Preflight& pf) {
                .set("vm", Json::string(p.live.vm))
                .set("source_host", Json::string(p.live.source_host))
                .set("dest_host", Json::string(p.live.dest_host))
-               .set("type", Json::string(p.type))
+               .set("type", Json::string(migrate::kind_name(p.type)))
                .set("why", Json::string(p.why))
                .set("ok", Json::boolean(p.ok()))
                .set("checks", checks)
@@ -71,7 +72,7 @@ void print_plan(const core::Preflight& pf, std::FILE* out) {
   const core::MigrationPlan& p = pf.plan;
   fmt::print(out, "plan: VM '{}' from host '{}' to host '{}'\n", p.live.vm, p.live.source_host,
              p.live.dest_host);
-  fmt::print(out, "type: {} ({})\n", p.type, p.why);
+  fmt::print(out, "type: {} ({})\n", migrate::kind_name(p.type), p.why);
   fmt::print(out, "checks:\n");
   std::size_t width = 0;
   for (const auto& c : p.checks) width = std::max(width, c.name.size());
@@ -86,17 +87,16 @@ void print_plan(const core::Preflight& pf, std::FILE* out) {
   if (!p.live.shared.empty()) fmt::print(out, "disks staying on shared storage:\n");
   for (const auto& [t, path] : p.live.shared) fmt::print(out, "  {}: {}\n", t, path);
   const migrate::Prediction& pr = p.live.prediction;
-  if (p.type == "qsm" || p.type == "quick") {
-    fmt::print(out, "prediction: about {} in all{}, pause about {} ms (save, {}restore)\n",
-               secs(pr.total),
-               p.type == "qsm"
-                   ? fmt::format(" ({} copying the disks while the VM runs)", secs(pr.disk_time))
-                   : "",
-               pr.pause.count(), p.type == "qsm" ? "move the overlays and the state, " : "");
+  bool qsm = p.type == migrate::Kind::kQsm;
+  if (qsm || p.type == migrate::Kind::kQuick) {
+    fmt::print(
+        out, "prediction: about {} in all{}, pause about {} ms (save, {}restore)\n", secs(pr.total),
+        qsm ? fmt::format(" ({} copying the disks while the VM runs)", secs(pr.disk_time)) : "",
+        pr.pause.count(), qsm ? "move the overlays and the state, " : "");
     fmt::print(out, "  from: RAM {}, disk writes {}, link {}\n",
                human_bytes(pf.guest.domain.memory_bytes),
                rate_text(pf.guest.disk_write_bytes_per_s), p.link.basis);
-  } else if (p.type == "network") {
+  } else if (p.type == migrate::Kind::kNetwork) {
     fmt::print(out, "prediction: about {} in all, the VM off throughout\n  from: link {}\n",
                secs(pr.total), p.link.basis);
   } else if (pf.guest.state == "running" || pf.guest.state == "paused") {
@@ -123,7 +123,8 @@ core::PlanRequest plan_request(const MigrateArgs& a, const hosts::Inventory& inv
   r.source_host = a.host ? (inv.host(*a.host), *a.host) : core::find_vm_host(inv, a.vm);
   migrate::LiveMigrationOptions& o = r.options;
   o.dest_host = *a.to;
-  o.type = a.type;
+  // Any job type parses; one `migrate` does not run is refused by the plan.
+  if (a.type) o.type = migrate::parse_kind(*a.type);
   o.storage = a.storage;
   for (const auto& d : a.disks) {
     auto eq = d.find('=');
@@ -193,8 +194,8 @@ int migrate(const MigrateArgs& a, const hosts::Inventory& inv, const std::string
       throw Error(ErrorCode::kFailedPrecondition,
                   fmt::format("refused: {}. Nothing was changed; the VM stays on host '{}'.",
                               fmt::join(pf.plan.failures(), "; "), req.source_host));
-    id = core::create_live_migration_job(store, pf.plan.type, pf.plan.live, pf.guest.domain.uuid,
-                                         req.options);
+    id = core::create_live_migration_job(store, std::string(migrate::kind_name(pf.plan.type)),
+                                         pf.plan.live, pf.guest.domain.uuid, req.options);
   }
   return start_job(store_path, id, inv, a.json, a.detach, a.queue_timeout, interrupted);
 }
@@ -245,7 +246,7 @@ int rate(const std::string& vm, std::optional<std::string> host, const hosts::In
       all.push(Json::object()
                    .set("host", Json::string(r.host))
                    .set("stars", Json::integer(r.rating.stars))
-                   .set("type", Json::string(r.pf.plan.type))
+                   .set("type", Json::string(migrate::kind_name(r.pf.plan.type)))
                    .set("reason", Json::string(r.rating.reason))
                    .set("predicted_ms", Json::integer(r.pf.plan.live.prediction.total.count())));
     fmt::print("{}\n", all.dump());
@@ -256,7 +257,7 @@ int rate(const std::string& vm, std::optional<std::string> host, const hosts::In
   for (const auto& r : rows) {
     std::string stars = std::string(static_cast<std::size_t>(r.rating.stars), '*') +
                         std::string(static_cast<std::size_t>(5 - r.rating.stars), '.');
-    t.add({r.host, stars, r.pf.plan.type,
+    t.add({r.host, stars, std::string(migrate::kind_name(r.pf.plan.type)),
            r.pf.plan.ok() ? secs(r.pf.plan.live.prediction.total) : "-", r.rating.reason});
   }
   if (t.empty())

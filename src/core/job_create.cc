@@ -69,7 +69,7 @@ std::int64_t create_live_migration_job(JobStore& store, const std::string& type,
   j.slots = slots_for(kind, plan.source_host, plan.dest_host);
   j.steps = kind.steps;
   migrate::LiveMigrationOptions o = options;
-  o.type = j.type;  // a rerun after a wait plans the same type
+  o.type = migrate::parse_kind(j.type);  // a rerun after a wait plans the same type
   j.params = migrate::migration_params(plan, o).dump();
   return store.create(j);
 }

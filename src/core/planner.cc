@@ -17,6 +17,8 @@ namespace vmshift::core {
 namespace {
 
 using migrate::DiskMove;
+using migrate::Kind;
+using migrate::kind_name;
 
 constexpr std::uint64_t kMemoryMargin = 64ull << 20;  // QEMU's own overhead on the destination
 
@@ -44,6 +46,21 @@ class Checks {
  private:
   std::vector<Check> v_;
 };
+
+// What a kind of transfer does, as the rules below need it.
+bool moves_live(Kind k) { return k == Kind::kLive || k == Kind::kLiveVsm; }  // memory, VM runs
+bool saves_and_restores(Kind k) { return k == Kind::kQsm || k == Kind::kQuick; }
+bool copies_disks(Kind k) { return k == Kind::kLiveVsm || k == Kind::kNetwork || k == Kind::kQsm; }
+// Each copy takes the disk's own file; its backing chain stays.
+bool copies_top_layer(Kind k) { return k == Kind::kQsm || k == Kind::kNetwork; }
+// Leaves behind what lives outside the disks (NVRAM, vTPM state).
+bool copies_only_disks(Kind k) { return saves_and_restores(k) || k == Kind::kNetwork; }
+
+std::string kind_names(const std::vector<Kind>& kinds) {
+  std::vector<std::string_view> names;
+  for (Kind k : kinds) names.push_back(kind_name(k));
+  return fmt::format("{}", fmt::join(names, ", "));
+}
 
 bool running(const std::string& state) { return state == "running" || state == "paused"; }
 
@@ -77,14 +94,15 @@ std::vector<std::string> MigrationPlan::failures() const {
   return out;
 }
 
-const std::vector<std::string>& transfer_types() {
-  static const std::vector<std::string> types = {"live", "live-vsm", "quick", "qsm", "network"};
-  return types;
+const std::vector<Kind>& transfer_kinds() {
+  static const std::vector<Kind> kinds = {Kind::kLive, Kind::kLiveVsm, Kind::kQuick, Kind::kQsm,
+                                          Kind::kNetwork};
+  return kinds;
 }
 
-bool runnable_type(std::string_view type) {
-  return type == "live" || type == "live-vsm" || type == "qsm" || type == "quick" ||
-         type == "network";
+bool transfer_kind(Kind kind) {
+  const std::vector<Kind>& v = transfer_kinds();
+  return std::find(v.begin(), v.end(), kind) != v.end();
 }
 
 Check check_cpu(const hosts::DomainFacts& d, const DestView& dest) {
@@ -182,72 +200,74 @@ Layout lay_out(const Facts& f) {
   }
   const std::vector<std::string>& local = l.local;
   bool moving = l.moving;
-  std::string type, why;
+  Kind type = Kind::kLive;
+  std::string why;
   if (l.running) {
     if (!local.empty()) {
-      type = "live-vsm";
+      type = Kind::kLiveVsm;
       why = fmt::format(
           "the VM is {} and disk{} {} must be copied: memory and disks move "
           "together (live VM-and-storage migration)",
           g.state, local.size() == 1 ? "" : "s", fmt::join(local, ", "));
     } else if (moving) {
-      type = "live-vsm";
+      type = Kind::kLiveVsm;
       why = fmt::format("the VM is {} and its disks are asked to move (--storage/--disk)", g.state);
     } else {
-      type = "live";
+      type = Kind::kLive;
       why = fmt::format(
           "the VM is {} and every disk is on storage host '{}' shares: only memory "
           "and device state move",
           g.state, dest.host);
     }
   } else if (g.state == "shut off") {
-    type = "network";
+    type = Kind::kNetwork;
     why =
         "the VM is shut off: its disks and definition are copied to the destination (network "
         "migration)";
   } else {
-    type = "live";
+    type = Kind::kLive;
     why = fmt::format("the VM is {}", g.state);
     checks.fail("state", fmt::format("the VM is {}: vmshift moves running, paused or shut-off "
                                      "VMs",
                                      g.state));
   }
   if (o.type) {
-    std::string forced = *o.type;
-    if (!contains(transfer_types(), forced)) {
-      checks.fail("type", fmt::format("unknown transfer type '{}' (known: {})", forced,
-                                      fmt::join(transfer_types(), ", ")));
-    } else if ((forced == "live" || forced == "live-vsm") && !l.running) {
+    Kind forced = *o.type;
+    if (!transfer_kind(forced)) {
+      checks.fail("type", fmt::format("unknown transfer type '{}' (known: {})", kind_name(forced),
+                                      kind_names(transfer_kinds())));
+    } else if (moves_live(forced) && !l.running) {
       checks.fail("type", fmt::format("--type {} needs a running VM; the VM is {} (it would "
                                       "be a network migration)",
-                                      forced, g.state));
-    } else if (forced == "live" && (!local.empty() || moving)) {
+                                      kind_name(forced), g.state));
+    } else if (forced == Kind::kLive && (!local.empty() || moving)) {
       checks.fail("type",
                   !local.empty()
                       ? fmt::format("--type live keeps the disks where they are, but host '{}' "
                                     "does not see {}: use --type live-vsm, which copies them",
                                     dest.host, fmt::join(local, ", "))
                       : "--type live moves no disks, but --storage/--disk asks to move them");
-    } else if ((forced == "qsm" || forced == "quick") && !l.running) {
+    } else if (saves_and_restores(forced) && !l.running) {
       checks.fail("type", fmt::format("--type {} needs a running VM; the VM is {} (it would "
                                       "be a network migration)",
-                                      forced, g.state));
-    } else if (forced == "quick" && (!local.empty() || moving)) {
+                                      kind_name(forced), g.state));
+    } else if (forced == Kind::kQuick && (!local.empty() || moving)) {
       // Without shared storage a quick migration becomes a QSM.
-      type = "qsm";
+      type = Kind::kQsm;
       why = fmt::format(
           "--type quick, but {}: without shared storage a quick migration is a "
           "quick storage migration (qsm)",
           !local.empty()
               ? fmt::format("host '{}' does not see {}", dest.host, fmt::join(local, ", "))
               : std::string("the disks are asked to move"));
-    } else if (forced == "network" && l.running) {
+    } else if (forced == Kind::kNetwork && l.running) {
       checks.fail("type", fmt::format("--type network moves a stopped VM; the VM is {}: shut it "
                                       "down first, or use live or live-vsm",
                                       g.state));
     } else {
       if (forced != type)
-        why = fmt::format("--type {} (the automatic choice would be {})", forced, type);
+        why = fmt::format("--type {} (the automatic choice would be {})", kind_name(forced),
+                          kind_name(type));
       type = forced;
     }
   }
@@ -256,10 +276,10 @@ Layout lay_out(const Facts& f) {
   l.type_checks = checks.take();
 
   // ---- disks: which are copied, and where they go
-  bool copies = type == "live-vsm" || type == "network" || type == "qsm";
+  bool copies = copies_disks(type);
   // QSM and network migrations copy each disk's own file; its backing chain
   // (if any) must be on the destination already, as with --shallow.
-  l.top_only = o.shallow || type == "qsm" || type == "network";
+  l.top_only = o.shallow || copies_top_layer(type);
   std::map<std::string, std::string> asked;
   for (const auto& [t, p] : o.disks) asked[t] = p;
   if (o.storage)
@@ -301,16 +321,16 @@ Layout lay_out(const Facts& f) {
 
 namespace {
 
-bool quick_kind(const Layout& l) { return l.type == "qsm" || l.type == "quick"; }
+bool quick_kind(const Layout& l) { return saves_and_restores(l.type); }
 
 // A live or live-vsm plan of a running VM: predicted by the pre-copy model.
-bool live_prediction(const Layout& l) { return !quick_kind(l) && l.type != "network" && l.running; }
+bool live_prediction(const Layout& l) { return moves_live(l.type) && l.running; }
 
 // Where QSM and quick migrations keep the VM's saved state on the
 // destination: next to its disks (on the shared storage for quick); "" if
 // it has none there.
 std::string saved_state_dir(const Layout& l) {
-  if (l.type == "qsm" && !l.copies.empty()) return hosts::dirname_of(l.copies.front().dest);
+  if (l.type == Kind::kQsm && !l.copies.empty()) return hosts::dirname_of(l.copies.front().dest);
   return l.shared.empty() ? std::string() : hosts::dirname_of(l.shared.begin()->second);
 }
 
@@ -321,7 +341,7 @@ std::vector<MadeFile> files_made(const Facts& f, const Layout& l) {
   if (!l.running || !quick_kind(l)) return made;
   const std::string& vm = f.guest.domain.name;
   std::string state_dir;
-  if (l.type == "qsm" && !l.copies.empty()) {
+  if (l.type == Kind::kQsm && !l.copies.empty()) {
     state_dir = hosts::dirname_of(l.copies.front().source);
     for (const auto& m : l.copies) {
       made.push_back({true, migrate::overlay_path(m.source)});
@@ -430,9 +450,10 @@ Probes files_to_probe(const Facts& f) {
 
 std::vector<Check> check_type(const Facts&, const Layout& l) {
   std::vector<Check> v = l.type_checks;
-  if (!runnable_type(l.type))
+  if (!transfer_kind(l.type))
     v.push_back({"type", CheckStatus::kFail,
-                 fmt::format("{} migration is not available in this version of vmshift", l.type)});
+                 fmt::format("{} migration is not available in this version of vmshift",
+                             kind_name(l.type))});
   return v;
 }
 
@@ -442,7 +463,7 @@ std::vector<Check> check_destination(const Facts& f, const Layout& l) {
   // On its own host a VM's storage can move by QSM or network migration.
   if (!dest.error.empty())
     checks.fail("destination", dest.error);
-  else if (l.same_host && !((l.type == "qsm" || l.type == "network") && l.moving))
+  else if (l.same_host && !((l.type == Kind::kQsm || l.type == Kind::kNetwork) && l.moving))
     checks.fail("destination", fmt::format("the VM is already on host '{}' (to move its disks "
                                            "on the same host: vmshift move-storage, or --type "
                                            "qsm with --storage or --disk)",
@@ -518,7 +539,7 @@ std::vector<Check> check_memory(const Facts& f, const Layout& l) {
 std::vector<Check> check_tcg(const Facts& f, const Layout& l) {
   Checks checks;
   const migrate::LiveMigrationOptions& o = f.request.options;
-  bool live = l.type == "live" || l.type == "live-vsm";
+  bool live = moves_live(l.type);
   if (live && l.running && f.guest.domain.virt_type == "qemu") {
     std::vector<std::string> risky;
     if (o.postcopy) risky.push_back("--postcopy");
@@ -567,13 +588,13 @@ std::vector<Check> check_compress(const Facts& f, const Layout&) {
 std::vector<Check> check_bandwidth(const Facts& f, const Layout& l) {
   Checks checks;
   const migrate::LiveMigrationOptions& o = f.request.options;
-  bool live = l.type == "live" || l.type == "live-vsm";
+  bool live = moves_live(l.type);
   if (live && o.bandwidth > 0 && !whole_mib_per_s(o.bandwidth))
-    checks.fail(
-        "bandwidth",
-        fmt::format("--bandwidth {} MiB/s: libvirt limits a {} migration in whole MiB/s "
-                    "only; give a whole number",
-                    static_cast<double>(o.bandwidth) / static_cast<double>(kBytesPerMiB), l.type));
+    checks.fail("bandwidth",
+                fmt::format("--bandwidth {} MiB/s: libvirt limits a {} migration in whole MiB/s "
+                            "only; give a whole number",
+                            static_cast<double>(o.bandwidth) / static_cast<double>(kBytesPerMiB),
+                            kind_name(l.type)));
   return checks.take();
 }
 
@@ -636,8 +657,7 @@ std::vector<Check> check_networks(const Facts& f, const Layout&) {
 std::vector<Check> check_firmware(const Facts& f, const Layout& l) {
   Checks checks;
   const hosts::DomainFacts& d = f.guest.domain;
-  if ((l.type == "qsm" || l.type == "quick" || l.type == "network") &&
-      (!d.nvram.empty() || d.tpm_state)) {
+  if (copies_only_disks(l.type) && (!d.nvram.empty() || d.tpm_state)) {
     std::vector<std::string> kept;
     if (!d.nvram.empty()) kept.push_back(fmt::format("NVRAM {}", d.nvram));
     if (d.tpm_state) kept.push_back("vTPM state (swtpm)");
@@ -648,7 +668,7 @@ std::vector<Check> check_firmware(const Facts& f, const Layout& l) {
       checks.fail("firmware",
                   fmt::format("the VM keeps its {} on host '{}', and a {} migration does not "
                               "copy firmware state: refused rather than leave it behind{}",
-                              fmt::join(kept, " and "), f.request.source_host, l.type,
+                              fmt::join(kept, " and "), f.request.source_host, kind_name(l.type),
                               l.running ? " (a live migration carries it: --type live "
                                           "or live-vsm)"
                                         : ""));
@@ -714,7 +734,7 @@ std::vector<Check> check_requested(const Facts& f, const Layout& l) {
 std::vector<Check> check_cache(const Facts& f, const Layout& l) {
   Checks checks;
   const hosts::DomainFacts& d = f.guest.domain;
-  bool live = l.type == "live" || l.type == "live-vsm";
+  bool live = moves_live(l.type);
   if (!live || !l.running) return checks.take();
   std::vector<std::string> cached;
   for (const auto& [target, path] : l.shared) {
@@ -776,7 +796,7 @@ std::vector<Check> check_leftovers(const Facts& f, const Layout& l) {
 
 std::vector<Check> check_saved_state(const Facts&, const Layout& l) {
   Checks checks;
-  if (l.running && l.type == "quick" && saved_state_dir(l).empty())
+  if (l.running && l.type == Kind::kQuick && saved_state_dir(l).empty())
     checks.fail("storage",
                 "a quick migration saves the state to storage both hosts share, "
                 "and the VM has no disk on any");
@@ -799,8 +819,9 @@ std::vector<Check> check_backing(const Facts& f, const Layout& l) {
       }
       (p.exists ? seen : lacking).push_back(fmt::format("{} (disk {})", b, m.target));
     }
-  std::string how = o.shallow ? std::string("--shallow copies only the top layer")
-                              : fmt::format("a {} migration copies each disk's own file", l.type);
+  std::string how =
+      o.shallow ? std::string("--shallow copies only the top layer")
+                : fmt::format("a {} migration copies each disk's own file", kind_name(l.type));
   if (!unknown.empty())
     checks.fail("backing", fmt::format("cannot check: {}", fmt::join(unknown, "; ")));
   else if (!lacking.empty())
@@ -884,7 +905,7 @@ std::vector<Check> check_space(const Facts& f, const Layout&, const CopyTargets&
 migrate::Prediction predict_plan(const Facts& f, const Layout& l,
                                  const std::vector<migrate::DiskMove>& copies) {
   const migrate::LiveMigrationOptions& o = f.request.options;
-  if (!quick_kind(l) && l.type != "network" && !l.running) return {};
+  if (moves_live(l.type) && !l.running) return {};
   migrate::TransferInput in;
   in.type = l.type;
   in.ram_bytes = f.guest.domain.memory_bytes;
@@ -1014,7 +1035,7 @@ Rating rate_plan(const MigrationPlan& plan, const DestView& dest, std::uint64_t 
   }
   r.stars = std::max(r.stars, 1);
   if (why.empty())
-    why.push_back(fmt::format("{}, {} free memory, about {:.1f} s", plan.type,
+    why.push_back(fmt::format("{}, {} free memory, about {:.1f} s", kind_name(plan.type),
                               human_bytes(dest.free_memory), predicted / 1000.0));
   r.reason = fmt::format("{}", fmt::join(why, "; "));
   return r;

@@ -30,6 +30,7 @@
 #include "guest/guest.h"
 #include "hosts/domain.h"
 #include "hosts/inventory.h"
+#include "migrate/kind.h"
 #include "migrate/live_migration.h"
 
 namespace vmshift::core {
@@ -152,7 +153,7 @@ struct Facts {
 // files_to_probe (before the probes) and plan_migration (after) see the
 // same layout.
 struct Layout {
-  std::string type;  // "live", "live-vsm", "network", "quick", "qsm"
+  migrate::Kind type = migrate::Kind::kLive;  // one of transfer_kinds()
   std::string why;
   std::vector<Check> type_checks;  // "state" and "type" refusals of the choice
   bool running = false;            // running or paused
@@ -190,7 +191,7 @@ std::vector<MadeFile> files_made(const Facts& facts, const Layout& layout);
 Probes files_to_probe(const Facts& facts);
 
 struct MigrationPlan {
-  std::string type;  // "live", "live-vsm", "network", "quick", "qsm"
+  migrate::Kind type = migrate::Kind::kLive;  // one of transfer_kinds()
   std::string why;
   std::vector<Check> checks;
   migrate::LiveMigrationPlan live;  // what a live or live-vsm job runs
@@ -200,9 +201,10 @@ struct MigrationPlan {
   std::vector<std::string> failures() const;  // "name: reason" of each failed check
 };
 
-// The types vmshift knows; runnable_types() those `vmshift migrate` runs.
-const std::vector<std::string>& transfer_types();
-bool runnable_type(std::string_view type);
+// The kinds `vmshift migrate` plans and runs (live, live-vsm, quick, qsm,
+// network), and whether a kind is one of them.
+const std::vector<migrate::Kind>& transfer_kinds();
+bool transfer_kind(migrate::Kind kind);
 
 MigrationPlan plan_migration(const Facts& facts);
 

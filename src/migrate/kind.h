@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/codec.h"
 #include "migrate/context.h"
 
 namespace vmshift::migrate {
@@ -109,3 +110,10 @@ const JobKind& job_kind(Kind kind);
 const JobKind* find_job_kind(std::string_view name);
 
 }  // namespace vmshift::migrate
+
+// A Kind in saved JSON is its name.
+template <>
+struct vmshift::codec::Names<vmshift::migrate::Kind> {
+  static std::string_view name(migrate::Kind k) { return migrate::kind_name(k); }
+  static std::optional<migrate::Kind> find(std::string_view s) { return migrate::find_kind(s); }
+};

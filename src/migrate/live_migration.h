@@ -25,6 +25,7 @@
 #include "base/json.h"
 #include "hosts/migration.h"
 #include "migrate/context.h"
+#include "migrate/kind.h"
 #include "migrate/live_storage.h"
 #include "migrate/prediction.h"
 
@@ -32,7 +33,7 @@ namespace vmshift::migrate {
 
 struct LiveMigrationOptions {
   std::string dest_host;
-  std::optional<std::string> type;     // forced transfer type
+  std::optional<Kind> type;            // forced transfer type
   std::optional<std::string> storage;  // destination storage location for copied disks
   std::vector<std::pair<std::string, std::string>> disks;  // target -> path on the destination
   std::uint64_t bandwidth = 0;                             // bytes per second; 0 = unlimited

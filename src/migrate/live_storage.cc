@@ -18,7 +18,6 @@
 namespace vmshift::migrate {
 namespace {
 
-using hosts::basename_of;
 using hosts::dirname_of;
 
 enum Step : std::size_t { kCheck, kCopy, kPivot, kVerify, kPersist, kCleanup };
@@ -31,12 +30,6 @@ std::chrono::seconds switch_time() {
   if (const char* v = std::getenv("VMSHIFT_SWITCH_SECONDS"); v != nullptr && *v != '\0')
     return std::chrono::seconds(std::strtol(v, nullptr, 10));
   return kSwitchTime;
-}
-
-std::string list_targets(const std::vector<guest::DiskInfo>& disks) {
-  std::string s;
-  for (const auto& d : disks) s += (s.empty() ? "" : ", ") + d.target;
-  return s.empty() ? "none" : s;
 }
 
 using Saved = LiveStorageState;
@@ -154,152 +147,6 @@ void clear_destination(hosts::Storage& storage, const DiskMove& m, bool force) {
 
 std::vector<std::string> live_storage_steps() {
   return {"check", "copy", "pivot", "verify", "persist", "cleanup"};
-}
-
-LiveStoragePlan plan_live_storage(guest::Guest& g, const LiveStorageOptions& o,
-                                  const std::map<std::string, std::string>& in_use) {
-  std::string state = g.state();
-  if (state != "running" && state != "paused")
-    throw Error(ErrorCode::kFailedPrecondition,
-                fmt::format("{} is {}: a live storage migration needs a running (or paused) VM",
-                            g.describe(), state));
-  if (!o.to_dir && o.disks.empty())
-    throw Error(ErrorCode::kInvalidArgument,
-                "say where the disks go: --to DIR or --disk TARGET=PATH");
-  std::vector<guest::DiskInfo> disks = g.disks();
-
-  // Which disks move where.
-  std::vector<std::pair<guest::DiskInfo, std::string>> chosen;
-  auto find = [&](const std::string& target) -> const guest::DiskInfo& {
-    for (const auto& d : disks)
-      if (d.target == target) return d;
-    throw Error(ErrorCode::kNotFound, fmt::format("{} has no disk '{}' (disks: {})", g.describe(),
-                                                  target, list_targets(disks)));
-  };
-  auto into_dir = [&](const guest::DiskInfo& d) {
-    std::string dir = *o.to_dir;
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-    return dir + "/" + basename_of(d.path);
-  };
-  if (o.disks.empty()) {
-    for (const auto& d : disks)
-      if (!d.path.empty()) chosen.emplace_back(d, into_dir(d));
-  } else {
-    std::set<std::string> named;
-    for (const auto& [target, path] : o.disks) {
-      if (!named.insert(target).second)
-        throw Error(ErrorCode::kInvalidArgument,
-                    fmt::format("disk {} is named twice with --disk", target));
-      const guest::DiskInfo& d = find(target);
-      if (d.path.empty())
-        throw Error(ErrorCode::kInvalidArgument,
-                    fmt::format("disk {} has no file to move (an empty drive)", target));
-      if (path.empty() && !o.to_dir)
-        throw Error(ErrorCode::kInvalidArgument,
-                    fmt::format("disk {} has no destination: write --disk {}=PATH or add --to DIR",
-                                target, target));
-      chosen.emplace_back(d, path.empty() ? into_dir(d) : path);
-    }
-  }
-  if (chosen.empty())
-    throw Error(ErrorCode::kNotFound, fmt::format("{} has no disk to move", g.describe()));
-
-  LiveStoragePlan plan;
-  std::map<std::string, std::string> dests;  // destination -> disk
-  // Every file the VM uses, to refuse a destination that is one.
-  std::vector<std::string> used;
-  for (const auto& d : disks) {
-    if (!d.path.empty()) used.push_back(d.path);
-    used.insert(used.end(), d.backing.begin(), d.backing.end());
-  }
-  std::map<std::string, std::uint64_t> need_per_dir;
-  std::map<std::string, std::vector<std::string>> disks_per_dir;
-  for (const auto& [d, dest] : chosen) {
-    if (dest.empty() || dest.front() != '/')
-      throw Error(
-          ErrorCode::kInvalidArgument,
-          fmt::format("destination '{}' of disk {} must be an absolute path", dest, d.target));
-    if (auto [it, fresh] = dests.emplace(dest, d.target); !fresh)
-      throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("two disks would go to the same file '{}' (disks {} and {})", dest,
-                              it->second, d.target));
-    if (std::find(used.begin(), used.end(), dest) != used.end())
-      throw Error(
-          ErrorCode::kInvalidArgument,
-          fmt::format("destination '{}' of disk {} is a file the VM already uses", dest, d.target));
-    DiskMove m = move_of(d, dest);
-    std::string dir = dirname_of(dest);
-    try {
-      g.storage().free_bytes(dir);  // throws when the directory is not there
-    } catch (const Error& e) {
-      throw Error(e.code(), fmt::format("destination of disk {}: {}", d.target, e.what()));
-    }
-    if (g.storage().exists(dest)) {
-      for (const auto& f : used)
-        if (g.storage().same_file(dest, f))
-          throw Error(ErrorCode::kInvalidArgument,
-                      fmt::format("destination '{}' of disk {} is the file '{}' the VM already "
-                                  "uses (through a link or another name of its directory)",
-                                  dest, d.target, f));
-      if (!o.force)
-        throw Error(ErrorCode::kAlreadyExists,
-                    fmt::format("destination '{}' of disk {} already exists (--force replaces it)",
-                                dest, d.target));
-      // --force never replaces a file another defined VM uses (by its path;
-      // or through a link or another name of its directory, looked at for
-      // files of the same name).
-      for (const auto& [path, who] : in_use) {
-        bool same = path == dest;
-        if (!same && basename_of(path) == basename_of(dest)) {
-          try {
-            same = g.storage().same_file(dest, path);
-          } catch (const Error& e) {
-            throw Error(ErrorCode::kFailedPrecondition,
-                        fmt::format("destination '{}' of disk {} exists, and whether it is the "
-                                    "file '{}' of {} cannot be checked: {}",
-                                    dest, d.target, path, who, e.what()));
-          }
-        }
-        if (same)
-          throw Error(ErrorCode::kFailedPrecondition,
-                      fmt::format("destination '{}' of disk {} is a file {} uses it as '{}'; "
-                                  "--force never replaces a file a defined VM uses",
-                                  dest, d.target, who, path));
-      }
-      m.replace_existing = true;
-      m.replaces = g.storage().identity(dest);
-      plan.notes.push_back(
-          fmt::format("--force replaces '{}' (disk {}): no defined VM uses it", dest, d.target));
-    }
-    m.need = d.allocation;
-    if (!o.shallow)
-      for (const auto& b : d.backing) m.need += g.storage().allocation(b).value_or(0);
-    need_per_dir[dir] += m.need;
-    disks_per_dir[dir].push_back(m.target);
-    plan.moves.push_back(std::move(m));
-  }
-  for (const auto& [dir, need] : need_per_dir) {
-    std::optional<std::uint64_t> free = g.storage().free_bytes(dir);
-    // A margin for metadata and for what the guest writes during the copy.
-    std::uint64_t want = need + need / 20 + (16u << 20);
-    if (free && *free < want)
-      throw Error(ErrorCode::kFailedPrecondition,
-                  fmt::format("not enough space in '{}' for disk{} {}: {} needed ({} of "
-                              "allocated data and a margin), {} free",
-                              dir, disks_per_dir[dir].size() == 1 ? "" : "s",
-                              fmt::join(disks_per_dir[dir], ", "), human_bytes(want),
-                              human_bytes(need), human_bytes(*free)));
-  }
-  if (o.to_dir)
-    plan.notes.push_back(
-        "only disks move: a running VM's other files (kernel, initrd, NVRAM, logs) stay where "
-        "they are");
-  if (o.shallow)
-    for (const auto& m : plan.moves)
-      if (!m.backing.empty())
-        plan.notes.push_back(fmt::format("disk {} keeps its backing file '{}' (--shallow)",
-                                         m.target, m.backing.front()));
-  return plan;
 }
 
 Result run_live_storage(guest::Guest& g, const LiveStoragePlan& plan, const LiveStorageOptions& o,

@@ -65,7 +65,8 @@ struct LiveStoragePlan {
 
 // The checks, before anything changes. Throws vmshift::Error naming the
 // disk and the problem (kNotFound, kAlreadyExists, kInvalidArgument,
-// kFailedPrecondition).
+// kFailedPrecondition). The facts are gathered from the guest first, then
+// the plan is made from them alone (live_storage_plan.h).
 // in_use: files that defined VMs use, path -> who ("VM 'b' on host
 // 'host1'"), of every host that sees the destinations (core gathers it
 // from the inventory); --force never replaces one of those.

@@ -105,7 +105,7 @@ double limited_rate(double link_bytes_per_s, std::uint64_t bandwidth) {
 
 Prediction predict(const TransferInput& in) {
   double rate = limited_rate(in.link_bytes_per_s, in.bandwidth);
-  if (in.type == "qsm" || in.type == "quick") {
+  if (in.type == Kind::kQsm || in.type == Kind::kQuick) {
     QuickInput q;
     q.ram_bytes = in.ram_bytes;
     q.disk_bytes = in.disk_bytes;
@@ -113,10 +113,10 @@ Prediction predict(const TransferInput& in) {
     q.link_bytes_per_s = rate;
     q.pause_link_bytes_per_s = in.link_bytes_per_s;
     q.other_host = in.other_host;
-    q.copies = in.type == "qsm";
+    q.copies = in.type == Kind::kQsm;
     return predict_quick(q);
   }
-  if (in.type == "network") return predict_network(in.disk_bytes, rate);
+  if (in.type == Kind::kNetwork) return predict_network(in.disk_bytes, rate);
   LiveInput l;
   l.ram_bytes = in.ram_bytes;
   l.disk_bytes = in.disk_bytes;

@@ -26,6 +26,8 @@
 #include <cstdint>
 #include <string>
 
+#include "migrate/kind.h"
+
 namespace vmshift::migrate {
 
 struct LiveInput {
@@ -78,7 +80,7 @@ double limited_rate(double link_bytes_per_s, std::uint64_t bandwidth);
 
 // What a planned transfer of any type moves.
 struct TransferInput {
-  std::string type;  // "live", "live-vsm", "qsm", "quick" or "network"
+  Kind type = Kind::kLive;  // live, live-vsm, qsm, quick or network
   std::uint64_t ram_bytes = 0;
   std::uint64_t disk_bytes = 0;  // allocated data the transfer copies
   double dirty_bytes_per_s = 0;

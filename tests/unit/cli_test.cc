@@ -17,10 +17,12 @@
 #include "cli/migrate_commands.h"
 #include "cli/storage_commands.h"
 #include "hosts/inventory.h"
+#include "migrate/kind.h"
 
 namespace vmshift::cli {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::ThrowsMessage;
 
@@ -105,6 +107,28 @@ TEST(Bandwidth, SameMeaningForEveryCommand) {
     EXPECT_THAT([&] { copy_options(a, inv); },
                 ThrowsMessage<Error>(HasSubstr("--bandwidth cannot be negative")));
   }
+}
+
+// Test that --type takes every transfer type by its name, and that an
+// unknown one is refused naming it and the known types (a job type that
+// `migrate` does not run, such as copy, is refused by the plan:
+// PlannerTest.TypeChoiceAndForcedTypes).
+TEST(MigrateType, UnknownTypeIsRefused) {
+  hosts::Inventory inv = inventory();
+  CLI::App app;
+  MigrateArgs a;
+  add_migrate_options(&app, a);
+  app.parse("vm1 --to host2 --host host1", false);
+  EXPECT_EQ(plan_request(a, inv).options.type, std::nullopt);
+  for (migrate::Kind k : {migrate::Kind::kLive, migrate::Kind::kLiveVsm, migrate::Kind::kQsm,
+                          migrate::Kind::kQuick, migrate::Kind::kNetwork, migrate::Kind::kCopy}) {
+    a.type = std::string(migrate::kind_name(k));
+    EXPECT_EQ(plan_request(a, inv).options.type, k) << *a.type;
+  }
+  a.type = "teleport";
+  EXPECT_THAT([&] { plan_request(a, inv); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("unknown job type 'teleport'"),
+                                         HasSubstr("live, live-vsm, qsm, quick, network"))));
 }
 
 // Test that the registration has every command with its options and

@@ -282,7 +282,7 @@ constexpr const char* kLiveOptionsOld =
 TEST(CodecTest, LiveMigrationOptions) {
   migrate::LiveMigrationOptions o;
   o.dest_host = "h2";
-  o.type = "live-vsm";
+  o.type = migrate::Kind::kLiveVsm;
   o.storage = "/b";
   o.disks = {{"vda", "/b/vda.qcow2"}};
   o.bandwidth = 2097152;
@@ -299,7 +299,7 @@ TEST(CodecTest, LiveMigrationOptions) {
   EXPECT_JSON_EQ(encode(o), Json::parse(kLiveOptions));
   migrate::LiveMigrationOptions d =
       decode<migrate::LiveMigrationOptions>(Json::parse(kLiveOptions));
-  EXPECT_EQ(d.type, "live-vsm");
+  EXPECT_EQ(d.type, migrate::Kind::kLiveVsm);
   EXPECT_EQ(d.storage, "/b");
   EXPECT_EQ(d.max_downtime, 250ms);
   EXPECT_EQ(d.timeout_per_gib, 30s);

@@ -366,7 +366,7 @@ TEST(MigrationRequestFromOptions, CompressionAndPostcopy) {
 TEST(LiveMigrationJson, RoundTrip) {
   LiveMigrationOptions o;
   o.dest_host = "host2";
-  o.type = "live-vsm";
+  o.type = Kind::kLiveVsm;
   o.storage = "shared";
   o.disks = {{"vda", "/x/vda.qcow2"}};
   o.bandwidth = 5 << 20;

@@ -21,6 +21,7 @@
 #include "base/subprocess.h"
 #include "hosts/local_storage.h"
 #include "support/fake_job.h"
+#include "support/fake_storage.h"
 #include "support/scoped_env.h"
 #include "support/temp_dir.h"
 
@@ -37,27 +38,6 @@ using testing::TempDir;
 // What the fakes did, in order: "remove PATH", "start vda", "abort vda",
 // "pivot vda", "persist".
 using Events = std::vector<std::string>;
-
-// Real files, but a free space the test chooses, and removals recorded.
-class FakeStorage : public hosts::LocalStorage {
- public:
-  explicit FakeStorage(Events& events) : events_(events) {}
-  std::optional<std::uint64_t> free_bytes(const std::string& dir) override {
-    auto real = LocalStorage::free_bytes(dir);  // throws for a missing directory
-    return free ? free : real;
-  }
-  void remove(const std::string& path) override {
-    events_.push_back("remove " + path);
-    removed.push_back(path);
-    LocalStorage::remove(path);
-  }
-
-  std::optional<std::uint64_t> free;
-  std::vector<std::string> removed;
-
- private:
-  Events& events_;
-};
 
 // A guest whose copy of each disk is ready on its `ready_at`-th status read
 // (the 2nd by default), and whose pivot makes the disk use its destination.
@@ -118,7 +98,7 @@ class FakeGuest : public guest::Guest {
   Events events;
   std::string state_ = "running";
   std::vector<guest::DiskInfo> disks_;
-  FakeStorage storage_{events};
+  testing::RecordingStorage storage_{events};
   std::map<std::string, int> ready_at;
   std::optional<std::string> copy_error;
   std::string fail_pivot, slow_pivot, fail_abort;

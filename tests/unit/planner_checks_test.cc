@@ -1,6 +1,7 @@
 // Each planner check on its own, over facts written by hand (no storage,
 // no host): a case that passes and one that fails (or warns) for every
 // check_*, and the layout the checks look at.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -105,14 +106,14 @@ class CheckTest : public ::testing::Test {
 // migration whose copies take the top layer only.
 TEST_F(CheckTest, LayOut) {
   Layout l = layout();
-  EXPECT_EQ(l.type, "live");
+  EXPECT_EQ(l.type, migrate::Kind::kLive);
   EXPECT_TRUE(l.copies.empty());
   EXPECT_EQ(l.shared.at("vda"), "/shared/g1-vda.qcow2");
   EXPECT_THAT(l.own_seen, ElementsAre("/shared/g1-vda.qcow2"));
 
   disk_on("local");
   l = layout();
-  EXPECT_EQ(l.type, "live-vsm");
+  EXPECT_EQ(l.type, migrate::Kind::kLiveVsm);
   EXPECT_THAT(l.local, ElementsAre("vda (on local1)"));
   ASSERT_EQ(l.copies.size(), 1u);
   EXPECT_EQ(l.copies[0].dest, "/local/g1-vda.qcow2");
@@ -126,20 +127,45 @@ TEST_F(CheckTest, LayOut) {
   f_.request.options.storage.reset();
   f_.guest.disks[0].chain_allocation = 100 * kMiB;
   l = layout();
-  EXPECT_EQ(l.type, "network");
+  EXPECT_EQ(l.type, migrate::Kind::kNetwork);
   EXPECT_TRUE(l.top_only);
   EXPECT_EQ(l.copies.at(0).need, 40 * kMiB);
 }
 
 TEST_F(CheckTest, Type) {
   EXPECT_THAT(check_type(f_, layout()), IsEmpty());
-  f_.request.options.type = "live-vsm";
+  f_.request.options.type = migrate::Kind::kLiveVsm;
   EXPECT_THAT(check_type(f_, layout()), IsEmpty());
   f_.guest.state = "shut off";
   EXPECT_CHECK(one(check_type), kFail, "--type live-vsm needs a running VM");
   f_.guest.state = "crashed";
   f_.request.options.type.reset();
   EXPECT_CHECK(one(check_type), kFail, "the VM is crashed");
+}
+
+// Test that a job type `vmshift migrate` does not run is refused by name,
+// listing those it runs, and that a forced quick migration without shared
+// storage becomes a QSM.
+TEST_F(CheckTest, TypeKindsMigrateDoesNotRun) {
+  for (migrate::Kind k : {migrate::Kind::kCopy, migrate::Kind::kLiveStorage}) {
+    f_.request.options.type = k;
+    EXPECT_CHECK(one(check_type), kFail,
+                 fmt::format("unknown transfer type '{}' (known: live, live-vsm, quick, qsm, "
+                             "network)",
+                             migrate::kind_name(k)));
+  }
+  for (migrate::Kind k : transfer_kinds()) EXPECT_TRUE(transfer_kind(k));
+  EXPECT_FALSE(transfer_kind(migrate::Kind::kCopy));
+  disk_on("local");
+  f_.request.options.type = migrate::Kind::kQuick;
+  Layout l = layout();
+  EXPECT_EQ(l.type, migrate::Kind::kQsm);
+  EXPECT_THAT(l.why, HasSubstr("without shared storage a quick migration is a quick storage"));
+  EXPECT_THAT(check_type(f_, l), IsEmpty());
+  f_.request.options.type = migrate::Kind::kNetwork;
+  EXPECT_CHECK(one(check_type), kFail, "--type network moves a stopped VM; the VM is running");
+  f_.request.options.type = migrate::Kind::kLive;
+  EXPECT_CHECK(one(check_type), kFail, "--type live keeps the disks where they are");
 }
 
 TEST_F(CheckTest, Destination) {
@@ -149,7 +175,7 @@ TEST_F(CheckTest, Destination) {
   f_.dest.error.clear();
   f_.request.options.dest_host = f_.dest.host = "host1";
   EXPECT_CHECK(one(check_destination), kFail, "the VM is already on host 'host1'");
-  f_.request.options.type = "qsm";
+  f_.request.options.type = migrate::Kind::kQsm;
   f_.request.options.storage = "local1";
   EXPECT_CHECK(one(check_destination), kPass, "the VM stays on host 'host1'; its disks move");
 }
@@ -214,6 +240,21 @@ TEST_F(CheckTest, Compress) {
   EXPECT_CHECK(one(check_compress), kPass, "memory compressed with zstd over 2 connections");
 }
 
+// Test that a live migration's --bandwidth must be whole MiB/s (libvirt's
+// unit), and that a copy vmshift paces itself (QSM) takes any rate.
+TEST_F(CheckTest, Bandwidth) {
+  EXPECT_THAT(check_bandwidth(f_, layout()), IsEmpty());  // no limit
+  f_.request.options.bandwidth = 3 * kMiB;
+  EXPECT_THAT(check_bandwidth(f_, layout()), IsEmpty());
+  f_.request.options.bandwidth = kMiB / 2;
+  EXPECT_CHECK(one(check_bandwidth), kFail,
+               "--bandwidth 0.5 MiB/s: libvirt limits a live migration in whole MiB/s only");
+  disk_on("local");
+  EXPECT_CHECK(one(check_bandwidth), kFail, "limits a live-vsm migration");
+  f_.request.options.type = migrate::Kind::kQsm;
+  EXPECT_THAT(check_bandwidth(f_, layout()), IsEmpty());
+}
+
 TEST_F(CheckTest, Devices) {
   EXPECT_CHECK(one(check_devices), kPass, "no device that prevents migration");
   f_.guest.domain.blockers = {"1 host device is passed through", "invtsc"};
@@ -236,8 +277,28 @@ TEST_F(CheckTest, Networks) {
 TEST_F(CheckTest, Firmware) {
   f_.guest.domain.nvram = "/nvram/g1_VARS.fd";
   EXPECT_THAT(check_firmware(f_, layout()), IsEmpty());  // live carries it
-  f_.request.options.type = "quick";
+  f_.request.options.type = migrate::Kind::kQuick;
   EXPECT_CHECK(one(check_firmware), kFail, "a quick migration does not copy firmware state");
+}
+
+// Test that firmware state passes when the VM stays on its host, and that
+// a network migration's refusal gives no live hint for a VM that is off.
+TEST_F(CheckTest, FirmwareStaysOnItsHost) {
+  f_.guest.domain.tpm_state = true;
+  disk_on("local");
+  f_.dest.host = "host1";
+  f_.request.options.dest_host = "host1";
+  f_.request.options.type = migrate::Kind::kQsm;
+  f_.request.options.storage = "shared";
+  EXPECT_CHECK(one(check_firmware), kPass, "the VM stays on host 'host1' with its vTPM state");
+  f_.dest.host = "host2";
+  f_.request.options.dest_host = "host2";
+  f_.request.options.type.reset();
+  f_.request.options.storage.reset();
+  f_.guest.state = "shut off";
+  Check c = one(check_firmware);
+  EXPECT_CHECK(c, kFail, "a network migration does not copy firmware state");
+  EXPECT_THAT(c.reason, ::testing::Not(HasSubstr("--type live")));
 }
 
 TEST_F(CheckTest, Files) {
@@ -264,6 +325,37 @@ TEST_F(CheckTest, Requested) {
   EXPECT_CHECK(one(check_requested), kFail, "the VM has no disk 'vdb'");
 }
 
+// Test that a --disk destination must be an absolute path, and that known
+// disks with absolute paths pass.
+TEST_F(CheckTest, RequestedPaths) {
+  f_.request.options.disks = {{"vda", "/local/vda.qcow2"}};
+  EXPECT_THAT(check_requested(f_, layout()), IsEmpty());
+  f_.request.options.disks = {{"vda", "local/vda.qcow2"}};
+  EXPECT_CHECK(one(check_requested), kFail,
+               "destination 'local/vda.qcow2' of disk vda must be an absolute path");
+  f_.request.options.storage = "nowhere";
+  f_.request.options.disks.clear();
+  EXPECT_CHECK(one(check_requested), kFail, "no storage location 'nowhere' in the inventory");
+}
+
+// Test that a shared disk with cache='directsync', or read-only, may move
+// live; that a disk the migration copies is not asked; and that the other
+// kinds are not checked.
+TEST_F(CheckTest, CacheModesThatPass) {
+  f_.guest.domain.disk_cache = {{"vda", "directsync"}};
+  EXPECT_THAT(check_cache(f_, layout()), IsEmpty());
+  f_.guest.domain.disk_cache = {{"vda", "writeback"}};
+  EXPECT_CHECK(one(check_cache), kFail, "vda (cache=writeback)");
+  f_.guest.domain.readonly_disks = {"vda"};
+  EXPECT_THAT(check_cache(f_, layout()), IsEmpty());
+  f_.guest.domain.readonly_disks.clear();
+  f_.request.options.type = migrate::Kind::kQuick;
+  EXPECT_THAT(check_cache(f_, layout()), IsEmpty());
+  f_.request.options.type.reset();
+  disk_on("local");
+  EXPECT_THAT(check_cache(f_, layout()), IsEmpty());  // copied: not opened twice
+}
+
 TEST_F(CheckTest, Cache) {
   EXPECT_THAT(check_cache(f_, layout()), IsEmpty());
   f_.guest.domain.disk_cache.clear();
@@ -282,7 +374,7 @@ TEST_F(CheckTest, SharedDisks) {
 }
 
 TEST_F(CheckTest, Leftovers) {
-  f_.request.options.type = "quick";
+  f_.request.options.type = migrate::Kind::kQuick;
   std::vector<MadeFile> made = files_made(f_, layout());
   ASSERT_EQ(made.size(), 1u);
   EXPECT_TRUE(made[0].on_source);
@@ -296,7 +388,7 @@ TEST_F(CheckTest, Leftovers) {
 }
 
 TEST_F(CheckTest, SavedState) {
-  f_.request.options.type = "quick";
+  f_.request.options.type = migrate::Kind::kQuick;
   EXPECT_THAT(check_saved_state(f_, layout()), IsEmpty());
   f_.guest.disks.clear();
   EXPECT_CHECK(one(check_saved_state), kFail, "saves the state to storage both hosts share");
@@ -380,12 +472,12 @@ TEST_F(CheckTest, Space) {
   EXPECT_CHECK(one(space), kWarn, "free space in /local on host 'host2' is unknown");
   // The saved state of a QSM counts too, and a directory that cannot be
   // probed is no pass.
-  f_.request.options.type = "qsm";
+  f_.request.options.type = migrate::Kind::kQsm;
   dir("/local", 1 * kGiB);
   EXPECT_CHECK(one(space), kPass, "needed for vda, the saved state");
   f_.dest_files.dirs.erase("/local");
   EXPECT_CHECK(one(space), kFail, "cannot check: '/local' was not looked at");
-  f_.request.options.type = "quick";
+  f_.request.options.type = migrate::Kind::kQuick;
   disk_on("shared");
   EXPECT_CHECK(one(space), kFail, "cannot check: '/shared' was not looked at");
 }
@@ -408,13 +500,36 @@ TEST_F(CheckTest, ConvergenceAndTcgWrites) {
   EXPECT_CHECK(one(check_tcg_writes), kWarn, "the guest runs under TCG");
 }
 
+// Test that the plan's prediction is its kind's model: a network
+// migration's VM is off throughout, a QSM pauses for less than the whole
+// move, and a VM that is off and moves live has none.
+TEST_F(CheckTest, PredictPlanUsesTheKindsModel) {
+  disk_on("local");
+  f_.guest.state = "shut off";
+  Layout l = layout();
+  ASSERT_EQ(l.type, migrate::Kind::kNetwork);
+  migrate::Prediction p = predict_plan(f_, l, l.copies);
+  EXPECT_GT(p.total.count(), 0);
+  EXPECT_EQ(p.pause, p.total);
+  f_.guest.state = "running";
+  f_.request.options.type = migrate::Kind::kQsm;
+  l = layout();
+  p = predict_plan(f_, l, l.copies);
+  EXPECT_GT(p.pause.count(), 0);
+  EXPECT_LT(p.pause, p.total);
+  EXPECT_GT(p.disk_time.count(), 0);
+  l.running = false;
+  l.type = migrate::Kind::kLive;
+  EXPECT_EQ(predict_plan(f_, l, {}).total.count(), 0);
+}
+
 // Test that the probes asked for are those the checks read: the files and
 // directories of the copies and the other files on the destination, the
 // saved state on the source, and none for an unreachable destination.
 TEST_F(CheckTest, FilesToProbe) {
   f_.guest.domain.files = {"/boot/vmlinuz"};
   disk_on("local");
-  f_.request.options.type = "qsm";
+  f_.request.options.type = migrate::Kind::kQsm;
   f_.request.options.force = true;
   Probes p = files_to_probe(f_);
   EXPECT_TRUE(p.dest.files.count("/boot/vmlinuz"));

@@ -119,13 +119,13 @@ TEST(Predict, EachTypeItsModel) {
   in.dirty_bytes_per_s = 10e6;
   in.link_bytes_per_s = 100e6;
 
-  in.type = "live";
+  in.type = Kind::kLive;
   LiveInput live{.ram_bytes = in.ram_bytes,
                  .disk_bytes = in.disk_bytes,
                  .dirty_bytes_per_s = in.dirty_bytes_per_s,
                  .link_bytes_per_s = in.link_bytes_per_s};
   EXPECT_EQ(predict(in).total, predict_live(live).total);
-  in.type = "live-vsm";
+  in.type = Kind::kLiveVsm;
   EXPECT_EQ(predict(in).passes, predict_live(live).passes);
   in.max_downtime = 50ms;
   live.max_downtime = 50ms;
@@ -135,14 +135,14 @@ TEST(Predict, EachTypeItsModel) {
   live.link_bytes_per_s = 50e6;
   EXPECT_EQ(predict(in).total, predict_live(live).total);
 
-  in.type = "qsm";
+  in.type = Kind::kQsm;
   QuickInput q{.ram_bytes = in.ram_bytes,
                .disk_bytes = in.disk_bytes,
                .link_bytes_per_s = 50e6,
                .pause_link_bytes_per_s = 100e6};
   EXPECT_EQ(predict(in).pause, predict_quick(q).pause);
   EXPECT_EQ(predict(in).disk_time, 10s);  // at the --bandwidth limit
-  in.type = "quick";
+  in.type = Kind::kQuick;
   q.copies = false;
   EXPECT_EQ(predict(in).total, predict_quick(q).total);
   EXPECT_EQ(predict(in).disk_time.count(), 0);
@@ -150,7 +150,7 @@ TEST(Predict, EachTypeItsModel) {
   q.other_host = false;
   EXPECT_EQ(predict(in).pause, predict_quick(q).pause);
 
-  in.type = "network";
+  in.type = Kind::kNetwork;
   EXPECT_EQ(predict(in).total, predict_network(in.disk_bytes, 50e6).total);
 }
 
