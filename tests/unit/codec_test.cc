@@ -589,6 +589,16 @@ TEST(CodecErrorTest, Missing) {
             "plan.predicted_pause_ms: missing");
 }
 
+// Test that a transfer type is saved by its name and an unknown name is refused.
+TEST(CodecErrorTest, UnknownKindName) {
+  Json o = Json::parse(kLiveOptions);
+  EXPECT_EQ(o.get_string("type"), "live-vsm");
+  o.set("type", Json::string("teleport"));
+  std::string why = error_of([&] { codec::decode<migrate::LiveMigrationOptions>(o, "options"); });
+  EXPECT_NE(why.find("options.type"), std::string::npos) << why;
+  EXPECT_NE(why.find("teleport"), std::string::npos) << why;
+}
+
 // Test that a field of the wrong type says what was expected and what came.
 TEST(CodecErrorTest, WrongType) {
   Json p = Json::parse(live_plan_json());
