@@ -19,4 +19,20 @@ std::optional<Result> check_again(JobEnv& env, const JobRecord& job, JobContext&
   return std::nullopt;
 }
 
+Result run_on_sites(const JobRecord& job, JobEnv& env, JobContext& ctx, const RunOnSites& run) {
+  MigrationParams p = migration_params_from(job.params);
+  if (!job.has_state())
+    if (auto refused = check_again(env, job, ctx, p.options, p.plan)) return *refused;
+  std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
+  std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
+  return run(src->site(), dst->site(), p, ctx);
+}
+
+Result recover_on_sites(const JobRecord& job, JobEnv& env, JobContext& ctx,
+                        RecoverOnSites recover) {
+  std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
+  std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
+  return recover(src->site(), dst->site(), job.state, ctx);
+}
+
 }  // namespace vmshift::migrate

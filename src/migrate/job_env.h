@@ -4,6 +4,7 @@
 // the inventory (core/job_hosts); tests implement it on fakes.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -57,5 +58,18 @@ class JobEnv {
 // created: that one measured the guest), or the refusal (step 0 failed).
 std::optional<Result> check_again(JobEnv& env, const JobRecord& job, JobContext& ctx,
                                   const LiveMigrationOptions& options, LiveMigrationPlan& plan);
+
+// The kinds that move a VM between two hosts' copy sites (qsm, quick,
+// network): the checks run again as the job starts (things may have
+// changed while it waited), unless it resumes from its saved state (its
+// half-made copies would fail them); then `run` gets both hosts' sites.
+using RunOnSites =
+    std::function<Result(Site& source, Site& dest, const MigrationParams& params, JobContext& ctx)>;
+Result run_on_sites(const JobRecord& job, JobEnv& env, JobContext& ctx, const RunOnSites& run);
+
+// Their recovery: both hosts' sites and the saved state.
+using RecoverOnSites = Result (*)(Site& source, Site& dest, const std::string& saved_state,
+                                  JobContext& ctx);
+Result recover_on_sites(const JobRecord& job, JobEnv& env, JobContext& ctx, RecoverOnSites recover);
 
 }  // namespace vmshift::migrate

@@ -287,16 +287,11 @@ const JobKind& network_kind() {
       .id = Kind::kNetwork,
       .steps = network_steps(),
       .slots = {{Side::kSource, Limit::kStorage}, {Side::kDest, Limit::kStorage}},
-      // The checks run again as the job starts (things may have changed
-      // while it waited), unless it resumes from its saved state (its half-made copies would fail
-      // them).
       .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
-        MigrationParams p = migration_params_from(job.params);
-        if (!job.has_state())
-          if (auto refused = check_again(env, job, ctx, p.options, p.plan)) return *refused;
-        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
-        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
-        return run_network(src->site(), dst->site(), p.plan, p.options, job.state, ctx);
+        return run_on_sites(job, env, ctx,
+                            [&](Site& src, Site& dst, const MigrationParams& p, JobContext& c) {
+                              return run_network(src, dst, p.plan, p.options, job.state, c);
+                            });
       },
       .recover = nullptr,
       .resume = JobKind::Resume{.continues = "migration", .done_so_far = chunks_copied},

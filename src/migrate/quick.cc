@@ -199,21 +199,14 @@ const JobKind& quick_kind() {
       .id = Kind::kQuick,
       .steps = quick_steps(),
       .slots = {{Side::kSource, Limit::kLive}, {Side::kDest, Limit::kLive}},
-      // The checks run again as the job starts (things may have changed
-      // while it waited), unless it resumes from its saved state (its half-made copies would fail
-      // them).
       .run = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
-        MigrationParams p = migration_params_from(job.params);
-        if (!job.has_state())
-          if (auto refused = check_again(env, job, ctx, p.options, p.plan)) return *refused;
-        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
-        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
-        return run_quick(src->site(), dst->site(), p.plan, p.options, ctx);
+        return run_on_sites(job, env, ctx,
+                            [](Site& src, Site& dst, const MigrationParams& p, JobContext& c) {
+                              return run_quick(src, dst, p.plan, p.options, c);
+                            });
       },
       .recover = [](const JobRecord& job, JobEnv& env, JobContext& ctx) -> Result {
-        std::unique_ptr<OpenSite> src = env.open_site(job.source_host);
-        std::unique_ptr<OpenSite> dst = env.open_site(job.dest_host);
-        return recover_quick(src->site(), dst->site(), job.state, ctx);
+        return recover_on_sites(job, env, ctx, recover_quick);
       },
       .resume = std::nullopt,
       .files = [](const JobRecord& job, bool moved) { return plan_files(job.params, moved); },
